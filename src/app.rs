@@ -1,0 +1,235 @@
+//! Wiring: `Application::build` turns a `Config` into a bound, ready daemon; tests and
+//! `serve` share it. The caller owns the shutdown signal (a `CancellationToken`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, ConfigError};
+use crate::delivery::{DeliveryStatus, DeliveryWorker, Outlet, Pacer, RetryPolicy};
+use crate::http::{self, AppState, IngestStats, Shared};
+use crate::pipeline::Pipeline;
+use crate::roam::{RoamClient, RoamError};
+use crate::storage::committer::CommitHandle;
+use crate::storage::{Store, StoreError};
+
+/// Why the daemon could not start. `exit_code` is 2 for problems the operator must fix
+/// in the configuration (including a wrong Roam key), 1 otherwise.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("config error: {0}")]
+    Config(#[from] ConfigError),
+    #[error("Roam API key problem: {0}")]
+    RoamKey(String),
+    #[error("{0}")]
+    Storage(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create the HTTP client: {0}")]
+    HttpClient(String),
+}
+
+impl StartError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StartError::Config(_) | StartError::RoamKey(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    worker: DeliveryWorker,
+    committer: JoinHandle<()>,
+    store: Store,
+    request_timeout: Duration,
+    shutdown_timeout: Duration,
+}
+
+impl Application {
+    /// Validates everything, opens storage, checks the Roam key, binds the listener.
+    pub async fn build(cfg: Config) -> Result<Application, StartError> {
+        let pipeline = Pipeline::compile(&cfg)?;
+        for s in pipeline.sources.values().filter(|s| s.unauthenticated) {
+            tracing::warn!(source = %s.name, "source accepts unauthenticated requests (auth = \"none\"); anyone who can reach /hooks/{} can post", s.name);
+        }
+
+        let outlet = match &cfg.roam.api_key {
+            None => {
+                tracing::warn!(
+                    "dry-run: no Roam API key configured (roam.api_key / ROAM_NOTIFY_ROAM_API_KEY); messages are logged, not posted"
+                );
+                Outlet::DryRun
+            }
+            Some(key) => {
+                let client =
+                    RoamClient::new(&cfg.roam.base_url, key.clone(), cfg.roam.request_timeout)
+                        .map_err(|e| StartError::HttpClient(e.to_string()))?;
+                check_roam_key(&client, &cfg.roam.base_url).await?;
+                Outlet::Roam(client)
+            }
+        };
+
+        let store = Store::open(&cfg.storage.url).await?;
+        let recovered = store.recover_in_flight().await?;
+        if !recovered.is_empty() {
+            tracing::warn!(messages = ?recovered, "messages were in flight when the daemon last stopped; they will be re-sent and may appear twice in Roam");
+        }
+
+        let addr = cfg.listen_addr();
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+
+        let wake = Arc::new(Notify::new());
+        let (committer, committer_task) = CommitHandle::spawn(store.clone(), wake.clone());
+        let pacer = Arc::new(Pacer::new(cfg.roam.rate_per_second, cfg.roam.burst));
+        let delivery = Arc::new(DeliveryStatus::default());
+        let retry = RetryPolicy {
+            initial: cfg.delivery.retry_initial,
+            max: cfg.delivery.retry_max,
+            give_up_after: cfg.delivery.give_up_after,
+        };
+        let worker = DeliveryWorker::new(
+            store.clone(),
+            outlet,
+            pacer.clone(),
+            retry,
+            wake,
+            delivery.clone(),
+        );
+        let state = Arc::new(Shared {
+            pipeline,
+            committer,
+            store: store.clone(),
+            dry_run: cfg.dry_run(),
+            max_body: cfg.server.max_body,
+            pacer,
+            delivery,
+            ingest: IngestStats::default(),
+        });
+        Ok(Application {
+            listener,
+            state,
+            worker,
+            committer: committer_task,
+            store,
+            request_timeout: cfg.server.request_timeout,
+            shutdown_timeout: cfg.server.shutdown_timeout,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` fires, then drains: stops accepting, lets in-flight
+    /// requests finish, lets the worker finish its current send, all within
+    /// `server.shutdown_timeout`.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let app = http::router(self.state.clone(), self.request_timeout);
+        let worker = tokio::spawn(self.worker.run(shutdown.clone()));
+        let server = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future();
+        let mut server = tokio::spawn(server);
+
+        let served = tokio::select! {
+            r = &mut server => Some(r),
+            _ = shutdown.cancelled() => None,
+        };
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        let result = match served {
+            Some(r) => flatten(r),
+            None => match tokio::time::timeout_at(deadline, &mut server).await {
+                Ok(r) => flatten(r),
+                Err(_) => {
+                    tracing::warn!("requests still open after the shutdown timeout; closing them");
+                    server.abort();
+                    Ok(())
+                }
+            },
+        };
+        shutdown.cancel();
+        if tokio::time::timeout_at(deadline, worker).await.is_err() {
+            tracing::warn!(
+                "delivery worker did not stop within the shutdown timeout; its message stays queued"
+            );
+        }
+        drop(self.state);
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.committer).await;
+        self.store.close().await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+fn flatten(r: Result<std::io::Result<()>, tokio::task::JoinError>) -> std::io::Result<()> {
+    match r {
+        Ok(inner) => inner,
+        Err(e) => Err(std::io::Error::other(e)),
+    }
+}
+
+/// `token.info` at start-up: a revoked key or a personal token stops start-up with what to
+/// fix; Roam being unreachable does not (the outbox waits for it).
+async fn check_roam_key(client: &RoamClient, base_url: &str) -> Result<(), StartError> {
+    const HOW: &str = "create an organization API key in Roam Administration > Developer (Add ApiClient, \
+                       authorization type \"API key\", scope chat:send_message) and set ROAM_NOTIFY_ROAM_API_KEY";
+    match client.token_info().await {
+        Ok(info) => {
+            if info.addr.starts_with("U-") {
+                return Err(StartError::RoamKey(format!(
+                    "the key belongs to a user ({}), i.e. it is a personal access token; roam-notify posts as the \
+                     organization's bot and needs an organization API key: {HOW}",
+                    info.addr
+                )));
+            }
+            if !info.scopes.is_empty()
+                && !info
+                    .scopes
+                    .iter()
+                    .any(|s| s == "chat:send_message" || s == "chat:write")
+            {
+                return Err(StartError::RoamKey(format!(
+                    "the key lacks the chat:send_message scope (it has: {}); tick chat:send_message for the API client in Roam Administration > Developer",
+                    info.scopes.join(", ")
+                )));
+            }
+            let org = info.roam.as_ref().map(|r| r.name.as_str()).unwrap_or("?");
+            tracing::info!(bot = %info.addr, organization = %org, "Roam API key accepted");
+            Ok(())
+        }
+        Err(RoamError::Unauthorized { status, detail }) => {
+            Err(StartError::RoamKey(if status == 403 {
+                format!(
+                    "Roam answered 403 ({detail}): this looks like a personal access token; {HOW}"
+                )
+            } else {
+                format!(
+                    "Roam rejected the key ({status}: {detail}); it is wrong, revoked or archived: {HOW}"
+                )
+            }))
+        }
+        Err(RoamError::Rejected {
+            status: 403,
+            detail,
+        }) => Err(StartError::RoamKey(format!(
+            "Roam answered 403 to token.info ({detail}); {HOW}"
+        ))),
+        Err(e) => {
+            tracing::warn!(error = %e, base_url, "could not check the Roam API key now; starting anyway, messages wait in the outbox until Roam answers");
+            Ok(())
+        }
+    }
+}

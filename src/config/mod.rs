@@ -1,0 +1,536 @@
+//! Configuration: built-in defaults < TOML file < environment variables.
+//!
+//! `load` merges the three layers with figment, deserializes them strictly (unknown keys
+//! are errors), resolves `${env:..}` / `${file:..}` secrets and checks every value that
+//! can be checked without knowing about sources, routes or templates. Those are compiled
+//! (and checked) by their own modules, which report problems through [`ConfigError`] with
+//! the help of [`Config::origin`], so every error names the file (or variable) and key.
+
+mod de;
+mod env;
+mod secret;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Format, Toml};
+use figment::{Figment, Source};
+use serde::Deserialize;
+
+pub use de::parse_byte_size;
+pub use env::{API_KEY_ALIAS, EnvStrings, PREFIX as ENV_PREFIX};
+pub use secret::Secret;
+
+/// The embedded defaults file: the single place where default values live.
+pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
+
+/// Environment variable naming the config file when `--config` is not given.
+pub const CONFIG_PATH_ENV: &str = "ROAM_NOTIFY_CONFIG";
+
+/// A configuration problem, always naming where it came from and which key.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{origin}: {key}: {problem}")]
+pub struct ConfigError {
+    /// The file path, `built-in defaults`, or the environment variable's name.
+    pub origin: String,
+    /// Dotted key, e.g. `routes[2].match."pull_request.title"`.
+    pub key: String,
+    pub problem: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub roam: RoamConfig,
+    pub storage: StorageConfig,
+    pub delivery: DeliveryConfig,
+    pub templates: TemplatesConfig,
+    pub log: LogConfig,
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    #[serde(skip)]
+    origins: Origins,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the public webhook listener.
+    #[serde(deserialize_with = "de::string_like")]
+    pub listen: String,
+    /// Largest request body accepted, in bytes.
+    #[serde(deserialize_with = "de::byte_size")]
+    pub max_body: usize,
+    #[serde(deserialize_with = "de::duration")]
+    pub request_timeout: Duration,
+    /// How long SIGTERM waits for in-flight requests and the current send.
+    #[serde(deserialize_with = "de::duration")]
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoamConfig {
+    #[serde(deserialize_with = "de::string_like")]
+    pub base_url: String,
+    /// Organization API key. None means dry-run.
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    #[serde(deserialize_with = "de::duration")]
+    pub request_timeout: Duration,
+    #[serde(deserialize_with = "de::f64")]
+    pub rate_per_second: f64,
+    #[serde(deserialize_with = "de::u32")]
+    pub burst: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    #[serde(deserialize_with = "de::string_like")]
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// First retry delay after a 5xx or network error; doubles each attempt.
+    #[serde(deserialize_with = "de::duration")]
+    pub retry_initial: Duration,
+    /// Largest delay between two attempts.
+    #[serde(deserialize_with = "de::duration")]
+    pub retry_max: Duration,
+    /// A message still failing this long after it was accepted becomes a dead letter.
+    #[serde(deserialize_with = "de::duration")]
+    pub give_up_after: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplatesConfig {
+    /// Directory whose `*.hbs` files add to or override the built-in templates.
+    #[serde(deserialize_with = "de::string_like")]
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    #[serde(deserialize_with = "de::string_like")]
+    pub format: String,
+    /// A tracing filter: `info`, `debug`, `roam_notify=debug,info`, ...
+    #[serde(deserialize_with = "de::string_like")]
+    pub level: String,
+}
+
+/// One `[[sources]]` entry. Kind-specific keys are checked by the kind (`inbound`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub name: String,
+    pub kind: String,
+    /// `none` must be written explicitly to accept unauthenticated requests.
+    #[serde(default)]
+    pub auth: Option<String>,
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    /// Several secrets, all accepted: for rotating a secret without downtime.
+    #[serde(default)]
+    pub secrets: Option<Vec<Secret>>,
+    #[serde(default)]
+    pub event_field: Option<String>,
+    #[serde(default)]
+    pub event_header: Option<String>,
+    #[serde(default)]
+    pub delivery_id_field: Option<String>,
+    #[serde(default)]
+    pub delivery_id_header: Option<String>,
+    #[serde(default)]
+    pub signature_header: Option<String>,
+    #[serde(default)]
+    pub signature_prefix: Option<String>,
+}
+
+impl SourceConfig {
+    /// `secret` and `secrets` together, in order.
+    pub fn all_secrets(&self) -> Vec<Secret> {
+        let mut v: Vec<Secret> = self.secret.iter().cloned().collect();
+        v.extend(self.secrets.iter().flatten().cloned());
+        v
+    }
+}
+
+/// One `[[routes]]` entry; compiled by `routing`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub name: String,
+    pub source: String,
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    /// Field path -> expected value (exact, or `/regex/`).
+    #[serde(default, rename = "match")]
+    pub match_: BTreeMap<String, MatchValue>,
+    pub to: OneOrMany,
+    #[serde(default)]
+    pub template: Option<String>,
+    #[serde(default, rename = "continue", deserialize_with = "de::bool")]
+    pub continue_: bool,
+}
+
+/// A match value as written: `true` and `42` are compared as the strings "true" and "42".
+#[derive(Debug, Clone, Deserialize)]
+pub struct MatchValue(#[serde(deserialize_with = "de::string_like")] pub String);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// Remembers which layer set each key, to name it in error messages.
+#[derive(Debug, Clone, Default)]
+struct Origins {
+    figment: Option<Figment>,
+    file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Built-in defaults only (no file, no environment): what tests and `check` start from.
+    pub fn defaults() -> Result<Config, ConfigError> {
+        Self::from_figment(Figment::new().merge(Toml::string(DEFAULTS_TOML)), None)
+    }
+
+    /// Loads the real configuration: defaults < `path` (if any) < environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, EnvStrings::from_process())
+    }
+
+    pub fn load_with_env(path: Option<&Path>, env: EnvStrings) -> Result<Config, ConfigError> {
+        let mut fig = Figment::new().merge(Toml::string(DEFAULTS_TOML));
+        if let Some(p) = path {
+            if !p.is_file() {
+                return Err(ConfigError {
+                    origin: p.display().to_string(),
+                    key: "(file)".into(),
+                    problem: "config file not found or not a regular file".into(),
+                });
+            }
+            fig = fig.merge(Toml::file(p));
+        }
+        fig = fig.merge(env);
+        Self::from_figment(fig, path.map(Path::to_path_buf))
+    }
+
+    /// Loads from a TOML string (tests, `routes test`); environment is ignored.
+    pub fn from_toml_str(toml: &str, pretend_path: &str) -> Result<Config, ConfigError> {
+        let fig = Figment::new()
+            .merge(Toml::string(DEFAULTS_TOML))
+            .merge(Toml::string(toml));
+        let mut cfg = Self::from_figment(fig, Some(PathBuf::from(pretend_path)))?;
+        cfg.origins.figment = None;
+        Ok(cfg)
+    }
+
+    fn from_figment(fig: Figment, file: Option<PathBuf>) -> Result<Config, ConfigError> {
+        let mut cfg: Config = fig
+            .extract()
+            .map_err(|e| figment_error(e, file.as_deref()))?;
+        cfg.origins = Origins {
+            figment: Some(fig),
+            file,
+        };
+        cfg.resolve_secrets()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Where `key` (dotted, e.g. `routes.2.to`) was set: a file path, an environment
+    /// variable name, or `built-in defaults`.
+    pub fn origin(&self, key: &str) -> String {
+        let file = || {
+            self.origins
+                .file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "built-in defaults".into())
+        };
+        let Some(fig) = &self.origins.figment else {
+            return file();
+        };
+        let mut k = key.to_string();
+        loop {
+            if let Some(md) = fig.find_metadata(&k) {
+                return describe_metadata(md, &k, file);
+            }
+            match k.rfind('.') {
+                Some(i) => k.truncate(i),
+                None => return file(),
+            }
+        }
+    }
+
+    pub fn error(&self, key: &str, problem: impl Into<String>) -> ConfigError {
+        let lookup = key.replace(['[', ']'], ".").replace("..", ".");
+        ConfigError {
+            origin: self.origin(lookup.trim_end_matches('.')),
+            key: key.to_string(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The file the configuration came from, if any.
+    pub fn file(&self) -> Option<&Path> {
+        self.origins.file.as_deref()
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        // validate() has checked it.
+        self.server
+            .listen
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)))
+    }
+
+    /// True when no Roam API key is configured: messages are logged, not posted.
+    pub fn dry_run(&self) -> bool {
+        self.roam.api_key.is_none()
+    }
+
+    fn resolve_secrets(&mut self) -> Result<(), ConfigError> {
+        if let Some(k) = &self.roam.api_key {
+            let resolved = k.resolve().map_err(|p| self.error("roam.api_key", p))?;
+            self.roam.api_key = Some(resolved);
+        }
+        for i in 0..self.sources.len() {
+            if let Some(s) = &self.sources[i].secret {
+                let r = s
+                    .resolve()
+                    .map_err(|p| self.error(&format!("sources[{i}].secret"), p))?;
+                self.sources[i].secret = Some(r);
+            }
+            if let Some(list) = self.sources[i].secrets.clone() {
+                let mut out = Vec::with_capacity(list.len());
+                for (j, s) in list.iter().enumerate() {
+                    out.push(
+                        s.resolve()
+                            .map_err(|p| self.error(&format!("sources[{i}].secrets[{j}]"), p))?,
+                    );
+                }
+                self.sources[i].secrets = Some(out);
+            }
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            return Err(self.error(
+                "server.listen",
+                format!(
+                    "{:?} is not an address like 127.0.0.1:8080",
+                    self.server.listen
+                ),
+            ));
+        }
+        if self.server.max_body == 0 {
+            return Err(self.error("server.max_body", "must be larger than 0"));
+        }
+        match reqwest::Url::parse(&self.roam.base_url) {
+            Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
+            _ => {
+                return Err(self.error(
+                    "roam.base_url",
+                    format!("{:?} is not an http(s) URL", self.roam.base_url),
+                ));
+            }
+        }
+        if !(self.roam.rate_per_second > 0.0 && self.roam.rate_per_second.is_finite()) {
+            return Err(self.error("roam.rate_per_second", "must be a number above 0"));
+        }
+        if self.roam.burst == 0 {
+            return Err(self.error("roam.burst", "must be at least 1"));
+        }
+        if !self.storage.url.starts_with("sqlite:") {
+            return Err(self.error(
+                "storage.url",
+                format!(
+                    "{:?}: only sqlite:// URLs are supported (e.g. sqlite://data/roam-notify.db)",
+                    self.storage.url
+                ),
+            ));
+        }
+        if self.delivery.retry_initial.is_zero()
+            || self.delivery.retry_max < self.delivery.retry_initial
+        {
+            return Err(self.error(
+                "delivery.retry_max",
+                "retry_initial must be above 0 and retry_max at least retry_initial",
+            ));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(self.error("log.format", "must be \"text\" or \"json\""));
+        }
+        let mut names = HashSet::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            let valid = !s.name.is_empty()
+                && s.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !valid {
+                return Err(self.error(
+                    &format!("sources[{i}].name"),
+                    format!("{:?}: use letters, digits, '-', '_' or '.' (it becomes the URL /hooks/<name>)", s.name),
+                ));
+            }
+            if !names.insert(s.name.as_str()) {
+                return Err(self.error(
+                    &format!("sources[{i}].name"),
+                    format!("duplicate source name {:?}", s.name),
+                ));
+            }
+        }
+        let mut routes = HashSet::new();
+        for (i, r) in self.routes.iter().enumerate() {
+            if r.name.is_empty() || !routes.insert(r.name.as_str()) {
+                return Err(self.error(
+                    &format!("routes[{i}].name"),
+                    format!(
+                        "route names must be unique and non-empty (found {:?})",
+                        r.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn describe_metadata(md: &figment::Metadata, key: &str, file: impl Fn() -> String) -> String {
+    match &md.source {
+        Some(Source::File(p)) => p.display().to_string(),
+        _ if md.name.contains("environment") => {
+            let parts: Vec<&str> = key.split('.').collect();
+            md.interpolate(&figment::Profile::Default, &parts)
+        }
+        _ if md.name.contains("TOML source string") => {
+            // Either the embedded defaults or a string given to `from_toml_str`.
+            file()
+        }
+        _ => md.name.to_string(),
+    }
+}
+
+fn figment_error(e: figment::Error, file: Option<&Path>) -> ConfigError {
+    let mut key = e.path.join(".");
+    if let figment::error::Kind::UnknownField(field, _) = &e.kind
+        && e.path.last() != Some(field)
+    {
+        if !key.is_empty() {
+            key.push('.');
+        }
+        key.push_str(field);
+    }
+    if key.is_empty() {
+        key = "(top level)".into();
+    }
+    let origin = match &e.metadata {
+        Some(md) => {
+            let parts: Vec<&str> = e.path.iter().map(String::as_str).collect();
+            match &md.source {
+                Some(Source::File(p)) => p.display().to_string(),
+                _ if md.name.contains("environment") => {
+                    md.interpolate(&figment::Profile::Default, &parts)
+                }
+                _ => file
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "built-in defaults".into()),
+            }
+        }
+        None => file
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "configuration".into()),
+    };
+    ConfigError {
+        origin,
+        key,
+        problem: e.kind.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> EnvStrings {
+        EnvStrings::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn defaults_load() {
+        let c = Config::defaults().unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+        assert_eq!(c.server.max_body, 1 << 20);
+        assert_eq!(c.roam.burst, 10);
+        assert!(c.dry_run());
+    }
+
+    #[test]
+    fn numeric_looking_secrets_stay_strings() {
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("ROAM_NOTIFY__ROAM__API_KEY", "0123456789"),
+                ("ROAM_NOTIFY__ROAM__BURST", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.roam.api_key.unwrap().expose(), "0123456789");
+        assert_eq!(c.roam.burst, 3);
+        let c = Config::load_with_env(None, env(&[("ROAM_NOTIFY_ROAM_API_KEY", "true")])).unwrap();
+        assert_eq!(c.roam.api_key.unwrap().expose(), "true");
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[server]\nlisten = \"127.0.0.1:1\"\nlisten_port = 3\n").unwrap();
+        let e = Config::load_with_env(Some(&p), env(&[])).unwrap_err();
+        assert_eq!(e.origin, p.display().to_string());
+        assert_eq!(e.key, "server.listen_port");
+        assert!(e.problem.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn bad_env_value_names_the_variable() {
+        let e =
+            Config::load_with_env(None, env(&[("ROAM_NOTIFY__ROAM__BURST", "many")])).unwrap_err();
+        assert_eq!(e.origin, "ROAM_NOTIFY__ROAM__BURST", "{e}");
+        assert_eq!(e.key, "roam.burst");
+    }
+
+    #[test]
+    fn invalid_listen_is_reported_with_its_origin() {
+        let e = Config::load_with_env(None, env(&[("ROAM_NOTIFY__SERVER__LISTEN", "nope")]))
+            .unwrap_err();
+        assert_eq!(e.origin, "ROAM_NOTIFY__SERVER__LISTEN", "{e}");
+        assert_eq!(e.key, "server.listen");
+    }
+}

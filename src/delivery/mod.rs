@@ -1,0 +1,267 @@
+//! The delivery worker: drains the outbox into Roam.
+//!
+//! One loop, like mini-redis' purge task: send what is due, then sleep until the next
+//! message is due or a commit wakes it. Per chat, messages go out oldest first and a
+//! message waiting for a retry holds back the later ones of the same chat, so a chat
+//! never sees them out of order. Outcomes:
+//! - 2xx: delivered.
+//! - 429: all sending pauses for `Retry-After` (or a default); the message waits without
+//!   using up a retry.
+//! - 401 / wrong kind of key: all sending pauses with backoff; nothing is dead-lettered
+//!   for a key problem, since every message would be.
+//! - 5xx, 408, network errors: retried with exponential backoff and jitter until
+//!   `give_up_after`, then dead-lettered with the last reason.
+//! - Other 4xx: dead-lettered at once with Roam's reason.
+//!
+//! A message is marked `sending` before the request; if the process dies before the
+//! outcome is recorded it is sent again at start-up and logged as a possible duplicate.
+
+pub mod pacer;
+pub mod retry;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::roam::{RoamClient, RoamError};
+use crate::storage::{OutboxMessage, Store, StoreError, now_ms};
+pub use pacer::Pacer;
+pub use retry::RetryPolicy;
+
+/// Messages looked at per step (at most one per chat).
+const BATCH: i64 = 32;
+/// Wait after a 429 that carries no usable `Retry-After`.
+const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
+/// A `Retry-After` above this is treated as this (a misconfigured proxy must not stall us for days).
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(3600);
+/// Longest pause while the key is refused, between checks.
+const MAX_AUTH_WAIT: Duration = Duration::from_secs(300);
+/// Longest idle sleep; the worker also wakes on every commit.
+const IDLE_MAX: Duration = Duration::from_secs(60);
+
+/// Where messages go: Roam, or the log in dry-run mode.
+#[derive(Debug, Clone)]
+pub enum Outlet {
+    Roam(RoamClient),
+    DryRun,
+}
+
+/// Counters and state shown by `/readyz`.
+#[derive(Debug, Default)]
+pub struct DeliveryStatus {
+    pub delivered: AtomicU64,
+    pub retried: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl DeliveryStatus {
+    fn set_error(&self, e: Option<String>) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = e;
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Handled this many messages (delivered, rescheduled or dead-lettered).
+    Worked(usize),
+    /// Nothing due; the next head-of-chat message is due at this unix-ms time.
+    Idle { next_due_ms: Option<i64> },
+    /// Shutdown was requested.
+    Stopped,
+}
+
+pub struct DeliveryWorker {
+    store: Store,
+    outlet: Outlet,
+    pacer: Arc<Pacer>,
+    retry: RetryPolicy,
+    wake: Arc<Notify>,
+    status: Arc<DeliveryStatus>,
+    auth_failures: AtomicU64,
+}
+
+impl DeliveryWorker {
+    pub fn new(
+        store: Store,
+        outlet: Outlet,
+        pacer: Arc<Pacer>,
+        retry: RetryPolicy,
+        wake: Arc<Notify>,
+        status: Arc<DeliveryStatus>,
+    ) -> DeliveryWorker {
+        DeliveryWorker {
+            store,
+            outlet,
+            pacer,
+            retry,
+            wake,
+            status,
+            auth_failures: AtomicU64::new(0),
+        }
+    }
+
+    /// Runs until `shutdown`; finishes the send in progress, starts no new one.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            match self.step(&shutdown).await {
+                Ok(Step::Worked(_)) => {}
+                Ok(Step::Stopped) => break,
+                Ok(Step::Idle { next_due_ms }) => {
+                    let wait = next_due_ms
+                        .map(|t| Duration::from_millis((t - now_ms()).max(0) as u64))
+                        .unwrap_or(IDLE_MAX)
+                        .min(IDLE_MAX);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.wake.notified() => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "delivery worker cannot read the outbox; retrying in 1s");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
+            }
+        }
+        tracing::info!("delivery worker stopped");
+    }
+
+    /// One pass over the due messages. Public so tests can drive delivery step by step.
+    pub async fn step(&self, shutdown: &CancellationToken) -> Result<Step, StoreError> {
+        let due = self.store.due_messages(now_ms(), BATCH).await?;
+        if due.is_empty() {
+            return Ok(Step::Idle {
+                next_due_ms: self.store.next_due_at().await?,
+            });
+        }
+        let mut handled = 0;
+        for m in due {
+            tokio::select! {
+                _ = self.pacer.acquire() => {}
+                _ = shutdown.cancelled() => return Ok(Step::Stopped),
+            }
+            self.store.mark_sending(m.id).await?;
+            if m.maybe_duplicate {
+                tracing::warn!(message_id = m.id, chat = %m.chat, route = %m.route,
+                    "re-sending a message that was in flight when the daemon stopped; Roam may show it twice");
+            }
+            let outcome = self.send(&m).await;
+            handled += 1;
+            let stop_batch = self.record(&m, outcome).await?;
+            if stop_batch || shutdown.is_cancelled() {
+                break;
+            }
+        }
+        Ok(Step::Worked(handled))
+    }
+
+    async fn send(&self, m: &OutboxMessage) -> Result<(), RoamError> {
+        match &self.outlet {
+            Outlet::Roam(client) => client.chat_post(m.request.clone()).await,
+            Outlet::DryRun => {
+                let text = serde_json::from_str::<serde_json::Value>(&m.request)
+                    .ok()
+                    .and_then(|v| v.get("text").and_then(|t| t.as_str()).map(str::to_string))
+                    .unwrap_or_default();
+                tracing::info!(message_id = m.id, chat = %m.chat, route = %m.route, "dry-run: would post to Roam:\n{text}");
+                Ok(())
+            }
+        }
+    }
+
+    /// Records the outcome; returns true when the rest of the batch must wait (a pause).
+    async fn record(
+        &self,
+        m: &OutboxMessage,
+        outcome: Result<(), RoamError>,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        match outcome {
+            Ok(()) => {
+                self.store.mark_delivered(m.id).await?;
+                self.status.delivered.fetch_add(1, Ordering::Relaxed);
+                self.auth_failures.store(0, Ordering::Relaxed);
+                self.status.set_error(None);
+                tracing::info!(message_id = m.id, chat = %m.chat, route = %m.route, attempt = m.attempts + 1, "delivered");
+                Ok(false)
+            }
+            Err(RoamError::RateLimited { retry_after }) => {
+                let wait = retry_after
+                    .unwrap_or(DEFAULT_RATE_LIMIT_WAIT)
+                    .min(MAX_RATE_LIMIT_WAIT);
+                self.pacer.pause_for(wait);
+                self.status.rate_limited.fetch_add(1, Ordering::Relaxed);
+                let reason = format!(
+                    "429 from Roam; all sending paused for {:.1}s",
+                    wait.as_secs_f64()
+                );
+                tracing::warn!(message_id = m.id, chat = %m.chat, "{reason}");
+                self.store
+                    .retry_later(m.id, now + wait.as_millis() as i64, &reason, false)
+                    .await?;
+                self.status.set_error(Some(reason));
+                Ok(true)
+            }
+            Err(e @ RoamError::Unauthorized { .. }) => {
+                let n = self.auth_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                let wait = self.retry.delay(n as u32).min(MAX_AUTH_WAIT);
+                self.pacer.pause_for(wait);
+                let reason = format!(
+                    "{e}; fix roam.api_key (an organization API key is needed). Sending paused for {:.0}s",
+                    wait.as_secs_f64()
+                );
+                tracing::error!(message_id = m.id, "{reason}");
+                self.store
+                    .retry_later(m.id, now + wait.as_millis() as i64, &e.to_string(), false)
+                    .await?;
+                self.status.set_error(Some(reason));
+                Ok(true)
+            }
+            Err(e) if e.is_transient() => {
+                let failed = (m.attempts + 1) as u32;
+                let delay = self.retry.delay(failed);
+                let next = now + delay.as_millis() as i64;
+                let deadline = m.created_at + self.retry.give_up_after.as_millis() as i64;
+                if next > deadline {
+                    let reason = format!("gave up after {failed} attempts: {e}");
+                    tracing::error!(message_id = m.id, chat = %m.chat, route = %m.route, "dead letter: {reason}");
+                    self.store.mark_dead(m.id, &reason).await?;
+                    self.status.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    tracing::warn!(message_id = m.id, chat = %m.chat, attempt = failed,
+                        retry_in_s = delay.as_secs_f64(), error = %e, "delivery failed; will retry");
+                    self.store
+                        .retry_later(m.id, next, &e.to_string(), true)
+                        .await?;
+                    self.status.retried.fetch_add(1, Ordering::Relaxed);
+                }
+                self.status.set_error(Some(e.to_string()));
+                Ok(false)
+            }
+            Err(e) => {
+                tracing::error!(message_id = m.id, chat = %m.chat, route = %m.route, error = %e, "dead letter: Roam refused the message");
+                self.store.mark_dead(m.id, &e.to_string()).await?;
+                self.status.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                Ok(false)
+            }
+        }
+    }
+}

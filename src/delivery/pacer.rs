@@ -1,0 +1,121 @@
+//! Outbound pacing: a token bucket shared by every call to Roam, plus a global pause.
+//!
+//! The bucket allows `burst` requests at once and `rate` per second after that (Roam's
+//! documented pace is 1/s with a burst of 10). A 429 pauses *all* sending until its
+//! `Retry-After` has passed, not just the request that got it.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+#[derive(Debug)]
+pub struct Pacer {
+    rate: f64,
+    burst: f64,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    tokens: f64,
+    last: Instant,
+    paused_until: Option<Instant>,
+}
+
+impl Pacer {
+    pub fn new(rate_per_second: f64, burst: u32) -> Pacer {
+        let burst = f64::from(burst.max(1));
+        Pacer {
+            rate: rate_per_second,
+            burst,
+            state: Mutex::new(State {
+                tokens: burst,
+                last: Instant::now(),
+                paused_until: None,
+            }),
+        }
+    }
+
+    /// Takes a token if one is available now; otherwise says how long to wait.
+    pub fn try_acquire(&self, now: Instant) -> Result<(), Duration> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(until) = s.paused_until {
+            if now < until {
+                return Err(until - now);
+            }
+            s.paused_until = None;
+        }
+        let elapsed = now.saturating_duration_since(s.last).as_secs_f64();
+        s.tokens = (s.tokens + elapsed * self.rate).min(self.burst);
+        s.last = now;
+        if s.tokens >= 1.0 {
+            s.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - s.tokens) / self.rate))
+        }
+    }
+
+    /// Waits until a request may be sent.
+    pub async fn acquire(&self) {
+        loop {
+            match self.try_acquire(Instant::now()) {
+                Ok(()) => return,
+                Err(wait) => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+
+    /// Stops all sending for `d` (a pause already longer is kept).
+    pub fn pause_for(&self, d: Duration) {
+        let until = Instant::now() + d;
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.paused_until.is_none_or(|p| p < until) {
+            s.paused_until = Some(until);
+        }
+        // After a pause, start gently: no saved-up burst.
+        s.tokens = s.tokens.min(1.0);
+    }
+
+    /// Time left in the current pause, if any.
+    pub fn paused_for(&self) -> Option<Duration> {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.paused_until
+            .and_then(|u| u.checked_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn burst_then_rate() {
+        let p = Pacer::new(1.0, 3);
+        let start = Instant::now();
+        for _ in 0..3 {
+            p.acquire().await;
+        }
+        assert_eq!(Instant::now() - start, Duration::ZERO, "burst is immediate");
+        p.acquire().await;
+        p.acquire().await;
+        let took = Instant::now() - start;
+        assert!(
+            took >= Duration::from_secs(2) && took < Duration::from_millis(2100),
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pause_blocks_everything_until_it_ends() {
+        let p = Pacer::new(100.0, 10);
+        p.pause_for(Duration::from_secs(30));
+        p.pause_for(Duration::from_secs(5)); // shorter pause does not shorten it
+        let start = Instant::now();
+        p.acquire().await;
+        assert!(Instant::now() - start >= Duration::from_secs(30));
+        assert!(p.paused_for().is_none());
+    }
+}

@@ -1,0 +1,74 @@
+//! One error type for the HTTP API: every refusal is a status plus a JSON body
+//! `{"error": "<code>", "message": "<what is wrong>"}`.
+
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::inbound::Rejection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no source named {0:?} is configured (the URL is /hooks/<source name>)")]
+    UnknownSource(String),
+    #[error("{0}")]
+    Rejected(#[from] Rejection),
+    #[error("request body is larger than the {limit}-byte limit (server.max_body)")]
+    TooLarge { limit: usize },
+    #[error("could not read the request body: {0}")]
+    BodyRead(String),
+    #[error("could not store the event ({0}); nothing was accepted, please retry")]
+    Storage(String),
+    #[error("no such endpoint; webhooks go to POST /hooks/<source name>")]
+    NotFound,
+    #[error("method not allowed on this endpoint")]
+    MethodNotAllowed,
+}
+
+impl ApiError {
+    pub fn from_body(e: BytesRejection, limit: usize) -> ApiError {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge { limit }
+        } else {
+            ApiError::BodyRead(e.body_text())
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::UnknownSource(_) | ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Rejected(r) => r.status,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyRead(_) => StatusCode::BAD_REQUEST,
+            ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::UnknownSource(_) => "unknown_source",
+            ApiError::Rejected(r) => r.code,
+            ApiError::TooLarge { .. } => "payload_too_large",
+            ApiError::BodyRead(_) => "bad_request",
+            ApiError::Storage(_) => "storage_unavailable",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = Json(json!({ "error": self.code(), "message": self.to_string() }));
+        let mut resp = (status, body).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        resp
+    }
+}

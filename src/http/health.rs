@@ -1,0 +1,74 @@
+//! `GET /healthz` (the process answers) and `GET /readyz` (it can do its job).
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde_json::json;
+
+use super::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(st): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    let stats = tokio::time::timeout(Duration::from_secs(2), st.store.stats()).await;
+    let (storage, outbox, ok) = match stats {
+        Ok(Ok(s)) => (
+            "ok".to_string(),
+            serde_json::to_value(&s).unwrap_or_default(),
+            true,
+        ),
+        Ok(Err(e)) => (format!("error: {e}"), serde_json::Value::Null, false),
+        Err(_) => (
+            "error: storage did not answer within 2s".to_string(),
+            serde_json::Value::Null,
+            false,
+        ),
+    };
+    let i = &st.ingest;
+    let d = &st.delivery;
+    let body = json!({
+        "status": if ok { "ready" } else { "not ready" },
+        "storage": storage,
+        "config": {
+            "loaded": true,
+            "sources": st.pipeline.sources.len(),
+            "routes": st.pipeline.router.routes().len(),
+        },
+        "dry_run": st.dry_run,
+        "outbox": outbox,
+        "delivery": {
+            "delivered": d.delivered.load(Ordering::Relaxed),
+            "retried": d.retried.load(Ordering::Relaxed),
+            "dead_lettered": d.dead_lettered.load(Ordering::Relaxed),
+            "rate_limited": d.rate_limited.load(Ordering::Relaxed),
+            "paused_for_seconds": st.pacer.paused_for().map(|p| p.as_secs_f64()),
+            "last_error": d.last_error(),
+        },
+        "webhooks": {
+            "accepted": i.accepted.load(Ordering::Relaxed),
+            "duplicates": i.duplicates.load(Ordering::Relaxed),
+            "unauthorized": i.unauthorized.load(Ordering::Relaxed),
+            "bad_requests": i.bad_requests.load(Ordering::Relaxed),
+            "template_errors": i.template_errors.load(Ordering::Relaxed),
+        },
+    });
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body))
+}

@@ -1,0 +1,146 @@
+//! `POST /hooks/{source}`: verify, parse, route, render, commit, then answer.
+//!
+//! The answer is sent only after the event and its messages are committed, so a 2xx
+//! means "durably stored". 202 names the delivery id and the routes matched; a
+//! redelivered id gets 200 and the routes it matched the first time.
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::json;
+
+use super::{ApiError, AppState};
+use crate::inbound::{Ack, Inbound};
+use crate::storage::Committed;
+
+pub fn router(max_body: usize) -> Router<AppState> {
+    Router::new()
+        .route("/hooks/{source}", post(receive))
+        .layer(DefaultBodyLimit::max(max_body))
+}
+
+/// Headers senders use for delivery ids, to name a refused request in the log.
+const DELIVERY_ID_HEADERS: &[&str] = &[
+    "x-github-delivery",
+    "webhook-id",
+    "idempotency-key",
+    "x-request-id",
+];
+
+fn delivery_hint(headers: &HeaderMap) -> String {
+    DELIVERY_ID_HEADERS
+        .iter()
+        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+async fn receive(
+    State(st): State<AppState>,
+    Path(source_name): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Some(source) = st.pipeline.sources.get(&source_name) else {
+        tracing::warn!(source = %source_name, "refused: unknown source");
+        return Err(ApiError::UnknownSource(source_name));
+    };
+    let body = body.map_err(|e| {
+        st.ingest.bad_requests.fetch_add(1, Ordering::Relaxed);
+        let err = ApiError::from_body(e, st.max_body);
+        tracing::warn!(source = %source.name, delivery_id = %delivery_hint(&headers), error = %err, "refused");
+        err
+    })?;
+    let req = Inbound {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+        body: &body,
+    };
+    if let Err(r) = source.authenticate(&req) {
+        st.ingest.unauthorized.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(source = %source.name, delivery_id = %delivery_hint(&headers), reason = %r, "refused: authentication failed");
+        return Err(r.into());
+    }
+    let parsed = source.parse(&req).map_err(|r| {
+        st.ingest.bad_requests.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(source = %source.name, delivery_id = %delivery_hint(&headers), bytes = body.len(), reason = %r,
+            "refused: verified request could not be parsed; nothing stored");
+        ApiError::from(r)
+    })?;
+    if let Ack::Pong { event } = &parsed.ack {
+        tracing::info!(source = %source.name, event = %event, "connectivity check answered");
+        return Ok((StatusCode::OK, Json(json!({"status": "ok", "event": event, "message": "pong; nothing is posted for this event"}))).into_response());
+    }
+
+    let mut planned = Vec::with_capacity(parsed.events.len());
+    for ev in parsed.events {
+        let p = st.pipeline.plan(source, ev, body.clone());
+        for e in &p.render_errors {
+            st.ingest.template_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(source = %source.name, delivery_id = %p.event.delivery_id, event = %p.event.name, error = %e,
+                "template failed; the message is sent in its plain fallback form");
+        }
+        planned.push(p.event);
+    }
+    let summary: Vec<(String, String, Vec<String>)> = planned
+        .iter()
+        .map(|e| (e.delivery_id.clone(), e.name.clone(), e.routes.clone()))
+        .collect();
+    let results = st
+        .committer
+        .commit(planned)
+        .await
+        .map_err(|e| ApiError::Storage(e.to_string()))?;
+
+    let mut any_new = false;
+    let mut total_messages = 0;
+    let mut all_routes: Vec<String> = Vec::new();
+    let mut events = Vec::new();
+    for ((delivery_id, name, routes), result) in summary.into_iter().zip(results) {
+        let (status, routes, messages) = match result {
+            Committed::Inserted { messages, .. } => {
+                any_new = true;
+                st.ingest.accepted.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(source = %source.name, delivery_id = %delivery_id, event = %name, routes = ?routes, messages, "accepted");
+                ("accepted", routes, messages)
+            }
+            Committed::Duplicate { routes } => {
+                st.ingest.duplicates.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(source = %source.name, delivery_id = %delivery_id, event = %name, "duplicate delivery; nothing new queued");
+                ("duplicate", routes, 0)
+            }
+        };
+        total_messages += messages;
+        for r in &routes {
+            if !all_routes.contains(r) {
+                all_routes.push(r.clone());
+            }
+        }
+        events.push(json!({"delivery_id": delivery_id, "event": name, "status": status, "routes": routes, "messages": messages}));
+    }
+    let code = if any_new || events.is_empty() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    let first = events.first().cloned().unwrap_or_else(|| json!({}));
+    let body = json!({
+        "status": if any_new || events.is_empty() { "accepted" } else { "duplicate" },
+        "delivery_id": first.get("delivery_id"),
+        "event": first.get("event"),
+        "routes": all_routes,
+        "messages": total_messages,
+        "events": events,
+    });
+    Ok((code, Json(body)).into_response())
+}

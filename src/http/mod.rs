@@ -1,0 +1,60 @@
+//! The HTTP server: webhooks in (`hooks`), health out (`health`).
+//!
+//! Each area owns its `router()`; this module merges them, adds the request timeout,
+//! and answers unknown paths and methods with JSON errors.
+
+pub mod error;
+mod health;
+mod hooks;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::delivery::{DeliveryStatus, Pacer};
+use crate::pipeline::Pipeline;
+use crate::storage::Store;
+use crate::storage::committer::CommitHandle;
+pub use error::ApiError;
+
+/// Counters of what the webhook endpoint did, shown by `/readyz`.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    pub accepted: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub unauthorized: AtomicU64,
+    pub bad_requests: AtomicU64,
+    pub template_errors: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct Shared {
+    pub pipeline: Pipeline,
+    pub committer: CommitHandle,
+    pub store: Store,
+    pub dry_run: bool,
+    pub max_body: usize,
+    pub pacer: Arc<Pacer>,
+    pub delivery: Arc<DeliveryStatus>,
+    pub ingest: IngestStats,
+}
+
+pub type AppState = Arc<Shared>;
+
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    let max_body = state.max_body;
+    Router::new()
+        .merge(hooks::router(max_body))
+        .merge(health::router())
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .with_state(state)
+}

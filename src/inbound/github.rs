@@ -1,0 +1,120 @@
+//! GitHub repository, organization and App webhooks.
+//!
+//! Auth: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>`.
+//! Event: `X-GitHub-Event` plus the body's `action`; delivery id: `X-GitHub-Delivery`.
+//! Bodies are JSON, or a form with one `payload` field when the hook is set to
+//! `application/x-www-form-urlencoded` (the signature then covers the raw form bytes).
+
+use serde_json::Value;
+
+use super::{
+    Ack, Authenticator, Event, Inbound, Parsed, Rejection, SourceKind, auth::header_str,
+    authenticator_from_config, body_digest, name_part, parse_json, reject_unused,
+};
+use crate::config::{Config, ConfigError};
+
+pub struct GitHub {
+    pub auth: Authenticator,
+}
+
+impl GitHub {
+    pub fn from_config(cfg: &Config, i: usize) -> Result<Self, ConfigError> {
+        let sc = &cfg.sources[i];
+        reject_unused(
+            cfg,
+            i,
+            "github",
+            &[
+                ("event_field", sc.event_field.is_some()),
+                ("event_header", sc.event_header.is_some()),
+                ("delivery_id_field", sc.delivery_id_field.is_some()),
+                ("delivery_id_header", sc.delivery_id_header.is_some()),
+            ],
+        )?;
+        let auth = authenticator_from_config(cfg, i, Some(("x-hub-signature-256", "sha256=")))?;
+        if matches!(auth, Authenticator::Bearer { .. }) {
+            return Err(cfg.error(
+                &format!("sources[{i}].auth"),
+                "GitHub signs with HMAC: use auth = \"hmac-sha256\" (the default) or \"none\"",
+            ));
+        }
+        Ok(GitHub { auth })
+    }
+}
+
+impl SourceKind for GitHub {
+    fn authenticate(&self, req: &Inbound<'_>) -> Result<(), Rejection> {
+        self.auth.verify(req.headers, req.body)
+    }
+
+    fn parse(&self, req: &Inbound<'_>) -> Result<Parsed, Rejection> {
+        let event = header_str(req.headers, "x-github-event")
+            .map_err(|_| Rejection::bad_request("X-GitHub-Event header is not valid text"))?
+            .ok_or_else(|| Rejection::bad_request("missing X-GitHub-Event header"))?;
+        let event = name_part(event);
+        let payload = body_json(req)?;
+        if event == "ping" {
+            return Ok(Parsed {
+                events: vec![],
+                ack: Ack::Pong {
+                    event: "github.ping".into(),
+                },
+            });
+        }
+        let delivery_id = match header_str(req.headers, "x-github-delivery") {
+            Ok(Some(id)) if !id.trim().is_empty() => id.trim().to_string(),
+            _ => body_digest(req.body),
+        };
+        let name = match payload.get("action").and_then(Value::as_str) {
+            Some(action) => format!("github.{event}.{}", name_part(action)),
+            None => format!("github.{event}"),
+        };
+        let entity = entity_key(&event, &payload);
+        Ok(Parsed {
+            events: vec![Event {
+                name,
+                delivery_id,
+                entity,
+                payload,
+            }],
+            ack: Ack::Default,
+        })
+    }
+}
+
+fn body_json(req: &Inbound<'_>) -> Result<Value, Rejection> {
+    let form = req
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if !form {
+        return parse_json(req.body);
+    }
+    let payload = form_urlencoded::parse(req.body)
+        .find(|(k, _)| k == "payload")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| Rejection::bad_request("form body has no `payload` field"))?;
+    parse_json(payload.as_bytes())
+}
+
+/// The thing an event is about, so later events about it can share a thread.
+fn entity_key(event: &str, p: &Value) -> Option<String> {
+    let repo = p.pointer("/repository/full_name")?.as_str()?;
+    let num = |ptr: &str| p.pointer(ptr).and_then(Value::as_u64);
+    let s = |ptr: &str| p.pointer(ptr).and_then(Value::as_str);
+    let tail = match event {
+        "pull_request" | "pull_request_review" | "pull_request_review_comment" => {
+            format!("#pr-{}", num("/pull_request/number")?)
+        }
+        "issues" | "issue_comment" => format!("#issue-{}", num("/issue/number")?),
+        "push" => format!("@{}", s("/ref")?),
+        "workflow_run" => format!("/run/{}", num("/workflow_run/id")?),
+        "workflow_job" => format!("/job/{}", num("/workflow_job/id")?),
+        "check_run" => format!("/check/{}", num("/check_run/id")?),
+        "release" => format!("/release/{}", num("/release/id")?),
+        "deployment_status" | "deployment" => format!("/deployment/{}", num("/deployment/id")?),
+        _ => return Some(format!("github:{repo}")),
+    };
+    Some(format!("github:{repo}{tail}"))
+}

@@ -1,0 +1,24 @@
+//! roam-notify: webhooks in, Roam messages out, nothing lost in between.
+//!
+//! Data flow, one module per step:
+//! `http::hooks` receives a request → `inbound` verifies and parses it into events →
+//! `routing` picks the routes → `render` writes the text → `storage` commits event and
+//! messages (group commit) → the reply goes out → `delivery` drains the outbox through
+//! the `roam` client, paced and retried.
+//! `config` loads and checks everything up front; `app` wires it together; `check`
+//! backs the offline `check` and `render` commands.
+
+pub mod app;
+pub mod check;
+pub mod config;
+pub mod delivery;
+pub mod fieldpath;
+pub mod http;
+pub mod inbound;
+pub mod pipeline;
+pub mod render;
+pub mod roam;
+pub mod routing;
+pub mod storage;
+
+pub use app::{Application, StartError};

@@ -1,0 +1,285 @@
+//! The `roam-notify` command line: wiring only; the work lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use roam_notify::config::{CONFIG_PATH_ENV, Config};
+use roam_notify::render::Templates;
+use roam_notify::{Application, check};
+
+#[derive(Parser)]
+#[command(
+    name = "roam-notify",
+    version,
+    about = "Turns webhooks from CI/CD, monitoring and CRM tools into Roam messages, durably."
+)]
+struct Cli {
+    /// TOML config file (layered over the built-in defaults; ROAM_NOTIFY__<SECTION>__<KEY>
+    /// environment variables override both).
+    #[arg(long, short, global = true, env = CONFIG_PATH_ENV)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: receive webhooks, post messages to Roam.
+    Serve,
+    /// Validate the config, compile every template and render each against its sample
+    /// payload. Exit 0 when all is well, 1 otherwise.
+    Check,
+    /// Print the message a template makes of a payload file.
+    Render {
+        /// Template name, e.g. github/push (templates/github/push.hbs).
+        #[arg(long, short)]
+        template: String,
+        /// JSON payload file.
+        #[arg(long, short)]
+        payload: PathBuf,
+        /// Event name shown to the template as _event.name (default: from the template name).
+        #[arg(long)]
+        event: Option<String>,
+        /// Source name shown to the template as _event.source.
+        #[arg(long, default_value = "cli")]
+        source: String,
+    },
+    /// Exit 0 if the daemon configured here answers GET /healthz (for Docker HEALTHCHECK).
+    Healthcheck {
+        /// Address to probe instead of server.listen.
+        #[arg(long)]
+        addr: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve => serve(cli.config),
+        Command::Check => {
+            let report = check::check(cli.config.as_deref());
+            print!("{}", report.text);
+            if report.problems == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Command::Render {
+            template,
+            payload,
+            event,
+            source,
+        } => render(cli.config, &template, &payload, event, &source),
+        Command::Healthcheck { addr } => healthcheck(cli.config, addr),
+    }
+}
+
+fn load_config(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("roam-notify: config error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn init_tracing(cfg: &Config) {
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| EnvFilter::try_new(&cfg.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cfg.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("roam-notify: cannot start the async runtime: {e}");
+            ExitCode::from(1)
+        })
+}
+
+fn serve(config: Option<PathBuf>) -> ExitCode {
+    let cfg = match load_config(config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    init_tracing(&cfg);
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        let app = match Application::build(cfg).await {
+            Ok(app) => app,
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("roam-notify: {e}");
+                return ExitCode::from(e.exit_code() as u8);
+            }
+        };
+        match app.local_addr() {
+            Ok(addr) => {
+                tracing::info!(%addr, "listening; webhooks go to POST /hooks/<source name>")
+            }
+            Err(e) => tracing::warn!(error = %e, "listening (address unknown)"),
+        }
+        let shutdown = CancellationToken::new();
+        tokio::spawn(signal_shutdown(shutdown.clone()));
+        match app.run_until_stopped(shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "server failed");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+/// SIGTERM (Docker, Kubernetes, systemd) or Ctrl-C starts a graceful shutdown.
+async fn signal_shutdown(token: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the daemon gracefully");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    token.cancel();
+}
+
+fn render(
+    config: Option<PathBuf>,
+    template: &str,
+    payload: &std::path::Path,
+    event: Option<String>,
+    source: &str,
+) -> ExitCode {
+    let cfg = match &config {
+        Some(p) => match load_config(Some(p)) {
+            Ok(c) => c,
+            Err(code) => return code,
+        },
+        None => match Config::load(None) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("roam-notify: config error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let templates = match Templates::load(&cfg) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("roam-notify: config error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let text = match std::fs::read_to_string(payload) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("roam-notify: cannot read {}: {e}", payload.display());
+            return ExitCode::from(1);
+        }
+    };
+    let value: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("roam-notify: {} is not valid JSON: {e}", payload.display());
+            return ExitCode::from(1);
+        }
+    };
+    let event = event.unwrap_or_else(|| template.replacen('/', ".", 1));
+    match check::render(&templates, template, &event, source, &value) {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("roam-notify: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn healthcheck(config: Option<PathBuf>, addr: Option<String>) -> ExitCode {
+    let addr = match addr {
+        Some(a) => a,
+        None => match load_config(config.as_deref()) {
+            Ok(cfg) => {
+                let mut a = cfg.listen_addr();
+                if a.ip().is_unspecified() {
+                    a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                a.to_string()
+            }
+            Err(code) => return code,
+        },
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(probe(&addr)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("roam-notify: healthcheck of {addr} failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET of /healthz: no TLS stack or CA store needed in the image.
+async fn probe(addr: &str) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        s.write_all(
+            format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
+        let head = String::from_utf8_lossy(&buf[..buf.len().min(64)]).to_string();
+        if head.starts_with("HTTP/1.1 200") {
+            Ok(())
+        } else {
+            Err(format!(
+                "unexpected answer: {}",
+                head.lines().next().unwrap_or("")
+            ))
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), fut)
+        .await
+        .map_err(|_| "no answer within 5s".to_string())?
+}

@@ -1,0 +1,112 @@
+//! The request path after verification: route, render, and prepare the rows to commit.
+//!
+//! Everything here is pure and in memory; `http::hooks` calls it between parsing and the
+//! commit, and `check` / `render` call it offline.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use serde_json::json;
+
+use crate::config::{Config, ConfigError};
+use crate::inbound::{self, Event, Source};
+use crate::render::{EventMeta, Templates};
+use crate::routing::Router;
+use crate::storage::{NewEvent, NewMessage};
+
+pub struct Pipeline {
+    pub sources: HashMap<String, Source>,
+    pub templates: Templates,
+    pub router: Router,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("sources", &self.sources.len())
+            .field("routes", &self.router.routes().len())
+            .finish()
+    }
+}
+
+/// An event ready to commit, with the template failures met while rendering it.
+#[derive(Debug)]
+pub struct Planned {
+    pub event: NewEvent,
+    pub render_errors: Vec<String>,
+}
+
+impl Pipeline {
+    /// Compiles sources, templates and routes; every problem names its file and key.
+    pub fn compile(cfg: &Config) -> Result<Pipeline, ConfigError> {
+        let sources = inbound::build_sources(cfg)?;
+        let templates = Templates::load(cfg)?;
+        let router = Router::compile(cfg, &sources, &templates)?;
+        Ok(Pipeline {
+            sources: sources.into_iter().map(|s| (s.name.clone(), s)).collect(),
+            templates,
+            router,
+        })
+    }
+
+    /// Routes and renders one event into the rows to commit.
+    pub fn plan(&self, source: &Source, event: Event, body: Bytes) -> Planned {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            for v in self
+                .router
+                .explain(&source.name, &event.name, &event.payload)
+            {
+                tracing::debug!(delivery_id = %event.delivery_id, event = %event.name, route = %v.route,
+                    matched = v.failed.is_none(), why_not = v.failed.as_deref().unwrap_or(""), "routing");
+            }
+        }
+        let routes = self
+            .router
+            .matching(&source.name, &event.name, &event.payload);
+        let meta = EventMeta {
+            name: &event.name,
+            source: &source.name,
+            kind: source.kind,
+            delivery_id: &event.delivery_id,
+            entity: event.entity.as_deref(),
+        };
+        let mut messages = Vec::new();
+        let mut render_errors = Vec::new();
+        for route in &routes {
+            let template = self
+                .templates
+                .resolve(route.template.as_deref(), &event.name);
+            let rendered = self
+                .templates
+                .render_event(&template, &meta, &event.payload);
+            if let Some(e) = &rendered.error {
+                render_errors.push(e.clone());
+            }
+            for chat in &route.to {
+                messages.push(NewMessage {
+                    route: route.name.clone(),
+                    chat: chat.clone(),
+                    request: chat_post_body(chat, &rendered.text),
+                    render_error: rendered.error.clone(),
+                });
+            }
+        }
+        Planned {
+            event: NewEvent {
+                source: source.name.clone(),
+                delivery_id: event.delivery_id,
+                name: event.name,
+                entity: event.entity,
+                routes: routes.iter().map(|r| r.name.clone()).collect(),
+                body,
+                messages,
+            },
+            render_errors,
+        }
+    }
+}
+
+/// The `chat.post` request body (`chat.json`: `chat` plus exactly one content type).
+pub fn chat_post_body(chat: &str, text: &str) -> String {
+    json!({ "chat": chat, "text": text, "markdown": true }).to_string()
+}

@@ -1,0 +1,270 @@
+//! Roam HTTP API client: `chat.post` and `token.info` (v0, `shared/roam-openapi/chat.json`).
+//!
+//! The client sends one request and classifies the answer; it never retries by itself.
+//! Retries belong to the durable outbox (`delivery`), because a retried `chat.post`
+//! that had in fact succeeded would post the message twice.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+use crate::config::Secret;
+
+const USER_AGENT: &str = concat!("roam-notify/", env!("CARGO_PKG_VERSION"));
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RoamError {
+    /// 429: pause all sending; `retry_after` from the `Retry-After` header if given.
+    #[error("rate limited by Roam (429){}", .retry_after.map(|d| format!(", retry after {}s", d.as_secs())).unwrap_or_default())]
+    RateLimited { retry_after: Option<Duration> },
+    /// The key itself is refused (401, or 403 for a personal token): no message can go out.
+    #[error("Roam refused the API key ({status}): {detail}")]
+    Unauthorized { status: u16, detail: String },
+    /// Any other 4xx: this message will never be accepted as it is.
+    #[error("Roam rejected the message ({status}): {detail}")]
+    Rejected { status: u16, detail: String },
+    /// 5xx or 408: Roam is having trouble; try again later.
+    #[error("Roam is unavailable ({status}): {detail}")]
+    Unavailable { status: u16, detail: String },
+    /// Connection refused, DNS, TLS, timeout.
+    #[error("cannot reach Roam: {0}")]
+    Network(String),
+}
+
+impl RoamError {
+    /// Worth retrying the same request later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, RoamError::Unavailable { .. } | RoamError::Network(_))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenInfo {
+    pub addr: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub roam: Option<RoamInfo>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RoamInfo {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Clone)]
+pub struct RoamClient {
+    http: reqwest::Client,
+    base: String,
+    key: Secret,
+}
+
+impl std::fmt::Debug for RoamClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoamClient")
+            .field("base", &self.base)
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+impl RoamClient {
+    pub fn new(
+        base_url: &str,
+        key: Secret,
+        timeout: Duration,
+    ) -> Result<RoamClient, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .build()?;
+        Ok(RoamClient {
+            http,
+            base: base_url.trim_end_matches('/').to_string(),
+            key,
+        })
+    }
+
+    /// `POST /chat.post` with a prepared JSON body.
+    pub async fn chat_post(&self, body: String) -> Result<(), RoamError> {
+        let resp = self
+            .http
+            .post(format!("{}/chat.post", self.base))
+            .bearer_auth(self.key.expose())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(network_error)?;
+        classify(resp).await.map(|_| ())
+    }
+
+    /// `GET /token.info`: who the key belongs to and what it may do.
+    pub async fn token_info(&self) -> Result<TokenInfo, RoamError> {
+        let resp = self
+            .http
+            .get(format!("{}/token.info", self.base))
+            .bearer_auth(self.key.expose())
+            .send()
+            .await
+            .map_err(network_error)?;
+        let body = classify(resp).await?;
+        serde_json::from_str(&body).map_err(|e| RoamError::Unavailable {
+            status: 200,
+            detail: format!("token.info answer is not the documented shape: {e}"),
+        })
+    }
+}
+
+fn network_error(e: reqwest::Error) -> RoamError {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    // The source chain explains the cause (refused, DNS, TLS) without any header values.
+    let mut detail = kind.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        src = s.source();
+    }
+    RoamError::Network(detail)
+}
+
+/// Maps a response to success (its body) or a classified error.
+async fn classify(resp: reqwest::Response) -> Result<String, RoamError> {
+    let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let body = resp.text().await.unwrap_or_default();
+    if status.is_success() {
+        return Ok(body);
+    }
+    let detail = error_detail(&body);
+    let code = status.as_u16();
+    Err(match status {
+        StatusCode::TOO_MANY_REQUESTS => RoamError::RateLimited { retry_after },
+        StatusCode::UNAUTHORIZED => RoamError::Unauthorized {
+            status: code,
+            detail,
+        },
+        StatusCode::FORBIDDEN if is_access_mode_error(&detail) => RoamError::Unauthorized {
+            status: code,
+            detail,
+        },
+        StatusCode::REQUEST_TIMEOUT => RoamError::Unavailable {
+            status: code,
+            detail,
+        },
+        s if s.is_server_error() => RoamError::Unavailable {
+            status: code,
+            detail,
+        },
+        _ => RoamError::Rejected {
+            status: code,
+            detail,
+        },
+    })
+}
+
+/// A 403 that is about the kind of key (a personal token), not about one chat.
+pub fn is_access_mode_error(detail: &str) -> bool {
+    detail.contains("access_mode_not_supported")
+        || detail.contains("Personal access tokens are not supported")
+}
+
+/// Roam's error bodies: v0 `{"error": "<sentence>", "code": "<code>"}`, v1
+/// `{"ok": false, "error": "<code>"}`. Falls back to the start of the raw body.
+pub fn error_detail(body: &str) -> String {
+    #[derive(Deserialize)]
+    struct ErrBody {
+        error: Option<String>,
+        code: Option<String>,
+    }
+    if let Ok(ErrBody { error, code }) = serde_json::from_str::<ErrBody>(body) {
+        match (code, error) {
+            (Some(c), Some(e)) => return format!("{c}: {e}"),
+            (Some(c), None) => return c,
+            (None, Some(e)) => return e,
+            (None, None) => {}
+        }
+    }
+    let trimmed = body.trim();
+    if trimmed.is_empty() {
+        return "(empty body)".into();
+    }
+    let end = trimmed.floor_char_boundary(200);
+    trimmed[..end].to_string()
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date (RFC 9110 §10.2.3). A date in the past
+/// means "now". Unparseable values are ignored (the caller uses its own backoff).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = v.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Some(Duration::from_secs_f64(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn retry_after_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
+    }
+
+    #[test]
+    fn error_bodies() {
+        assert_eq!(
+            error_detail(r#"{"error":"Token revoked","code":"token_revoked"}"#),
+            "token_revoked: Token revoked"
+        );
+        assert_eq!(
+            error_detail(r#"{"ok":false,"error":"not_in_chat"}"#),
+            "not_in_chat"
+        );
+        assert_eq!(error_detail(""), "(empty body)");
+    }
+
+    proptest! {
+        #[test]
+        fn retry_after_seconds_round_trip(s in 0u64..10_000_000) {
+            prop_assert_eq!(parse_retry_after(&s.to_string(), SystemTime::now()), Some(Duration::from_secs(s)));
+        }
+
+        #[test]
+        fn retry_after_never_panics(v in ".{0,40}") {
+            let _ = parse_retry_after(&v, SystemTime::now());
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! Routing: which routes an event matches, in order, and why not.
+//!
+//! A route matches when its `source` is the event's source, one of its `events` patterns
+//! (`*` matches any run of characters) matches the normalised event name, and every
+//! `match` condition holds. Routes are tried in file order; the first match wins unless
+//! it sets `continue = true`. [`Router::explain`] reports, for every route, the first
+//! condition that failed, for debug logs and the CLI.
+
+use regex::Regex;
+use serde_json::Value;
+
+use crate::config::{Config, ConfigError};
+use crate::fieldpath::{FieldPath, scalar_text};
+use crate::inbound::Source;
+use crate::render::Templates;
+
+/// Roam's tagged ids: a chat, group or address (`chat.json` `TaggedUUID`).
+const TAGGED_ID: &str =
+    r"^[BUVGMDPC]-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
+
+#[derive(Debug)]
+pub struct Route {
+    pub name: String,
+    pub source: String,
+    events: Option<Vec<Glob>>,
+    conditions: Vec<Condition>,
+    pub to: Vec<String>,
+    pub template: Option<String>,
+    pub continue_: bool,
+}
+
+#[derive(Debug)]
+struct Condition {
+    path: FieldPath,
+    expect: Expect,
+}
+
+#[derive(Debug)]
+enum Expect {
+    Exact(String),
+    Regex(Regex),
+}
+
+impl Condition {
+    /// None when the condition holds, else why not.
+    fn check(&self, payload: &Value) -> Option<String> {
+        let Some(v) = self.path.lookup(payload) else {
+            return Some(format!("field `{}` is missing", self.path));
+        };
+        let Some(text) = scalar_text(v) else {
+            return Some(format!(
+                "field `{}` is an object or a list, not a value",
+                self.path
+            ));
+        };
+        match &self.expect {
+            Expect::Exact(want) if *want == text => None,
+            Expect::Exact(want) => Some(format!("field `{}` is {text:?}, not {want:?}", self.path)),
+            Expect::Regex(re) if re.is_match(&text) => None,
+            Expect::Regex(re) => Some(format!(
+                "field `{}` is {text:?}, which does not match /{}/",
+                self.path,
+                re.as_str()
+            )),
+        }
+    }
+}
+
+/// An event-name pattern; `*` matches any run of characters.
+#[derive(Debug, Clone)]
+struct Glob(String);
+
+impl Glob {
+    fn matches(&self, name: &str) -> bool {
+        glob_match(self.0.as_bytes(), name.as_bytes())
+    }
+}
+
+fn glob_match(p: &[u8], s: &[u8]) -> bool {
+    // Iterative wildcard match with single-star backtracking: O(len(p) * len(s)) worst case.
+    let (mut pi, mut si) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while si < s.len() {
+        if pi < p.len() && p[pi] != b'*' && p[pi] == s[si] {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = si;
+            pi += 1;
+        } else if let Some(st) = star {
+            pi = st + 1;
+            mark += 1;
+            si = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Whether and why a route matched an event.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub route: String,
+    /// None: matched. Some: the first condition that failed.
+    pub failed: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Router {
+    routes: Vec<Route>,
+}
+
+impl Router {
+    pub fn compile(
+        cfg: &Config,
+        sources: &[Source],
+        templates: &Templates,
+    ) -> Result<Router, ConfigError> {
+        let tagged = Regex::new(TAGGED_ID).map_err(|e| cfg.error("routes", e.to_string()))?;
+        let mut routes = Vec::with_capacity(cfg.routes.len());
+        for (i, rc) in cfg.routes.iter().enumerate() {
+            let key = |k: &str| format!("routes[{i}].{k}");
+            if !sources.iter().any(|s| s.name == rc.source) {
+                let known: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+                return Err(cfg.error(
+                    &key("source"),
+                    format!(
+                        "unknown source {:?} (configured: {})",
+                        rc.source,
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+            let events = match &rc.events {
+                None => None,
+                Some(list) if list.is_empty() => {
+                    return Err(cfg.error(
+                        &key("events"),
+                        "empty list: leave `events` out to match every event",
+                    ));
+                }
+                Some(list) => Some(list.iter().map(|e| Glob(e.trim().to_string())).collect()),
+            };
+            let mut conditions = Vec::new();
+            for (path, value) in &rc.match_ {
+                let ckey = format!("routes[{i}].match.{path:?}");
+                let path = FieldPath::parse(path).map_err(|e| cfg.error(&ckey, e))?;
+                let v = &value.0;
+                let expect = if v.len() >= 2 && v.starts_with('/') && v.ends_with('/') {
+                    let re = Regex::new(&v[1..v.len() - 1]).map_err(|e| {
+                        cfg.error(
+                            &ckey,
+                            format!("invalid regex {v}: {}", one_line(&e.to_string())),
+                        )
+                    })?;
+                    Expect::Regex(re)
+                } else {
+                    Expect::Exact(v.clone())
+                };
+                conditions.push(Condition { path, expect });
+            }
+            let to = rc.to.to_vec();
+            if to.is_empty() {
+                return Err(cfg.error(&key("to"), "needs at least one Roam chat, group or user id"));
+            }
+            for t in &to {
+                if !tagged.is_match(t) {
+                    return Err(cfg.error(
+                        &key("to"),
+                        format!("{t:?} is not a Roam id like G-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (group), C-… (chat) or U-… (user)"),
+                    ));
+                }
+            }
+            if let Some(t) = &rc.template
+                && !templates.has(t)
+            {
+                return Err(cfg.error(
+                    &key("template"),
+                    format!(
+                        "unknown template {t:?} (add templates/{t}.hbs or pick a built-in one)"
+                    ),
+                ));
+            }
+            routes.push(Route {
+                name: rc.name.clone(),
+                source: rc.source.clone(),
+                events,
+                conditions,
+                to,
+                template: rc.template.clone(),
+                continue_: rc.continue_,
+            });
+        }
+        Ok(Router { routes })
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Routes that take this event, in order, honouring `continue`.
+    pub fn matching(&self, source: &str, event: &str, payload: &Value) -> Vec<&Route> {
+        let mut out = Vec::new();
+        for r in &self.routes {
+            if r.reject_reason(source, event, payload).is_none() {
+                out.push(r);
+                if !r.continue_ {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// Every route's verdict, in order. Routes after a matching route without
+    /// `continue` are reported as not reached.
+    pub fn explain(&self, source: &str, event: &str, payload: &Value) -> Vec<Verdict> {
+        let mut out = Vec::new();
+        let mut stopped_by: Option<&str> = None;
+        for r in &self.routes {
+            let failed = match stopped_by {
+                Some(prev) => Some(format!(
+                    "not reached: route {prev:?} matched first (set continue = true on it to go on)"
+                )),
+                None => r.reject_reason(source, event, payload),
+            };
+            if failed.is_none() && !r.continue_ {
+                stopped_by = Some(&r.name);
+            }
+            out.push(Verdict {
+                route: r.name.clone(),
+                failed,
+            });
+        }
+        out
+    }
+}
+
+impl Route {
+    fn reject_reason(&self, source: &str, event: &str, payload: &Value) -> Option<String> {
+        if self.source != source {
+            return Some(format!(
+                "source is {source:?}, route wants {:?}",
+                self.source
+            ));
+        }
+        if let Some(globs) = &self.events
+            && !globs.iter().any(|g| g.matches(event))
+        {
+            let list: Vec<&str> = globs.iter().map(|g| g.0.as_str()).collect();
+            return Some(format!(
+                "event {event:?} is not in events [{}]",
+                list.join(", ")
+            ));
+        }
+        self.conditions.iter().find_map(|c| c.check(payload))
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn router(toml: &str) -> Result<Router, ConfigError> {
+        let cfg = Config::from_toml_str(toml, "test.toml")?;
+        let sources = crate::inbound::build_sources(&cfg)?;
+        let templates = Templates::builtin().unwrap();
+        Router::compile(&cfg, &sources, &templates)
+    }
+
+    const SRC: &str = "[[sources]]\nname = \"gh\"\nkind = \"github\"\nsecret = \"s\"\n";
+    const G: &str = "G-88bebce7-6cbb-4666-96f9-5c02d73e6661";
+
+    #[test]
+    fn first_match_wins_unless_continue() {
+        let r = router(&format!(
+            "{SRC}[[routes]]\nname = \"a\"\nsource = \"gh\"\nevents = [\"github.push\"]\nto = \"{G}\"\ncontinue = true\n\
+             [[routes]]\nname = \"b\"\nsource = \"gh\"\nevents = [\"github.*\"]\nto = \"{G}\"\n\
+             [[routes]]\nname = \"c\"\nsource = \"gh\"\nto = \"{G}\"\n"
+        ))
+        .unwrap();
+        let names: Vec<_> = r
+            .matching("gh", "github.push", &json!({}))
+            .iter()
+            .map(|r| r.name.clone())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        let ex = r.explain("gh", "github.issues.opened", &json!({}));
+        assert!(ex[0].failed.as_ref().unwrap().contains("not in events"));
+        assert!(ex[1].failed.is_none());
+        assert!(ex[2].failed.as_ref().unwrap().contains("not reached"));
+    }
+
+    #[test]
+    fn match_exact_and_regex() {
+        let r = router(&format!(
+            "{SRC}[[routes]]\nname = \"fail\"\nsource = \"gh\"\nto = \"{G}\"\n[routes.match]\n\"workflow_run.conclusion\" = \"/^(failure|timed_out)$/\"\n\"workflow_run.head_branch\" = \"main\"\n"
+        ))
+        .unwrap();
+        let hit = json!({"workflow_run": {"conclusion": "failure", "head_branch": "main"}});
+        let miss = json!({"workflow_run": {"conclusion": "success", "head_branch": "main"}});
+        assert_eq!(
+            r.matching("gh", "github.workflow_run.completed", &hit)
+                .len(),
+            1
+        );
+        assert!(
+            r.matching("gh", "github.workflow_run.completed", &miss)
+                .is_empty()
+        );
+        let why = r.explain("gh", "x", &json!({})).remove(0).failed.unwrap();
+        assert!(why.contains("missing"), "{why}");
+    }
+
+    #[test]
+    fn config_errors_name_the_key() {
+        let e = router(&format!(
+            "{SRC}[[routes]]\nname = \"x\"\nsource = \"nope\"\nto = \"{G}\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.origin.as_str(), e.key.as_str()),
+            ("test.toml", "routes[0].source")
+        );
+        let e = router(&format!("{SRC}[[routes]]\nname = \"x\"\nsource = \"gh\"\nto = \"{G}\"\n[routes.match]\n\"a\" = \"/(/\"\n")).unwrap_err();
+        assert!(
+            e.key.starts_with("routes[0].match") && e.problem.contains("invalid regex"),
+            "{e}"
+        );
+        let e = router(&format!(
+            "{SRC}[[routes]]\nname = \"x\"\nsource = \"gh\"\nto = \"{G}\"\ntemplate = \"nope\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "routes[0].template");
+        let e = router(&format!(
+            "{SRC}[[routes]]\nname = \"x\"\nsource = \"gh\"\nto = \"general\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "routes[0].to");
+    }
+
+    proptest! {
+        #[test]
+        fn glob_star_matches_like_a_regex(p in "[ab*.]{0,8}", s in "[ab.]{0,10}") {
+            let re = format!("^{}$", regex::escape(&p).replace("\\*", ".*"));
+            prop_assert_eq!(glob_match(p.as_bytes(), s.as_bytes()), Regex::new(&re).unwrap().is_match(&s));
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! Durable storage: accepted events and the message outbox, in SQLite.
+//!
+//! Durability rules the rest of the daemon relies on:
+//! - An event and all the messages it produced are written in one transaction, and the
+//!   webhook is acknowledged only after that transaction is committed (`committer.rs`
+//!   batches concurrent requests into one transaction: one fsync for many webhooks).
+//! - SQLite runs in WAL mode with `synchronous = FULL`, so a committed webhook survives a
+//!   process crash and a power cut.
+//! - No transaction is held open across an HTTP call to Roam: the delivery worker reads
+//!   due rows, sends, then records the outcome in a new statement.
+
+pub mod committer;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+const SCHEMA_V1: &str = include_str!("schema.sql");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open storage {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("cannot create the storage directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("storage migration failed: {0}")]
+    Migrate(sqlx::Error),
+    #[error("storage error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("storage is shutting down")]
+    Closed,
+}
+
+/// One event of an accepted request, with the messages it produced.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub source: String,
+    pub delivery_id: String,
+    pub name: String,
+    pub entity: Option<String>,
+    pub routes: Vec<String>,
+    pub body: bytes::Bytes,
+    pub messages: Vec<NewMessage>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub route: String,
+    pub chat: String,
+    /// The chat.post JSON body.
+    pub request: String,
+    pub render_error: Option<String>,
+}
+
+/// What committing one event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Committed {
+    Inserted {
+        event_id: i64,
+        messages: usize,
+    },
+    /// Same (source, delivery_id) seen before: nothing written. The routes it matched then.
+    Duplicate {
+        routes: Vec<String>,
+    },
+}
+
+/// A message due for delivery.
+#[derive(Debug, Clone)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub chat: String,
+    pub route: String,
+    pub request: String,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub maybe_duplicate: bool,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct OutboxStats {
+    pub pending: i64,
+    pub dead: i64,
+    pub delivered: i64,
+    /// Age of the oldest message not yet delivered, in seconds.
+    pub oldest_pending_age_seconds: Option<f64>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// `sqlite://data/x.db` and `sqlite:data/x.db` name the file `data/x.db`.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
+impl Store {
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        if let Some(path) = sqlite_path(url)
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let open_err = |source| StoreError::Open {
+            url: url.to_string(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(open_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        let store = Store { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn path_of(url: &str) -> Option<PathBuf> {
+        sqlite_path(url)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::Migrate)?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Migrate)?;
+        let version: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::Migrate)?;
+        if version.unwrap_or(0) < 1 {
+            sqlx::raw_sql(SCHEMA_V1)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Migrate)?;
+            sqlx::query("INSERT INTO schema_version (version) VALUES (1)")
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Migrate)?;
+        }
+        tx.commit().await.map_err(StoreError::Migrate)
+    }
+
+    /// Writes a batch of events (and their messages) in one transaction.
+    pub async fn commit_events(&self, events: &[NewEvent]) -> Result<Vec<Committed>, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut out = Vec::with_capacity(events.len());
+        for ev in events {
+            let routes = serde_json::to_string(&ev.routes).unwrap_or_else(|_| "[]".into());
+            let inserted: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO events (source, delivery_id, name, entity, routes, received_at, body)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id",
+            )
+            .bind(&ev.source)
+            .bind(&ev.delivery_id)
+            .bind(&ev.name)
+            .bind(&ev.entity)
+            .bind(&routes)
+            .bind(now)
+            .bind(ev.body.as_ref())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(event_id) = inserted else {
+                let prev: Option<String> = sqlx::query_scalar(
+                    "SELECT routes FROM events WHERE source = $1 AND delivery_id = $2",
+                )
+                .bind(&ev.source)
+                .bind(&ev.delivery_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let routes = prev
+                    .and_then(|r| serde_json::from_str(&r).ok())
+                    .unwrap_or_default();
+                out.push(Committed::Duplicate { routes });
+                continue;
+            };
+            for m in &ev.messages {
+                sqlx::query(
+                    "INSERT INTO messages (event_id, route, chat, request, status, created_at, next_attempt_at, render_error)
+                     VALUES ($1, $2, $3, $4, 'pending', $5, $5, $6)",
+                )
+                .bind(event_id)
+                .bind(&m.route)
+                .bind(&m.chat)
+                .bind(&m.request)
+                .bind(now)
+                .bind(&m.render_error)
+                .execute(&mut *tx)
+                .await?;
+            }
+            out.push(Committed::Inserted {
+                event_id,
+                messages: ev.messages.len(),
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// At start-up: messages that were being sent when the process stopped go back to
+    /// pending, flagged, because Roam may or may not have received them.
+    pub async fn recover_in_flight(&self) -> Result<Vec<i64>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "UPDATE messages SET status = 'pending', maybe_duplicate = 1 WHERE status = 'sending' RETURNING id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
+    }
+
+    /// The oldest unsent message of each chat, if it is due. Later messages of a chat wait
+    /// for the earlier ones, so each chat sees its messages in order.
+    pub async fn due_messages(
+        &self,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, chat, route, request, attempts, created_at, maybe_duplicate FROM messages
+             WHERE id IN (SELECT MIN(id) FROM messages WHERE status IN ('pending', 'sending') GROUP BY chat)
+               AND status = 'pending' AND next_attempt_at <= $1
+             ORDER BY next_attempt_at, id LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxMessage {
+                    id: r.try_get("id")?,
+                    chat: r.try_get("chat")?,
+                    route: r.try_get("route")?,
+                    request: r.try_get("request")?,
+                    attempts: r.try_get("attempts")?,
+                    created_at: r.try_get("created_at")?,
+                    maybe_duplicate: r.try_get::<i64, _>("maybe_duplicate")? != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// When the next head-of-chat message becomes due (unix ms), if any. Messages held
+    /// back behind an earlier one of their chat do not count: they cannot be sent yet.
+    pub async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM messages
+             WHERE id IN (SELECT MIN(id) FROM messages WHERE status IN ('pending', 'sending') GROUP BY chat)
+               AND status = 'pending'",
+        )
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    pub async fn mark_sending(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE messages SET status = 'sending', attempts = attempts + 1 WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn mark_delivered(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE messages SET status = 'delivered', delivered_at = $2, last_error = NULL WHERE id = $1")
+            .bind(id)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Back to pending, due at `next_at`. `count_attempt = false` for waits that are not
+    /// the message's fault (429, an unauthorized key): they do not use up its retries.
+    pub async fn retry_later(
+        &self,
+        id: i64,
+        next_at: i64,
+        error: &str,
+        count_attempt: bool,
+    ) -> Result<(), StoreError> {
+        let q = if count_attempt {
+            "UPDATE messages SET status = 'pending', next_attempt_at = $2, last_error = $3 WHERE id = $1"
+        } else {
+            "UPDATE messages SET status = 'pending', next_attempt_at = $2, last_error = $3, attempts = MAX(attempts - 1, 0) WHERE id = $1"
+        };
+        sqlx::query(q)
+            .bind(id)
+            .bind(next_at)
+            .bind(error)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn mark_dead(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE messages SET status = 'dead', last_error = $2 WHERE id = $1")
+            .bind(id)
+            .bind(error)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn stats(&self) -> Result<OutboxStats, StoreError> {
+        let row = sqlx::query(
+            "SELECT
+                COALESCE(SUM(status IN ('pending', 'sending')), 0) AS pending,
+                COALESCE(SUM(status = 'dead'), 0) AS dead,
+                COALESCE(SUM(status = 'delivered'), 0) AS delivered,
+                MIN(CASE WHEN status IN ('pending', 'sending') THEN created_at END) AS oldest
+             FROM messages",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let oldest: Option<i64> = row.try_get("oldest")?;
+        Ok(OutboxStats {
+            pending: row.try_get("pending")?,
+            dead: row.try_get("dead")?,
+            delivered: row.try_get("delivered")?,
+            oldest_pending_age_seconds: oldest.map(|t| ((now_ms() - t).max(0)) as f64 / 1000.0),
+        })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(id: &str, chats: &[&str]) -> NewEvent {
+        NewEvent {
+            source: "gh".into(),
+            delivery_id: id.into(),
+            name: "github.push".into(),
+            entity: None,
+            routes: vec!["r".into()],
+            body: bytes::Bytes::from_static(b"{}"),
+            messages: chats
+                .iter()
+                .map(|c| NewMessage {
+                    route: "r".into(),
+                    chat: c.to_string(),
+                    request: format!("{{\"chat\":\"{c}\",\"text\":\"{id}\"}}"),
+                    render_error: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn duplicates_and_per_chat_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/x/t.db", dir.path().display());
+        let s = Store::open(&url).await.unwrap();
+        let r = s
+            .commit_events(&[ev("a", &["C1", "C2"]), ev("b", &["C1"]), ev("a", &["C1"])])
+            .await
+            .unwrap();
+        assert!(matches!(r[0], Committed::Inserted { messages: 2, .. }));
+        assert_eq!(
+            r[2],
+            Committed::Duplicate {
+                routes: vec!["r".into()]
+            }
+        );
+        let due = s.due_messages(now_ms() + 1, 10).await.unwrap();
+        // One head per chat: message a->C1 and a->C2; b->C1 waits behind a->C1.
+        assert_eq!(due.len(), 2);
+        s.mark_sending(due[0].id).await.unwrap();
+        // Reopen: the in-flight one is recovered and flagged.
+        drop(s);
+        let s = Store::open(&url).await.unwrap();
+        assert_eq!(s.recover_in_flight().await.unwrap(), vec![due[0].id]);
+        let st = s.stats().await.unwrap();
+        assert_eq!(st.pending, 3);
+    }
+}
