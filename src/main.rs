@@ -125,7 +125,7 @@ fn serve(config: Option<PathBuf>) -> ExitCode {
         let app = match Application::build(cfg).await {
             Ok(app) => app,
             Err(e) => {
-                tracing::error!("{e}");
+                // One line, on stderr, whatever the log format: what to fix and where.
                 eprintln!("roam-notify: {e}");
                 return ExitCode::from(e.exit_code() as u8);
             }

@@ -31,7 +31,7 @@ impl GitHub {
                 ("delivery_id_header", sc.delivery_id_header.is_some()),
             ],
         )?;
-        let auth = authenticator_from_config(cfg, i, Some(("x-hub-signature-256", "sha256=")))?;
+        let auth = authenticator_from_config(cfg, i, Some(("X-Hub-Signature-256", "sha256=")))?;
         if matches!(auth, Authenticator::Bearer { .. }) {
             return Err(cfg.error(
                 &format!("sources[{i}].auth"),

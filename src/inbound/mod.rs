@@ -203,7 +203,7 @@ fn authenticator_from_config(
                 }
                 return Ok(Authenticator::Bearer { secrets });
             }
-            let (dh, dp) = default_hmac.unwrap_or(("x-signature-256", "sha256="));
+            let (dh, dp) = default_hmac.unwrap_or(("X-Signature-256", "sha256="));
             let header = sc
                 .signature_header
                 .clone()
@@ -215,7 +215,7 @@ fn authenticator_from_config(
                 ));
             }
             Ok(Authenticator::HmacSha256Hex {
-                header: header.to_ascii_lowercase(),
+                header,
                 prefix: sc
                     .signature_prefix
                     .clone()

@@ -1,0 +1,366 @@
+//! Test harness: a fake Roam API, an in-process daemon on a free port, fixture signing.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tokio_util::sync::CancellationToken;
+
+use roam_notify::Application;
+use roam_notify::config::Config;
+
+pub const KEY: &str = "test-org-key-0123";
+pub const SECRET: &str = "test-webhook-secret";
+pub const CHAT_A: &str = "G-88bebce7-6cbb-4666-96f9-5c02d73e6661";
+pub const CHAT_B: &str = "C-11111111-2222-4333-8444-555555555555";
+
+/// `shared/` next to the repository root.
+pub fn shared() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+}
+
+/// A fixture's exact bytes.
+pub fn fixture(rel: &str) -> Vec<u8> {
+    let p = shared().join("fixtures").join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", p.display()))
+}
+
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// One request the fake Roam received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub authorization: Option<String>,
+    pub body: Value,
+    pub at: Instant,
+    /// Problems found validating the body against chat.json; must stay empty.
+    pub schema_errors: Vec<String>,
+    /// The status the fake answered.
+    pub status: u16,
+}
+
+/// A scripted answer for the next chat.post.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Ok,
+    Status(u16, Option<&'static str>),
+    RateLimited(&'static str),
+    /// Answer 200, but only after this delay.
+    Slow(Duration),
+}
+
+#[derive(Default)]
+struct FakeState {
+    recorded: Vec<Recorded>,
+    script: VecDeque<Reply>,
+    down: bool,
+    token_info: Option<(u16, Value)>,
+}
+
+#[derive(Clone)]
+pub struct FakeRoam {
+    pub url: String,
+    state: Arc<Mutex<FakeState>>,
+    validator: Arc<jsonschema::Validator>,
+    _stop: Arc<DropGuard>,
+}
+
+struct DropGuard(CancellationToken);
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// The chat.post request schema from Roam's published spec, closed against extra fields
+/// (so we also catch a field the spec does not define).
+fn chat_post_validator() -> jsonschema::Validator {
+    let spec: Value =
+        serde_json::from_slice(&std::fs::read(shared().join("roam-openapi/chat.json")).unwrap())
+            .unwrap();
+    let mut schema =
+        spec["paths"]["/chat.post"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+            .clone();
+    assert!(
+        schema.is_object(),
+        "chat.post schema not found in chat.json"
+    );
+    schema["additionalProperties"] = json!(false);
+    jsonschema::validator_for(&schema).unwrap()
+}
+
+impl FakeRoam {
+    pub async fn start() -> FakeRoam {
+        let state = Arc::new(Mutex::new(FakeState::default()));
+        let validator = Arc::new(chat_post_validator());
+        let app = Router::new()
+            .route("/v0/chat.post", post(chat_post))
+            .route("/v0/token.info", get(token_info))
+            .with_state((state.clone(), validator.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let s = stop.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(s.cancelled_owned())
+                .await;
+        });
+        FakeRoam {
+            url: format!("http://{addr}/v0"),
+            state,
+            validator,
+            _stop: Arc::new(DropGuard(stop)),
+        }
+    }
+
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.state.lock().unwrap().script.extend(replies);
+    }
+
+    /// While down, every chat.post gets 503.
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().unwrap().down = down;
+    }
+
+    pub fn set_token_info(&self, status: u16, body: Value) {
+        self.state.lock().unwrap().token_info = Some((status, body));
+    }
+
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.state.lock().unwrap().recorded.clone()
+    }
+
+    /// chat.post requests answered 2xx.
+    pub fn delivered(&self) -> Vec<Recorded> {
+        self.recorded()
+            .into_iter()
+            .filter(|r| r.path.ends_with("chat.post") && (200..300).contains(&r.status))
+            .collect()
+    }
+
+    pub fn texts(&self) -> Vec<String> {
+        self.delivered()
+            .iter()
+            .map(|r| r.body["text"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
+    /// Fails the test if any request body broke the chat.json schema.
+    pub fn assert_all_valid(&self) {
+        for r in self.recorded() {
+            assert!(
+                r.schema_errors.is_empty(),
+                "request {} violates chat.json: {:?}\n{}",
+                r.path,
+                r.schema_errors,
+                r.body
+            );
+        }
+    }
+}
+
+type FakeCtx = (Arc<Mutex<FakeState>>, Arc<jsonschema::Validator>);
+
+async fn chat_post(
+    State((state, validator)): State<FakeCtx>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let schema_errors: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|e| e.to_string())
+        .collect();
+    let reply = {
+        let mut s = state.lock().unwrap();
+        if s.down {
+            Reply::Status(503, None)
+        } else {
+            s.script.pop_front().unwrap_or(Reply::Ok)
+        }
+    };
+    let (status, resp) = match reply {
+        Reply::Ok => (200, Json(json!({"chat": "C-0f7e1d1c-0000-4000-8000-000000000001", "timestamp": 1765602474760032i64})).into_response()),
+        Reply::Slow(d) => {
+            tokio::time::sleep(d).await;
+            (200, Json(json!({"chat": "C-0f7e1d1c-0000-4000-8000-000000000001", "timestamp": 1765602474760033i64})).into_response())
+        }
+        Reply::Status(code, msg) => {
+            let st = StatusCode::from_u16(code).unwrap();
+            (code, (st, Json(json!({"error": msg.unwrap_or("fake failure")}))).into_response())
+        }
+        Reply::RateLimited(retry_after) => (
+            429,
+            (StatusCode::TOO_MANY_REQUESTS, [("retry-after", retry_after)], Json(json!({"error": "rate limited"}))).into_response(),
+        ),
+    };
+    state.lock().unwrap().recorded.push(Recorded {
+        path: "/v0/chat.post".into(),
+        authorization: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        body: value,
+        at: Instant::now(),
+        schema_errors,
+        status,
+    });
+    resp
+}
+
+async fn token_info(State((state, _)): State<FakeCtx>, headers: HeaderMap) -> Response {
+    let mut s = state.lock().unwrap();
+    let (status, body) = s.token_info.clone().unwrap_or((
+        200,
+        json!({"addr": "B-b893c426-6d54-4d9a-8e71-6bd53b26124e", "scopes": ["chat:send_message"],
+               "roam": {"id": "12QJUIKR29", "name": "Test Org", "imageUrl": "https://ro.am/i", "iconUrl": "https://ro.am/c"}}),
+    ));
+    s.recorded.push(Recorded {
+        path: "/v0/token.info".into(),
+        authorization: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        body: Value::Null,
+        at: Instant::now(),
+        schema_errors: vec![],
+        status,
+    });
+    (StatusCode::from_u16(status).unwrap(), Json(body)).into_response()
+}
+
+/// A config for tests: fake Roam, fast pacing and retries, a github source and a route
+/// sending everything from it to CHAT_A. `extra` is appended.
+pub fn test_config(roam_url: &str, db: &Path, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[roam]
+base_url = "{roam_url}"
+api_key = "{KEY}"
+rate_per_second = 200
+burst = 50
+[storage]
+url = "sqlite://{db}"
+[delivery]
+retry_initial = "50ms"
+retry_max = "200ms"
+give_up_after = "1h"
+
+[[sources]]
+name = "github"
+kind = "github"
+secret = "{SECRET}"
+{extra}
+"#,
+        db = db.display()
+    )
+}
+
+pub const ROUTE_ALL_GITHUB: &str = r#"
+[[routes]]
+name = "all-github"
+source = "github"
+to = "G-88bebce7-6cbb-4666-96f9-5c02d73e6661"
+"#;
+
+/// A daemon running in this process on a free port.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+    pub dir: Option<tempfile::TempDir>,
+}
+
+impl TestApp {
+    pub async fn spawn(toml: &str) -> TestApp {
+        let cfg =
+            Config::from_toml_str(toml, "test.toml").unwrap_or_else(|e| panic!("test config: {e}"));
+        let app = Application::build(cfg)
+            .await
+            .unwrap_or_else(|e| panic!("build: {e}"));
+        let addr = app.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        TestApp {
+            addr,
+            http: reqwest::Client::new(),
+            shutdown,
+            task,
+            dir: None,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// POSTs a GitHub-style delivery signed with `secret`.
+    pub async fn github(
+        &self,
+        event: &str,
+        delivery: &str,
+        body: &[u8],
+        secret: &str,
+    ) -> reqwest::Response {
+        self.http
+            .post(self.url("/hooks/github"))
+            .header("content-type", "application/json")
+            .header("X-GitHub-Event", event)
+            .header("X-GitHub-Delivery", delivery)
+            .header("X-Hub-Signature-256", sign(secret, body))
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn readyz(&self) -> Value {
+        self.http
+            .get(self.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.task).await;
+    }
+}
+
+/// Polls `cond` until it holds; fails after `limit` (a bound, not a timing assertion).
+pub async fn wait_for<F: FnMut() -> bool>(what: &str, limit: Duration, mut cond: F) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

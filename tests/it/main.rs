@@ -1,0 +1,10 @@
+//! Black-box tests: the real router over real HTTP (and the real binary where a process
+//! must die), against a fake Roam API that records requests, validates them against
+//! Roam's published `chat.json`, and fails on demand.
+
+mod helpers;
+
+mod cli;
+mod delivery;
+mod hooks;
+mod process;

@@ -1,0 +1,391 @@
+//! The real binary: crash and restart, graceful stop, start-up errors, secrets in logs.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Daemon {
+    child: Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Daemon {
+    async fn start(config: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> Daemon {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_roam-notify"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(config)
+            .env("ROAM_NOTIFY__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env_remove("ROAM_NOTIFY_ROAM_API_KEY")
+            .env_remove("ROAM_NOTIFY_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log_file));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let d = Daemon {
+            child,
+            port,
+            log: log.to_path_buf(),
+        };
+        let start = Instant::now();
+        let http = reqwest::Client::new();
+        loop {
+            if let Ok(r) = http
+                .get(format!("http://127.0.0.1:{port}/healthz"))
+                .send()
+                .await
+                && r.status() == 200
+            {
+                return d;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "daemon did not start:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn github(&self, event: &str, delivery: &str, body: &[u8]) -> u16 {
+        reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/hooks/github", self.port))
+            .header("X-GitHub-Event", event)
+            .header("X-GitHub-Delivery", delivery)
+            .header("X-Hub-Signature-256", sign(SECRET, body))
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap(); // SIGKILL: no chance to clean up
+        self.child.wait().unwrap();
+    }
+
+    fn sigterm(&self) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn write_config(dir: &Path, fake: &FakeRoam, extra: &str) -> std::path::PathBuf {
+    let toml = test_config(&fake.url, &dir.join("db/roam-notify.db"), extra);
+    let p = dir.join("config.toml");
+    std::fs::write(&p, toml).unwrap();
+    p
+}
+
+fn routes_by_event() -> String {
+    format!(
+        r#"
+[[routes]]
+name = "pushes"
+source = "github"
+events = ["github.push"]
+to = "{CHAT_A}"
+[[routes]]
+name = "rest"
+source = "github"
+to = "{CHAT_B}"
+"#
+    )
+}
+
+/// The nth event of a test: alternating chats, with a marker in the text to check order.
+fn nth_event(i: usize) -> (&'static str, Vec<u8>) {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&fixture("github/issues.opened.json")).unwrap();
+    if i.is_multiple_of(2) {
+        let mut p: serde_json::Value =
+            serde_json::from_slice(&fixture("github/push.json")).unwrap();
+        p["pusher"]["name"] = serde_json::json!(format!("marker{i:03}"));
+        return ("push", serde_json::to_vec(&p).unwrap());
+    }
+    v["sender"]["login"] = serde_json::json!(format!("marker{i:03}"));
+    ("issues", serde_json::to_vec(&v).unwrap())
+}
+
+fn markers(fake: &FakeRoam, chat: &str) -> Vec<String> {
+    fake.delivered()
+        .iter()
+        .filter(|r| r.body["chat"] == chat)
+        .map(|r| {
+            let t = r.body["text"].as_str().unwrap();
+            let i = t
+                .find("marker")
+                .unwrap_or_else(|| panic!("no marker in {t}"));
+            t[i..i + 9].to_string()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_acceptance_then_restarted_delivers_each_message_exactly_once_in_order() {
+    let fake = FakeRoam::start().await;
+    fake.set_down(true);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &fake, &routes_by_event());
+    let port = free_port();
+    let log = dir.path().join("daemon.log");
+    let d = Daemon::start(&config, port, &log, &[]).await;
+    for i in 0..8 {
+        let (event, body) = nth_event(i);
+        assert_eq!(d.github(event, &format!("kill-{i}"), &body).await, 202);
+    }
+    d.kill9();
+    assert!(fake.delivered().is_empty());
+
+    fake.set_down(false);
+    let d = Daemon::start(&config, port, &log, &[]).await;
+    wait_for(
+        "8 deliveries after restart",
+        Duration::from_secs(20),
+        || fake.delivered().len() >= 8,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        fake.delivered().len(),
+        8,
+        "each accepted message exactly once"
+    );
+    assert_eq!(
+        markers(&fake, CHAT_A),
+        ["marker000", "marker002", "marker004", "marker006"]
+    );
+    assert_eq!(
+        markers(&fake, CHAT_B),
+        ["marker001", "marker003", "marker005", "marker007"]
+    );
+    fake.assert_all_valid();
+    d.kill9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_in_the_middle_of_delivering_loses_nothing_and_keeps_order_per_chat() {
+    let fake = FakeRoam::start().await;
+    fake.script((0..40).map(|_| Reply::Slow(Duration::from_millis(150))));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &fake, &routes_by_event());
+    let port = free_port();
+    let log = dir.path().join("daemon.log");
+    let d = Daemon::start(&config, port, &log, &[]).await;
+    for i in 0..12 {
+        let (event, body) = nth_event(i);
+        assert_eq!(d.github(event, &format!("mid-{i}"), &body).await, 202);
+    }
+    wait_for("some deliveries", Duration::from_secs(20), || {
+        fake.delivered().len() >= 3
+    })
+    .await;
+    d.kill9();
+    let before = fake.delivered().len();
+    assert!(
+        before < 12,
+        "kill came too late to test anything ({before} delivered)"
+    );
+
+    let d = Daemon::start(&config, port, &log, &[]).await;
+    wait_for("all 12 delivered", Duration::from_secs(30), || {
+        let mut all: Vec<String> = markers(&fake, CHAT_A);
+        all.extend(markers(&fake, CHAT_B));
+        all.sort();
+        all.dedup();
+        all.len() == 12
+    })
+    .await;
+    // A message whose request was cut by the kill is re-sent; Roam never answered it,
+    // so the fake recorded it once. In order per chat, nothing twice.
+    assert_eq!(
+        markers(&fake, CHAT_A),
+        [
+            "marker000",
+            "marker002",
+            "marker004",
+            "marker006",
+            "marker008",
+            "marker010"
+        ]
+    );
+    assert_eq!(
+        markers(&fake, CHAT_B),
+        [
+            "marker001",
+            "marker003",
+            "marker005",
+            "marker007",
+            "marker009",
+            "marker011"
+        ]
+    );
+    d.kill9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_the_current_send_and_exits_cleanly() {
+    let fake = FakeRoam::start().await;
+    fake.script([Reply::Slow(Duration::from_millis(1500))]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &fake, ROUTE_ALL_GITHUB);
+    let port = free_port();
+    let log = dir.path().join("daemon.log");
+    let mut d = Daemon::start(&config, port, &log, &[]).await;
+    assert_eq!(
+        d.github("push", "term-1", &fixture("github/push.json"))
+            .await,
+        202
+    );
+    // Wait until the slow send is in progress, then ask the daemon to stop.
+    wait_for("the send to start", Duration::from_secs(10), || {
+        d.log().contains("message_id")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    d.sigterm();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = d.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "daemon did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "exit status {status:?}\n{}", d.log());
+    assert_eq!(
+        fake.delivered().len(),
+        1,
+        "the send in progress finished:\n{}",
+        d.log()
+    );
+    let log = d.log();
+    assert!(log.contains("SIGTERM"), "{log}");
+    assert!(
+        log.contains("delivered"),
+        "the outcome was recorded before exit:\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_key_from_the_environment_keeps_its_digits_and_never_appears_in_logs() {
+    let fake = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = test_config(&fake.url, &dir.path().join("db/x.db"), ROUTE_ALL_GITHUB)
+        .replace(&format!("api_key = \"{KEY}\"\n"), "");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, toml).unwrap();
+    let port = free_port();
+    let log = dir.path().join("daemon.log");
+    let d = Daemon::start(
+        &config,
+        port,
+        &log,
+        &[("ROAM_NOTIFY_ROAM_API_KEY", "0123456789")],
+    )
+    .await;
+    assert_eq!(
+        d.github("push", "env-1", &fixture("github/push.json"))
+            .await,
+        202
+    );
+    wait_for("delivery", Duration::from_secs(10), || {
+        fake.delivered().len() == 1
+    })
+    .await;
+    assert_eq!(
+        fake.delivered()[0].authorization.as_deref(),
+        Some("Bearer 0123456789")
+    );
+    let log = d.log();
+    d.kill9();
+    assert!(
+        !log.contains("0123456789"),
+        "API key leaked into the log:\n{log}"
+    );
+    assert!(!log.contains(SECRET), "webhook secret leaked into the log");
+}
+
+#[test]
+fn config_errors_exit_2_with_one_line_naming_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[server]\nlisten = \"127.0.0.1:0\"\nlisen = 1\n",
+            "server.lisen",
+            "unknown field",
+        ),
+        (
+            "[[sources]]\nname = \"gh\"\nkind = \"github\"\nsecret = \"x\"\n[[routes]]\nname = \"r\"\nsource = \"gl\"\nto = \"G-88bebce7-6cbb-4666-96f9-5c02d73e6661\"\n",
+            "routes[0].source",
+            "unknown source",
+        ),
+        (
+            "[[sources]]\nname = \"gh\"\nkind = \"github\"\nsecret = \"x\"\n[[routes]]\nname = \"r\"\nsource = \"gh\"\nto = \"G-88bebce7-6cbb-4666-96f9-5c02d73e6661\"\n[routes.match]\n\"a.b\" = \"/[unclosed/\"\n",
+            "routes[0].match",
+            "invalid regex",
+        ),
+        (
+            "[[sources]]\nname = \"gh\"\nkind = \"github\"\n",
+            "sources[0].secret",
+            "needs `secret`",
+        ),
+        (
+            "[[sources]]\nname = \"gh\"\nkind = \"github\"\nsecret = \"${env:ROAM_NOTIFY_TEST_UNSET_VAR}\"\n",
+            "sources[0].secret",
+            "ROAM_NOTIFY_TEST_UNSET_VAR is not set",
+        ),
+    ];
+    for (toml, key, problem) in cases {
+        let p = dir.path().join("bad.toml");
+        std::fs::write(&p, toml).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_roam-notify"))
+            .args(["serve", "--config"])
+            .arg(&p)
+            .env(
+                "ROAM_NOTIFY__STORAGE__URL",
+                format!("sqlite://{}/x.db", dir.path().display()),
+            )
+            .env_remove("ROAM_NOTIFY_ROAM_API_KEY")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{toml}");
+        let mut err = String::new();
+        out.stderr.as_slice().read_to_string(&mut err).unwrap();
+        assert_eq!(err.trim().lines().count(), 1, "one line expected:\n{err}");
+        assert!(
+            err.contains(&p.display().to_string()) && err.contains(key) && err.contains(problem),
+            "{err}"
+        );
+    }
+}
