@@ -89,8 +89,12 @@ async fn roam_down_for_a_while_then_up_delivers_everything_once_in_order() {
     ))
     .await;
     let push = fixture("github/push.json");
-    for i in 0..6 {
-        let event = if i.is_multiple_of(2) { "push" } else { "issues" };
+    for i in 0u32..6 {
+        let event = if i.is_multiple_of(2) {
+            "push"
+        } else {
+            "issues"
+        };
         let body = if i.is_multiple_of(2) {
             push.clone()
         } else {
