@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::config::{Config, ConfigError};
 use crate::inbound::{self, Event, Source};
-use crate::render::{EventMeta, Templates};
+use crate::render::{EventMeta, Templates, event_context};
 use crate::routing::Router;
 use crate::storage::{NewEvent, NewMessage};
 
@@ -63,40 +63,46 @@ impl Pipeline {
         let routes = self
             .router
             .matching(&source.name, &event.name, &event.payload);
+        let Event {
+            name,
+            delivery_id,
+            entity,
+            payload,
+        } = event;
         let meta = EventMeta {
-            name: &event.name,
+            name: &name,
             source: &source.name,
             kind: source.kind,
-            delivery_id: &event.delivery_id,
-            entity: event.entity.as_deref(),
+            delivery_id: &delivery_id,
+            entity: entity.as_deref(),
         };
         let mut messages = Vec::new();
         let mut render_errors = Vec::new();
-        for route in &routes {
-            let template = self
-                .templates
-                .resolve(route.template.as_deref(), &event.name);
-            let rendered = self
-                .templates
-                .render_event(&template, &meta, &event.payload);
-            if let Some(e) = &rendered.error {
-                render_errors.push(e.clone());
-            }
-            for chat in &route.to {
-                messages.push(NewMessage {
-                    route: route.name.clone(),
-                    chat: chat.clone(),
-                    request: chat_post_body(chat, &rendered.text),
-                    render_error: rendered.error.clone(),
-                });
+        if !routes.is_empty() {
+            // Built once per event, moving the payload in: no copy per route.
+            let data = event_context(&meta, payload);
+            for route in &routes {
+                let template = self.templates.resolve(route.template.as_deref(), &name);
+                let rendered = self.templates.render_event(&template, &meta, &data);
+                if let Some(e) = &rendered.error {
+                    render_errors.push(e.clone());
+                }
+                for chat in &route.to {
+                    messages.push(NewMessage {
+                        route: route.name.clone(),
+                        chat: chat.clone(),
+                        request: chat_post_body(chat, &rendered.text),
+                        render_error: rendered.error.clone(),
+                    });
+                }
             }
         }
         Planned {
             event: NewEvent {
                 source: source.name.clone(),
-                delivery_id: event.delivery_id,
-                name: event.name,
-                entity: event.entity,
+                delivery_id,
+                name,
+                entity,
                 routes: routes.iter().map(|r| r.name.clone()).collect(),
                 body,
                 messages,

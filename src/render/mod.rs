@@ -197,35 +197,51 @@ impl Templates {
 
     /// Renders an event for posting: never fails. On a template error the plain fallback
     /// form is used and the error is returned alongside, for logging and counting.
-    pub fn render_event(&self, template: &str, meta: &EventMeta<'_>, payload: &Value) -> Rendered {
-        let data = context(meta, payload);
-        match self.render_raw(template, &data) {
-            Ok(text) if !text.trim().is_empty() => Rendered {
-                text: fit_message(text.trim_end(), ROAM_MAX_TEXT_BYTES),
-                template: template.to_string(),
-                error: None,
-            },
-            Ok(_) => Rendered {
-                text: fallback_text(
-                    meta,
-                    payload,
-                    &format!("template {template} rendered an empty message"),
-                ),
-                template: template.to_string(),
-                error: Some(format!("template {template} rendered an empty message")),
-            },
-            Err(e) => Rendered {
-                text: fallback_text(meta, payload, &e.to_string()),
-                template: template.to_string(),
-                error: Some(e.to_string()),
-            },
+    /// `data` comes from [`event_context`], built once per event for all its routes.
+    pub fn render_event(
+        &self,
+        template: &str,
+        meta: &EventMeta<'_>,
+        data: &handlebars::Context,
+    ) -> Rendered {
+        let result = self
+            .hbs
+            .render_with_context(template, data)
+            .map_err(|e| RenderError {
+                name: template.to_string(),
+                message: render_error_text(&e),
+            });
+        let error = match result {
+            Ok(text) if !text.trim().is_empty() => {
+                return Rendered {
+                    text: fit_message(text.trim_end(), ROAM_MAX_TEXT_BYTES),
+                    template: template.to_string(),
+                    error: None,
+                };
+            }
+            Ok(_) => format!("template {template} rendered an empty message"),
+            Err(e) => e.to_string(),
+        };
+        Rendered {
+            text: fallback_text(meta, data.data(), &error),
+            template: template.to_string(),
+            error: Some(error),
         }
     }
+}
+
+/// The render context of an event, taking the payload without copying it.
+pub fn event_context(meta: &EventMeta<'_>, payload: Value) -> handlebars::Context {
+    handlebars::Context::from(with_event_meta(meta, payload))
 }
 
 /// The data a template sees: the payload's fields at the top level, plus `_event` with
 /// the normalised name, source, kind, delivery id and entity key.
 pub fn context(meta: &EventMeta<'_>, payload: &Value) -> Value {
+    with_event_meta(meta, payload.clone())
+}
+
+fn with_event_meta(meta: &EventMeta<'_>, payload: Value) -> Value {
     let event = json!({
         "name": meta.name,
         "source": meta.source,
@@ -234,8 +250,7 @@ pub fn context(meta: &EventMeta<'_>, payload: &Value) -> Value {
         "entity": meta.entity,
     });
     match payload {
-        Value::Object(map) => {
-            let mut map = map.clone();
+        Value::Object(mut map) => {
             map.insert("_event".into(), event);
             Value::Object(map)
         }
@@ -393,10 +408,11 @@ mod tests {
         t.hbs
             .register_template_string("bad", "{{nope.nothing}}")
             .unwrap();
+        let m = meta("github.push");
         let r = t.render_event(
             "bad",
-            &meta("github.push"),
-            &json!({"html_url": "https://x"}),
+            &m,
+            &event_context(&m, json!({"html_url": "https://x"})),
         );
         let err = r.error.expect("error reported");
         assert!(err.contains("nope.nothing"), "{err}");

@@ -15,12 +15,19 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::Row;
+use std::collections::HashMap;
+
+use sqlx::sqlite::Sqlite;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{QueryBuilder, Row};
 
 const SCHEMA_V1: &str = include_str!("schema.sql");
+
+/// SQLite allows 32,766 bound values per statement: 7 per event row, 8 per message row.
+const EVENT_ROWS_PER_STATEMENT: usize = 1000;
+const MESSAGE_ROWS_PER_STATEMENT: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -187,59 +194,80 @@ impl Store {
         tx.commit().await.map_err(StoreError::Migrate)
     }
 
-    /// Writes a batch of events (and their messages) in one transaction.
+    /// Writes a batch of events (and their messages) in one transaction, with one
+    /// multi-row INSERT per table (not one statement per row): under load the batch is
+    /// hundreds of webhooks, and each statement is a round trip to SQLite's thread.
     pub async fn commit_events(&self, events: &[NewEvent]) -> Result<Vec<Committed>, StoreError> {
         let now = now_ms();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut out = Vec::with_capacity(events.len());
-        for ev in events {
-            let routes = serde_json::to_string(&ev.routes).unwrap_or_else(|_| "[]".into());
-            let inserted: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO events (source, delivery_id, name, entity, routes, received_at, body)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id",
-            )
-            .bind(&ev.source)
-            .bind(&ev.delivery_id)
-            .bind(&ev.name)
-            .bind(&ev.entity)
-            .bind(&routes)
-            .bind(now)
-            .bind(ev.body.as_ref())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(event_id) = inserted else {
-                let prev: Option<String> = sqlx::query_scalar(
-                    "SELECT routes FROM events WHERE source = $1 AND delivery_id = $2",
-                )
-                .bind(&ev.source)
-                .bind(&ev.delivery_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let routes = prev
-                    .and_then(|r| serde_json::from_str(&r).ok())
-                    .unwrap_or_default();
-                out.push(Committed::Duplicate { routes });
-                continue;
-            };
-            for m in &ev.messages {
-                sqlx::query(
-                    "INSERT INTO messages (event_id, route, chat, request, status, created_at, next_attempt_at, render_error)
-                     VALUES ($1, $2, $3, $4, 'pending', $5, $5, $6)",
-                )
-                .bind(event_id)
-                .bind(&m.route)
-                .bind(&m.chat)
-                .bind(&m.request)
-                .bind(now)
-                .bind(&m.render_error)
-                .execute(&mut *tx)
-                .await?;
-            }
-            out.push(Committed::Inserted {
-                event_id,
-                messages: ev.messages.len(),
+        // (source, delivery_id) -> new row id, for the rows the INSERT actually wrote.
+        let key = |source: &str, delivery: &str| format!("{source}\u{0}{delivery}");
+        let mut inserted: HashMap<String, i64> = HashMap::with_capacity(events.len());
+        for chunk in events.chunks(EVENT_ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events (source, delivery_id, name, entity, routes, received_at, body) ",
+            );
+            q.push_values(chunk, |mut row, ev| {
+                row.push_bind(&ev.source)
+                    .push_bind(&ev.delivery_id)
+                    .push_bind(&ev.name)
+                    .push_bind(&ev.entity)
+                    .push_bind(serde_json::to_string(&ev.routes).unwrap_or_else(|_| "[]".into()))
+                    .push_bind(now)
+                    .push_bind(ev.body.as_ref());
             });
+            q.push(
+                " ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id, source, delivery_id",
+            );
+            for row in q.build().fetch_all(&mut *tx).await? {
+                let id: i64 = row.try_get(0)?;
+                let source: String = row.try_get(1)?;
+                let delivery: String = row.try_get(2)?;
+                inserted.insert(key(&source, &delivery), id);
+            }
+        }
+        // The first event with a given key got the row; any other is a duplicate.
+        let mut out = Vec::with_capacity(events.len());
+        let mut to_queue: Vec<(i64, &NewMessage)> = Vec::new();
+        for ev in events {
+            match inserted.remove(&key(&ev.source, &ev.delivery_id)) {
+                Some(event_id) => {
+                    to_queue.extend(ev.messages.iter().map(|m| (event_id, m)));
+                    out.push(Committed::Inserted {
+                        event_id,
+                        messages: ev.messages.len(),
+                    });
+                }
+                None => {
+                    let prev: Option<String> = sqlx::query_scalar(
+                        "SELECT routes FROM events WHERE source = $1 AND delivery_id = $2",
+                    )
+                    .bind(&ev.source)
+                    .bind(&ev.delivery_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let routes = prev
+                        .and_then(|r| serde_json::from_str(&r).ok())
+                        .unwrap_or_default();
+                    out.push(Committed::Duplicate { routes });
+                }
+            }
+        }
+        for chunk in to_queue.chunks(MESSAGE_ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO messages (event_id, route, chat, request, status, created_at, next_attempt_at, render_error) ",
+            );
+            q.push_values(chunk, |mut row, (event_id, m)| {
+                row.push_bind(*event_id)
+                    .push_bind(&m.route)
+                    .push_bind(&m.chat)
+                    .push_bind(&m.request)
+                    .push_bind("pending")
+                    .push_bind(now)
+                    .push_bind(now)
+                    .push_bind(&m.render_error);
+            });
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(out)

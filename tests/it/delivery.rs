@@ -344,3 +344,33 @@ async fn dry_run_logs_instead_of_posting_and_says_so_in_readyz() {
     assert!(fake.recorded().is_empty(), "dry-run must not call Roam");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_roam_call_that_times_out_is_retried() {
+    let fake = FakeRoam::start().await;
+    fake.script([Reply::Slow(Duration::from_secs(3))]);
+    let dir = tempfile::tempdir().unwrap();
+    let toml = test_config(&fake.url, &dir.path().join("t.db"), ROUTE_ALL_GITHUB)
+        .replace("burst = 50", "burst = 50\nrequest_timeout = \"300ms\"");
+    let app = TestApp::spawn(&toml).await;
+    assert_eq!(
+        app.github("push", "slow-1", &fixture("github/push.json"), SECRET)
+            .await
+            .status(),
+        202
+    );
+    let mut ready = json!(null);
+    for _ in 0..300 {
+        ready = app.readyz().await;
+        if ready["outbox"]["delivered"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ready["outbox"]["delivered"], 1, "{ready}");
+    assert!(
+        ready["delivery"]["retried"].as_u64().unwrap() >= 1,
+        "{ready}"
+    );
+    app.stop().await;
+}

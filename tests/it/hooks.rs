@@ -439,3 +439,103 @@ to = "{CHAT_A}"
     assert_eq!(text.matches("```").count() % 2, 0, "code fence left open");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn github_accepts_either_secret_while_rotating() {
+    let fake = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = test_config(&fake.url, &dir.path().join("t.db"), ROUTE_ALL_GITHUB).replace(
+        &format!("secret = \"{SECRET}\""),
+        &format!("secrets = [\"previous-secret\", \"{SECRET}\"]"),
+    );
+    let app = TestApp::spawn(&toml).await;
+    let body = fixture("github/issues.opened.json");
+    assert_eq!(
+        app.github("issues", "rot-1", &body, "previous-secret")
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(
+        app.github("issues", "rot-2", &body, SECRET).await.status(),
+        202
+    );
+    assert_eq!(
+        app.github("issues", "rot-3", &body, "a-third-secret")
+            .await
+            .status(),
+        401
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn generic_source_with_hmac_header_and_event_header() {
+    let extra = format!(
+        r#"
+[[sources]]
+name = "ci"
+kind = "generic"
+auth = "hmac-sha256"
+secret = "ci-secret"
+signature_header = "X-CI-Signature"
+signature_prefix = ""
+event_header = "X-CI-Event"
+delivery_id_field = "build.id"
+
+[[routes]]
+name = "ci"
+source = "ci"
+events = ["generic.build_*"]
+to = "{CHAT_A}"
+template = "ci/build"
+"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let tdir = dir.path().join("tpl");
+    std::fs::create_dir_all(tdir.join("ci")).unwrap();
+    // {{{…}}} opts out of escaping: the sender's markdown is kept as is.
+    std::fs::write(
+        tdir.join("ci/build.hbs"),
+        "Build {{build.id}} {{_event.name}}: {{build.note}} / {{{build.note}}}",
+    )
+    .unwrap();
+    let fake = FakeRoam::start().await;
+    let extra = format!("[templates]\ndir = \"{}\"\n{extra}", tdir.display());
+    let app = TestApp::spawn(&test_config(&fake.url, &dir.path().join("t.db"), &extra)).await;
+    let body = br#"{"build": {"id": 42, "note": "*fast*"}}"#.to_vec();
+    let sig = sign("ci-secret", &body);
+    let hex_only = sig.trim_start_matches("sha256=").to_string();
+    let post = |sig: String, body: Vec<u8>| {
+        app.http
+            .post(app.url("/hooks/ci"))
+            .header("X-CI-Signature", sig)
+            .header("X-CI-Event", "build_finished")
+            .body(body)
+            .send()
+    };
+    let r = post(hex_only.clone(), body.clone()).await.unwrap();
+    assert_eq!(r.status(), 202);
+    let j: Value = r.json().await.unwrap();
+    assert_eq!(j["delivery_id"], "42");
+    assert_eq!(j["event"], "generic.build_finished");
+    assert_eq!(
+        post(hex_only.clone(), body.clone()).await.unwrap().status(),
+        200,
+        "same build.id is a duplicate"
+    );
+    assert_eq!(
+        post(sig, body.clone()).await.unwrap().status(),
+        401,
+        "prefix must match the configured one"
+    );
+    wait_for("delivery", Duration::from_secs(10), || {
+        fake.delivered().len() == 1
+    })
+    .await;
+    assert_eq!(
+        fake.texts()[0],
+        "Build 42 generic.build\\_finished: \\*fast\\* / *fast*"
+    );
+    app.stop().await;
+}
