@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 
-use bytes::Bytes;
 use serde_json::json;
 
 use crate::config::{Config, ConfigError};
@@ -50,7 +49,7 @@ impl Pipeline {
     }
 
     /// Routes and renders one event into the rows to commit.
-    pub fn plan(&self, source: &Source, event: Event, body: Bytes) -> Planned {
+    pub fn plan(&self, source: &Source, event: Event) -> Planned {
         if tracing::enabled!(tracing::Level::DEBUG) {
             for v in self
                 .router
@@ -104,7 +103,6 @@ impl Pipeline {
                 name,
                 entity,
                 routes: routes.iter().map(|r| r.name.clone()).collect(),
-                body,
                 messages,
             },
             render_errors,

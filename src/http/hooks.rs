@@ -84,7 +84,7 @@ async fn receive(
 
     let mut planned = Vec::with_capacity(parsed.events.len());
     for ev in parsed.events {
-        let p = st.pipeline.plan(source, ev, body.clone());
+        let p = st.pipeline.plan(source, ev);
         for e in &p.render_errors {
             st.ingest.template_errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!(source = %source.name, delivery_id = %p.event.delivery_id, event = %p.event.name, error = %e,

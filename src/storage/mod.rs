@@ -25,7 +25,7 @@ use sqlx::{QueryBuilder, Row};
 
 const SCHEMA_V1: &str = include_str!("schema.sql");
 
-/// SQLite allows 32,766 bound values per statement: 7 per event row, 8 per message row.
+/// SQLite allows 32,766 bound values per statement: 6 per event row, 8 per message row.
 const EVENT_ROWS_PER_STATEMENT: usize = 1000;
 const MESSAGE_ROWS_PER_STATEMENT: usize = 1000;
 
@@ -54,7 +54,6 @@ pub struct NewEvent {
     pub name: String,
     pub entity: Option<String>,
     pub routes: Vec<String>,
-    pub body: bytes::Bytes,
     pub messages: Vec<NewMessage>,
 }
 
@@ -152,7 +151,10 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Checkpoints run in the background (`checkpoint`), not inside the commit that
+            // happens to cross the threshold: that commit's webhook would wait for it.
+            .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -205,7 +207,7 @@ impl Store {
         let mut inserted: HashMap<String, i64> = HashMap::with_capacity(events.len());
         for chunk in events.chunks(EVENT_ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO events (source, delivery_id, name, entity, routes, received_at, body) ",
+                "INSERT INTO events (source, delivery_id, name, entity, routes, received_at) ",
             );
             q.push_values(chunk, |mut row, ev| {
                 row.push_bind(&ev.source)
@@ -213,8 +215,7 @@ impl Store {
                     .push_bind(&ev.name)
                     .push_bind(&ev.entity)
                     .push_bind(serde_json::to_string(&ev.routes).unwrap_or_else(|_| "[]".into()))
-                    .push_bind(now)
-                    .push_bind(ev.body.as_ref());
+                    .push_bind(now);
             });
             q.push(
                 " ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id, source, delivery_id",
@@ -399,6 +400,15 @@ impl Store {
         })
     }
 
+    /// Copies committed WAL frames into the database file (PASSIVE: never blocks
+    /// writers). Called periodically by the app; the WAL is reused once it is copied.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -415,7 +425,6 @@ mod tests {
             name: "github.push".into(),
             entity: None,
             routes: vec!["r".into()],
-            body: bytes::Bytes::from_static(b"{}"),
             messages: chats
                 .iter()
                 .map(|c| NewMessage {

@@ -1,7 +1,9 @@
 -- Schema version 1. Applied once, in one transaction, by storage::migrate.
 
 -- Every accepted event. (source, delivery_id) is unique: a sender's redelivery is a
--- duplicate and produces no second message.
+-- duplicate and produces no second message. Payloads are not kept: the rendered
+-- messages are (a webhook body is ~10x the size of its message, and every byte
+-- written here is written twice, to the WAL and to the database).
 CREATE TABLE events (
     id           INTEGER PRIMARY KEY,
     source       TEXT    NOT NULL,
@@ -10,7 +12,6 @@ CREATE TABLE events (
     entity       TEXT,
     routes       TEXT    NOT NULL,  -- JSON array of the route names it matched
     received_at  INTEGER NOT NULL,  -- unix milliseconds
-    body         BLOB    NOT NULL,  -- the request body as received
     UNIQUE (source, delivery_id)
 );
 
