@@ -139,7 +139,6 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let app = http::router(self.state.clone(), self.request_timeout);
         let worker = tokio::spawn(self.worker.run(shutdown.clone()));
-        let checkpointer = tokio::spawn(checkpoint_loop(self.store.clone(), shutdown.clone()));
         let server = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .into_future();
@@ -169,29 +168,9 @@ impl Application {
         }
         drop(self.state);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.committer).await;
-        let _ = checkpointer.await;
-        if let Err(e) = self.store.checkpoint().await {
-            tracing::warn!(error = %e, "final checkpoint failed; SQLite replays the WAL at the next start");
-        }
         self.store.close().await;
         tracing::info!("stopped");
         result
-    }
-}
-
-/// Keeps the SQLite WAL short without making any webhook wait for it.
-async fn checkpoint_loop(store: Store, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                if let Err(e) = store.checkpoint().await {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
-                }
-            }
-            _ = shutdown.cancelled() => break,
-        }
     }
 }
 

@@ -25,9 +25,8 @@ use sqlx::{QueryBuilder, Row};
 
 const SCHEMA_V1: &str = include_str!("schema.sql");
 
-/// SQLite allows 32,766 bound values per statement: 6 per event row, 8 per message row.
+/// SQLite allows 32,766 bound values per statement; an event row binds 7.
 const EVENT_ROWS_PER_STATEMENT: usize = 1000;
-const MESSAGE_ROWS_PER_STATEMENT: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -131,6 +130,41 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
     Some(PathBuf::from(path))
 }
 
+/// A CTE `heads`: the oldest unsent message of every chat. It walks the partial index
+/// `messages_unsent` chat by chat (a loose index scan), so its cost grows with the
+/// number of chats with a backlog, not with the backlog.
+const HEADS: &str = "WITH RECURSIVE chats(chat) AS (
+        SELECT MIN(chat) FROM messages INDEXED BY messages_unsent WHERE status IN ('pending', 'sending')
+        UNION ALL
+        SELECT (SELECT MIN(chat) FROM messages INDEXED BY messages_unsent
+                WHERE status IN ('pending', 'sending') AND chat > chats.chat)
+        FROM chats WHERE chats.chat IS NOT NULL
+    ),
+    heads AS (
+        SELECT m.* FROM chats
+        JOIN messages m ON m.id = (SELECT MIN(id) FROM messages INDEXED BY messages_unsent
+                                   WHERE status IN ('pending', 'sending') AND chat = chats.chat)
+    )";
+
+/// The `outbox` column: the messages the `events_enqueue` trigger turns into rows.
+fn outbox_json(messages: &[NewMessage]) -> Option<String> {
+    if messages.is_empty() {
+        return None;
+    }
+    let list: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "route": m.route,
+                "chat": m.chat,
+                "request": m.request,
+                "render_error": m.render_error,
+            })
+        })
+        .collect();
+    serde_json::to_string(&list).ok()
+}
+
 impl Store {
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         if let Some(path) = sqlite_path(url)
@@ -151,10 +185,7 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true)
-            // Checkpoints run in the background (`checkpoint`), not inside the commit that
-            // happens to cross the threshold: that commit's webhook would wait for it.
-            .pragma("wal_autocheckpoint", "0");
+            .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -196,18 +227,18 @@ impl Store {
         tx.commit().await.map_err(StoreError::Migrate)
     }
 
-    /// Writes a batch of events (and their messages) in one transaction, with one
-    /// multi-row INSERT per table (not one statement per row): under load the batch is
-    /// hundreds of webhooks, and each statement is a round trip to SQLite's thread.
+    /// Records a batch of events and queues their messages. Each chunk is one INSERT
+    /// statement (atomic on its own: the `events_enqueue` trigger queues the messages
+    /// inside it), so a batch of hundreds of webhooks costs one round trip to SQLite's
+    /// thread and one fsync. Returns, per event, whether it was new or a duplicate.
     pub async fn commit_events(&self, events: &[NewEvent]) -> Result<Vec<Committed>, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         // (source, delivery_id) -> new row id, for the rows the INSERT actually wrote.
         let key = |source: &str, delivery: &str| format!("{source}\u{0}{delivery}");
         let mut inserted: HashMap<String, i64> = HashMap::with_capacity(events.len());
         for chunk in events.chunks(EVENT_ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO events (source, delivery_id, name, entity, routes, received_at) ",
+                "INSERT INTO events (source, delivery_id, name, entity, routes, received_at, outbox) ",
             );
             q.push_values(chunk, |mut row, ev| {
                 row.push_bind(&ev.source)
@@ -215,12 +246,13 @@ impl Store {
                     .push_bind(&ev.name)
                     .push_bind(&ev.entity)
                     .push_bind(serde_json::to_string(&ev.routes).unwrap_or_else(|_| "[]".into()))
-                    .push_bind(now);
+                    .push_bind(now)
+                    .push_bind(outbox_json(&ev.messages));
             });
             q.push(
                 " ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id, source, delivery_id",
             );
-            for row in q.build().fetch_all(&mut *tx).await? {
+            for row in q.build().fetch_all(&self.pool).await? {
                 let id: i64 = row.try_get(0)?;
                 let source: String = row.try_get(1)?;
                 let delivery: String = row.try_get(2)?;
@@ -229,23 +261,19 @@ impl Store {
         }
         // The first event with a given key got the row; any other is a duplicate.
         let mut out = Vec::with_capacity(events.len());
-        let mut to_queue: Vec<(i64, &NewMessage)> = Vec::new();
         for ev in events {
             match inserted.remove(&key(&ev.source, &ev.delivery_id)) {
-                Some(event_id) => {
-                    to_queue.extend(ev.messages.iter().map(|m| (event_id, m)));
-                    out.push(Committed::Inserted {
-                        event_id,
-                        messages: ev.messages.len(),
-                    });
-                }
+                Some(event_id) => out.push(Committed::Inserted {
+                    event_id,
+                    messages: ev.messages.len(),
+                }),
                 None => {
                     let prev: Option<String> = sqlx::query_scalar(
                         "SELECT routes FROM events WHERE source = $1 AND delivery_id = $2",
                     )
                     .bind(&ev.source)
                     .bind(&ev.delivery_id)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&self.pool)
                     .await?;
                     let routes = prev
                         .and_then(|r| serde_json::from_str(&r).ok())
@@ -254,23 +282,6 @@ impl Store {
                 }
             }
         }
-        for chunk in to_queue.chunks(MESSAGE_ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO messages (event_id, route, chat, request, status, created_at, next_attempt_at, render_error) ",
-            );
-            q.push_values(chunk, |mut row, (event_id, m)| {
-                row.push_bind(*event_id)
-                    .push_bind(&m.route)
-                    .push_bind(&m.chat)
-                    .push_bind(&m.request)
-                    .push_bind("pending")
-                    .push_bind(now)
-                    .push_bind(now)
-                    .push_bind(&m.render_error);
-            });
-            q.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
         Ok(out)
     }
 
@@ -292,12 +303,13 @@ impl Store {
         now: i64,
         limit: i64,
     ) -> Result<Vec<OutboxMessage>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, chat, route, request, attempts, created_at, maybe_duplicate FROM messages
-             WHERE id IN (SELECT MIN(id) FROM messages WHERE status IN ('pending', 'sending') GROUP BY chat)
-               AND status = 'pending' AND next_attempt_at <= $1
-             ORDER BY next_attempt_at, id LIMIT $2",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{HEADS}
+             SELECT m.id, m.chat, m.route, m.request, m.attempts, m.created_at, m.maybe_duplicate
+             FROM heads m
+             WHERE m.status = 'pending' AND m.next_attempt_at <= $1
+             ORDER BY m.next_attempt_at, m.id LIMIT $2"
+        )))
         .bind(now)
         .bind(limit)
         .fetch_all(&self.pool)
@@ -320,13 +332,11 @@ impl Store {
     /// When the next head-of-chat message becomes due (unix ms), if any. Messages held
     /// back behind an earlier one of their chat do not count: they cannot be sent yet.
     pub async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM messages
-             WHERE id IN (SELECT MIN(id) FROM messages WHERE status IN ('pending', 'sending') GROUP BY chat)
-               AND status = 'pending'",
-        )
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "{HEADS} SELECT MIN(next_attempt_at) FROM heads WHERE status = 'pending'"
+        )))
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     pub async fn mark_sending(&self, id: i64) -> Result<(), StoreError> {
@@ -381,32 +391,25 @@ impl Store {
     }
 
     pub async fn stats(&self) -> Result<OutboxStats, StoreError> {
-        let row = sqlx::query(
-            "SELECT
-                COALESCE(SUM(status IN ('pending', 'sending')), 0) AS pending,
-                COALESCE(SUM(status = 'dead'), 0) AS dead,
-                COALESCE(SUM(status = 'delivered'), 0) AS delivered,
-                MIN(CASE WHEN status IN ('pending', 'sending') THEN created_at END) AS oldest
-             FROM messages",
+        let (pending, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(created_at) FROM messages INDEXED BY messages_unsent
+             WHERE status IN ('pending', 'sending')",
         )
         .fetch_one(&self.pool)
         .await?;
-        let oldest: Option<i64> = row.try_get("oldest")?;
+        let dead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE status = 'dead'")
+            .fetch_one(&self.pool)
+            .await?;
+        let delivered: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE status = 'delivered'")
+                .fetch_one(&self.pool)
+                .await?;
         Ok(OutboxStats {
-            pending: row.try_get("pending")?,
-            dead: row.try_get("dead")?,
-            delivered: row.try_get("delivered")?,
+            pending,
+            dead,
+            delivered,
             oldest_pending_age_seconds: oldest.map(|t| ((now_ms() - t).max(0)) as f64 / 1000.0),
         })
-    }
-
-    /// Copies committed WAL frames into the database file (PASSIVE: never blocks
-    /// writers). Called periodically by the app; the WAL is reused once it is copied.
-    pub async fn checkpoint(&self) -> Result<(), StoreError> {
-        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     pub async fn close(&self) {
@@ -463,5 +466,45 @@ mod tests {
         assert_eq!(s.recover_in_flight().await.unwrap(), vec![due[0].id]);
         let st = s.stats().await.unwrap();
         assert_eq!(st.pending, 3);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_head_holds_back_its_chat_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        s.commit_events(&[ev("1", &["A", "B"]), ev("2", &["A", "B"]), ev("3", &["C"])])
+            .await
+            .unwrap();
+        let now = now_ms() + 1;
+        let heads = s.due_messages(now, 10).await.unwrap();
+        let mut got: Vec<(String, String)> = heads
+            .iter()
+            .map(|m| (m.chat.clone(), m.request.clone()))
+            .collect();
+        got.sort();
+        assert_eq!(got.len(), 3);
+        assert!(got[0].1.contains("\"text\":\"1\"") && got[0].0 == "A");
+        // A's head must wait a minute: A's second message is not offered, B and C are.
+        let a_head = heads.iter().find(|m| m.chat == "A").unwrap();
+        s.mark_sending(a_head.id).await.unwrap();
+        s.retry_later(a_head.id, now + 60_000, "503", true)
+            .await
+            .unwrap();
+        let later = s.due_messages(now, 10).await.unwrap();
+        assert!(later.iter().all(|m| m.chat != "A"), "{later:?}");
+        assert_eq!(later.len(), 2);
+        for m in &later {
+            s.mark_delivered(m.id).await.unwrap();
+        }
+        // B's second message is now its head; A still waits; C is done.
+        let next = s.due_messages(now, 10).await.unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].chat, "B");
+        s.mark_delivered(next[0].id).await.unwrap();
+        assert_eq!(s.next_due_at().await.unwrap(), Some(now + 60_000));
+        let st = s.stats().await.unwrap();
+        assert_eq!((st.pending, st.delivered, st.dead), (2, 3, 0));
     }
 }
