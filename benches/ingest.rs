@@ -259,6 +259,19 @@ async fn measure(t: &Target, load: Arc<Load>, requests: u64, seconds: u64, rate:
         failures += task.await.unwrap();
     }
     let elapsed = start.elapsed();
+    if let Some(dir) = &t._dir {
+        let wal = std::fs::metadata(dir.path().join("bench.db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let db = std::fs::metadata(dir.path().join("bench.db"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        println!(
+            "  after the closed loop: database {:.1} MiB, WAL {:.1} MiB",
+            db as f64 / 1048576.0,
+            wal as f64 / 1048576.0
+        );
+    }
     let throughput = (requests / conns * conns) as f64 / elapsed.as_secs_f64();
 
     // 2. Open loop at `rate` requests/s: latency from the scheduled send time.
@@ -279,13 +292,28 @@ async fn measure(t: &Target, load: Arc<Load>, requests: u64, seconds: u64, rate:
     }
     let mut lat = Vec::with_capacity(handles.len());
     let mut steady_failures = 0;
-    for h in handles {
+    let mut slowest: Vec<(Duration, usize)> = Vec::new();
+    for (i, h) in handles.into_iter().enumerate() {
         let (d, ok) = h.await.unwrap();
         if !ok {
             steady_failures += 1;
         }
         lat.push(d);
+        slowest.push((d, i));
     }
+    slowest.sort_by(|a, b| b.cmp(a));
+    let worst: Vec<String> = slowest
+        .iter()
+        .take(12)
+        .map(|(d, i)| {
+            format!(
+                "{:.1}ms@{:.2}s",
+                d.as_secs_f64() * 1e3,
+                *i as f64 / rate as f64
+            )
+        })
+        .collect();
+    println!("  slowest acks (latency@send time): {}", worst.join(" "));
     lat.sort();
     let rss_peak = rss_kib(pid, "VmHWM:");
     Figures {

@@ -12,6 +12,11 @@ use roam_notify::config::{CONFIG_PATH_ENV, Config};
 use roam_notify::render::Templates;
 use roam_notify::{Application, check};
 
+// The request path allocates a JSON tree per webhook on two threads; mimalloc's
+// per-thread heaps gave ~20% more webhooks/s than glibc malloc in the ingest bench.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "roam-notify",
