@@ -36,12 +36,7 @@ async fn a_429_pauses_all_sending_for_retry_after_then_delivers() {
         &two_chat_routes(),
     ))
     .await;
-    assert_eq!(
-        app.github("push", "a", &fixture("github/push.json"), SECRET)
-            .await
-            .status(),
-        202
-    );
+    app.push_accepted("a").await;
     wait_for("the 429", Duration::from_secs(10), || {
         fake.recorded().iter().any(|r| r.status == 429)
     })
@@ -159,12 +154,7 @@ async fn a_4xx_from_roam_dead_letters_the_message_and_the_rest_still_flows() {
         ROUTE_ALL_GITHUB,
     ))
     .await;
-    assert_eq!(
-        app.github("push", "x1", &fixture("github/push.json"), SECRET)
-            .await
-            .status(),
-        202
-    );
+    app.push_accepted("x1").await;
     assert_eq!(
         app.github(
             "push",
@@ -200,20 +190,8 @@ async fn retries_stop_at_give_up_after_and_dead_letter_with_the_reason() {
     let toml = test_config(&fake.url, &dir.path().join("t.db"), ROUTE_ALL_GITHUB)
         .replace("give_up_after = \"1h\"", "give_up_after = \"500ms\"");
     let app = TestApp::spawn(&toml).await;
-    assert_eq!(
-        app.github("push", "g1", &fixture("github/push.json"), SECRET)
-            .await
-            .status(),
-        202
-    );
-    let mut ready = json!(null);
-    for _ in 0..200 {
-        ready = app.readyz().await;
-        if ready["outbox"]["dead"] == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    app.push_accepted("g1").await;
+    let ready = app.wait_ready(|r| r["outbox"]["dead"] == 1).await;
     assert_eq!(ready["outbox"]["dead"], 1, "{ready}");
     assert!(
         fake.recorded().iter().filter(|r| r.status == 503).count() >= 2,
@@ -290,20 +268,10 @@ async fn start_up_goes_on_when_roam_is_unreachable() {
         ROUTE_ALL_GITHUB,
     ))
     .await;
-    assert_eq!(
-        app.github("push", "u1", &fixture("github/push.json"), SECRET)
-            .await
-            .status(),
-        202
-    );
-    let mut ready = json!(null);
-    for _ in 0..200 {
-        ready = app.readyz().await;
-        if ready["delivery"]["last_error"].is_string() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.push_accepted("u1").await;
+    let ready = app
+        .wait_ready(|r| r["delivery"]["last_error"].is_string())
+        .await;
     assert!(
         ready["delivery"]["last_error"]
             .as_str()
@@ -325,20 +293,8 @@ async fn dry_run_logs_instead_of_posting_and_says_so_in_readyz() {
     let toml = test_config(&fake.url, &dir.path().join("t.db"), ROUTE_ALL_GITHUB)
         .replace(&format!("api_key = \"{KEY}\"\n"), "");
     let app = TestApp::spawn(&toml).await;
-    assert_eq!(
-        app.github("push", "dr1", &fixture("github/push.json"), SECRET)
-            .await
-            .status(),
-        202
-    );
-    let mut ready = json!(null);
-    for _ in 0..200 {
-        ready = app.readyz().await;
-        if ready["outbox"]["delivered"] == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.push_accepted("dr1").await;
+    let ready = app.wait_ready(|r| r["outbox"]["delivered"] == 1).await;
     assert_eq!(ready["dry_run"], true);
     assert_eq!(ready["outbox"]["delivered"], 1, "{ready}");
     assert!(fake.recorded().is_empty(), "dry-run must not call Roam");
@@ -353,20 +309,8 @@ async fn a_roam_call_that_times_out_is_retried() {
     let toml = test_config(&fake.url, &dir.path().join("t.db"), ROUTE_ALL_GITHUB)
         .replace("burst = 50", "burst = 50\nrequest_timeout = \"300ms\"");
     let app = TestApp::spawn(&toml).await;
-    assert_eq!(
-        app.github("push", "slow-1", &fixture("github/push.json"), SECRET)
-            .await
-            .status(),
-        202
-    );
-    let mut ready = json!(null);
-    for _ in 0..300 {
-        ready = app.readyz().await;
-        if ready["outbox"]["delivered"] == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.push_accepted("slow-1").await;
+    let ready = app.wait_ready(|r| r["outbox"]["delivered"] == 1).await;
     assert_eq!(ready["outbox"]["delivered"], 1, "{ready}");
     assert!(
         ready["delivery"]["retried"].as_u64().unwrap() >= 1,

@@ -336,6 +336,14 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Sends the `push` fixture under `delivery` and checks it was accepted.
+    pub async fn push_accepted(&self, delivery: &str) {
+        let r = self
+            .github("push", delivery, &fixture("github/push.json"), SECRET)
+            .await;
+        assert_eq!(r.status(), 202, "push {delivery} not accepted");
+    }
+
     pub async fn readyz(&self) -> Value {
         self.http
             .get(self.url("/readyz"))
@@ -345,6 +353,18 @@ impl TestApp {
             .json()
             .await
             .unwrap()
+    }
+
+    /// Polls `/readyz` until `cond` holds (at most 10 s) and returns the last answer.
+    pub async fn wait_ready(&self, cond: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let ready = self.readyz().await;
+            if cond(&ready) || start.elapsed() > Duration::from_secs(10) {
+                return ready;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn stop(self) {
