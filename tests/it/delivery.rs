@@ -65,7 +65,7 @@ async fn a_429_pauses_all_sending_for_retry_after_then_delivers() {
             r.at.duration_since(limited.at)
         );
     }
-    let ready = app.readyz().await;
+    let ready = app.wait_ready(|r| r["outbox"]["delivered"] == 2).await;
     assert_eq!(ready["delivery"]["rate_limited"], 1);
     assert_eq!(ready["outbox"]["delivered"], 2);
     fake.assert_all_valid();
@@ -106,7 +106,13 @@ async fn roam_down_for_a_while_then_up_delivers_everything_once_in_order() {
         fake.recorded().iter().filter(|r| r.status == 503).count() >= 6
     })
     .await;
-    let ready = app.readyz().await;
+    let ready = app
+        .wait_ready(|r| {
+            r["delivery"]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("503"))
+        })
+        .await;
     assert_eq!(ready["outbox"]["pending"], 6);
     assert!(
         ready["delivery"]["last_error"]
@@ -123,7 +129,7 @@ async fn roam_down_for_a_while_then_up_delivers_everything_once_in_order() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(fake.delivered().len(), 6, "nothing delivered twice");
     // Per chat, the order of acceptance is kept: chat A gets its three pushes in order.
-    let ready = app.readyz().await;
+    let ready = app.wait_ready(|r| r["outbox"]["pending"] == 0).await;
     assert_eq!(ready["outbox"]["pending"], 0);
     assert_eq!(ready["outbox"]["dead"], 0);
     let a: Vec<Value> = fake
@@ -170,7 +176,9 @@ async fn a_4xx_from_roam_dead_letters_the_message_and_the_rest_still_flows() {
         fake.delivered().len() == 1
     })
     .await;
-    let ready = app.readyz().await;
+    let ready = app
+        .wait_ready(|r| r["outbox"]["delivered"] == 1 && r["outbox"]["dead"] == 1)
+        .await;
     assert_eq!(ready["outbox"]["dead"], 1);
     assert_eq!(ready["outbox"]["delivered"], 1);
     assert_eq!(ready["delivery"]["dead_lettered"], 1);

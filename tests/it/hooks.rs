@@ -194,7 +194,7 @@ async fn a_redelivered_id_yields_one_message() {
         fake.delivered().len() == 1
     })
     .await;
-    let ready = app.readyz().await;
+    let ready = app.wait_ready(|r| r["outbox"]["delivered"] == 1).await;
     assert_eq!(ready["outbox"]["pending"], 0);
     assert_eq!(ready["outbox"]["delivered"], 1);
     assert_eq!(fake.delivered().len(), 1);

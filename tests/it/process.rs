@@ -223,30 +223,56 @@ async fn killed_in_the_middle_of_delivering_loses_nothing_and_keeps_order_per_ch
         all.len() == 12
     })
     .await;
-    // A message whose request was cut by the kill is re-sent; Roam never answered it,
-    // so the fake recorded it once. In order per chat, nothing twice.
-    assert_eq!(
-        markers(&fake, CHAT_A),
-        [
-            "marker000",
-            "marker002",
-            "marker004",
-            "marker006",
-            "marker008",
-            "marker010"
-        ]
+    // The only message that may reach Roam twice is the one in flight at the kill, if
+    // Roam had answered it before the process died (the documented at-least-once
+    // window); the restarted daemon must then have said so in its log. Per chat, the
+    // order of acceptance holds either way.
+    let (a, b) = (markers(&fake, CHAT_A), markers(&fake, CHAT_B));
+    let mut dups = 0;
+    for (chat, got, want) in [
+        (
+            "A",
+            &a,
+            [
+                "marker000",
+                "marker002",
+                "marker004",
+                "marker006",
+                "marker008",
+                "marker010",
+            ],
+        ),
+        (
+            "B",
+            &b,
+            [
+                "marker001",
+                "marker003",
+                "marker005",
+                "marker007",
+                "marker009",
+                "marker011",
+            ],
+        ),
+    ] {
+        let mut collapsed = got.clone();
+        collapsed.dedup();
+        assert_eq!(
+            collapsed, want,
+            "chat {chat} out of order or incomplete: {got:?}"
+        );
+        dups += got.len() - collapsed.len();
+    }
+    assert!(
+        dups <= 1,
+        "more than the one in-flight message was repeated: {a:?} {b:?}"
     );
-    assert_eq!(
-        markers(&fake, CHAT_B),
-        [
-            "marker001",
-            "marker003",
-            "marker005",
-            "marker007",
-            "marker009",
-            "marker011"
-        ]
-    );
+    if dups == 1 {
+        assert!(
+            d.log().contains("may show it twice"),
+            "a repeated message was not flagged in the log"
+        );
+    }
     d.kill9();
 }
 
