@@ -60,6 +60,18 @@ impl Application {
     /// Validates everything, opens storage, checks the Roam key, binds the listener.
     pub async fn build(cfg: Config) -> Result<Application, StartError> {
         let pipeline = Pipeline::compile(&cfg)?;
+        if pipeline.sources.is_empty() {
+            tracing::warn!(
+                "no [[sources]] configured: every webhook gets 404 (see config.toml.example)"
+            );
+        }
+        let mut names: Vec<String> = pipeline
+            .sources
+            .values()
+            .map(|s| format!("/hooks/{} ({})", s.name, s.kind))
+            .collect();
+        names.sort();
+        tracing::info!(sources = ?names, routes = pipeline.router.routes().len(), "configuration loaded");
         for s in pipeline.sources.values().filter(|s| s.unauthenticated) {
             tracing::warn!(source = %s.name, "source accepts unauthenticated requests (auth = \"none\"); anyone who can reach /hooks/{} can post", s.name);
         }
