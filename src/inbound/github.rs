@@ -83,11 +83,14 @@ impl SourceKind for GitHub {
 }
 
 fn body_json(req: &Inbound<'_>) -> Result<Value, Rejection> {
+    // GitHub's form mode sends `payload=<url-encoded JSON>`. A JSON body sent with a form
+    // content type (curl's default) is still JSON.
     let form = req
         .headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
+        && req.body.starts_with(b"payload=");
     if !form {
         return parse_json(req.body);
     }

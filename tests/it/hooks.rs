@@ -534,3 +534,44 @@ template = "ci/build"
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn github_form_encoded_payloads_are_verified_over_the_raw_form_bytes() {
+    let (app, fake, _dir) = app_with(ROUTE_ALL_GITHUB).await;
+    let json = fixture("github/push.new-branch.json");
+    let form: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", std::str::from_utf8(&json).unwrap())
+        .finish();
+    let r = app
+        .http
+        .post(app.url("/hooks/github"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("X-GitHub-Event", "push")
+        .header("X-GitHub-Delivery", "form-1")
+        .header("X-Hub-Signature-256", sign(SECRET, form.as_bytes()))
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    // curl's default content type with a JSON body is still read as JSON.
+    let r = app
+        .http
+        .post(app.url("/hooks/github"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("X-GitHub-Event", "push")
+        .header("X-GitHub-Delivery", "form-2")
+        .header("X-Hub-Signature-256", sign(SECRET, &json))
+        .body(json.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    wait_for("two deliveries", Duration::from_secs(10), || {
+        fake.delivered().len() == 2
+    })
+    .await;
+    let texts = fake.texts();
+    assert_eq!(texts[0], texts[1], "both forms render the same message");
+    app.stop().await;
+}
