@@ -155,6 +155,12 @@ pub struct SourceConfig {
     pub signature_header: Option<String>,
     #[serde(default)]
     pub signature_prefix: Option<String>,
+    /// Grafana: the header carrying the signed timestamp, when configured there.
+    #[serde(default)]
+    pub timestamp_header: Option<String>,
+    /// Replay window for signed timestamps (default 5m).
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    pub tolerance: Option<Duration>,
 }
 
 impl SourceConfig {

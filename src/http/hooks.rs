@@ -65,6 +65,7 @@ async fn receive(
         uri: &uri,
         headers: &headers,
         body: &body,
+        url_token: None,
     };
     if let Err(r) = source.authenticate(&req) {
         st.ingest.unauthorized.fetch_add(1, Ordering::Relaxed);

@@ -14,11 +14,27 @@
 use serde_json::Value;
 
 use super::{
-    Ack, Authenticator, Event, Inbound, Parsed, Rejection, SourceKind, auth::header_str,
-    authenticator_from_config, name_part, parse_json,
+    Ack, AuthSpec, Authenticator, Event, HmacStyle, Inbound, Parsed, Rejection, SourceKind,
+    auth::header_str, auth_from_config, name_part, parse_json,
 };
 use crate::config::{Config, ConfigError};
 use crate::fieldpath::{FieldPath, scalar_text};
+
+const AUTH: AuthSpec = AuthSpec {
+    default: None,
+    allowed: &[
+        "bearer",
+        "basic",
+        "hmac-sha256",
+        "standard-webhooks",
+        "url-token",
+    ],
+    hmac: HmacStyle::Hex {
+        header: "X-Signature-256",
+        prefix: "sha256=",
+    },
+    token_header: "",
+};
 
 pub struct Generic {
     pub auth: Authenticator,
@@ -83,7 +99,7 @@ impl Lookup {
 impl Generic {
     pub fn from_config(cfg: &Config, i: usize) -> Result<Self, ConfigError> {
         let sc = &cfg.sources[i];
-        let auth = authenticator_from_config(cfg, i, None)?;
+        let auth = auth_from_config(cfg, i, "generic", &AUTH)?;
         let event = Lookup::from_config(cfg, i, "event", &sc.event_field, &sc.event_header)?
             .unwrap_or_else(|| Lookup::Fixed("event".into()));
         let delivery_id = Lookup::from_config(
@@ -103,7 +119,7 @@ impl Generic {
 
 impl SourceKind for Generic {
     fn authenticate(&self, req: &Inbound<'_>) -> Result<(), Rejection> {
-        self.auth.verify(req.headers, req.body)
+        self.auth.verify(req)
     }
 
     fn parse(&self, req: &Inbound<'_>) -> Result<Parsed, Rejection> {

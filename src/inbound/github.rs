@@ -8,10 +8,20 @@
 use serde_json::Value;
 
 use super::{
-    Ack, Authenticator, Event, Inbound, Parsed, Rejection, SourceKind, auth::header_str,
-    authenticator_from_config, body_digest, name_part, parse_json, reject_unused,
+    Ack, AuthSpec, Authenticator, Event, HmacStyle, Inbound, Parsed, Rejection, SourceKind,
+    auth::header_str, auth_from_config, body_digest, name_part, parse_json, reject_unused,
 };
 use crate::config::{Config, ConfigError};
+
+const AUTH: AuthSpec = AuthSpec {
+    default: Some("hmac-sha256"),
+    allowed: &["hmac-sha256"],
+    hmac: HmacStyle::Hex {
+        header: "X-Hub-Signature-256",
+        prefix: "sha256=",
+    },
+    token_header: "",
+};
 
 pub struct GitHub {
     pub auth: Authenticator,
@@ -31,20 +41,14 @@ impl GitHub {
                 ("delivery_id_header", sc.delivery_id_header.is_some()),
             ],
         )?;
-        let auth = authenticator_from_config(cfg, i, Some(("X-Hub-Signature-256", "sha256=")))?;
-        if matches!(auth, Authenticator::Bearer { .. }) {
-            return Err(cfg.error(
-                &format!("sources[{i}].auth"),
-                "GitHub signs with HMAC: use auth = \"hmac-sha256\" (the default) or \"none\"",
-            ));
-        }
+        let auth = auth_from_config(cfg, i, "github", &AUTH)?;
         Ok(GitHub { auth })
     }
 }
 
 impl SourceKind for GitHub {
     fn authenticate(&self, req: &Inbound<'_>) -> Result<(), Rejection> {
-        self.auth.verify(req.headers, req.body)
+        self.auth.verify(req)
     }
 
     fn parse(&self, req: &Inbound<'_>) -> Result<Parsed, Rejection> {

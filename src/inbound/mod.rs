@@ -30,6 +30,8 @@ pub struct Inbound<'a> {
     pub uri: &'a Uri,
     pub headers: &'a HeaderMap,
     pub body: &'a [u8],
+    /// The segment after `/hooks/<source>/`, for `auth = "url-token"`.
+    pub url_token: Option<&'a str>,
 }
 
 /// One normalised event.
@@ -157,77 +159,160 @@ fn build_source(cfg: &Config, i: usize) -> Result<Source, ConfigError> {
     })
 }
 
+/// How a kind signs, for [`auth_from_config`].
+pub struct AuthSpec {
+    /// The scheme used when `auth` is not set (`None`: `auth` must be written).
+    pub default: Option<&'static str>,
+    /// The schemes the kind accepts, besides `none`.
+    pub allowed: &'static [&'static str],
+    /// What `hmac-sha256` means for this kind.
+    pub hmac: HmacStyle,
+    /// The header `token` reads.
+    pub token_header: &'static str,
+}
+
+pub enum HmacStyle {
+    /// `<header>: <prefix><hex>` over the body.
+    Hex {
+        header: &'static str,
+        prefix: &'static str,
+    },
+    /// `<header>: v1=<hex>,v1=<hex>` over the body.
+    HexList {
+        header: &'static str,
+        version: &'static str,
+    },
+    /// Grafana's, with an optional signed timestamp header.
+    Grafana { header: &'static str },
+}
+
 /// Builds the authenticator from `auth`, `secret`/`secrets` and the signature keys.
-/// `default_hmac` is the kind's native signature scheme, used when `auth` is not set.
-fn authenticator_from_config(
+fn auth_from_config(
     cfg: &Config,
     i: usize,
-    default_hmac: Option<(&str, &str)>,
+    kind: &str,
+    spec: &AuthSpec,
 ) -> Result<Authenticator, ConfigError> {
     let sc = &cfg.sources[i];
     let key = |k: &str| format!("sources[{i}].{k}");
     let secrets = sc.all_secrets();
-    let scheme = match (sc.auth.as_deref(), default_hmac) {
-        (Some(s), _) => s.to_string(),
-        (None, Some(_)) => "hmac-sha256".to_string(),
+    let tolerance = sc.tolerance.unwrap_or(auth::DEFAULT_TOLERANCE);
+    let scheme = match (sc.auth.as_deref(), spec.default) {
+        (Some(s), _) => s,
+        (None, Some(d)) => d,
         (None, None) => {
             return Err(cfg.error(
                 &key("auth"),
-                "missing: set auth = \"bearer\", \"hmac-sha256\" or (explicitly) \"none\"",
+                format!(
+                    "missing: set auth = {} or (explicitly) \"none\"",
+                    spec.allowed
+                        .iter()
+                        .map(|a| format!("{a:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ));
         }
     };
-    match scheme.as_str() {
-        "none" => {
-            if !secrets.is_empty() {
-                return Err(cfg.error(
-                    &key("auth"),
-                    "auth = \"none\" but a secret is set; remove one of them",
-                ));
-            }
-            Ok(Authenticator::None)
+    if scheme == "none" {
+        if !secrets.is_empty() {
+            return Err(cfg.error(
+                &key("auth"),
+                "auth = \"none\" but a secret is set; remove one of them",
+            ));
         }
-        "bearer" | "hmac-sha256" => {
-            if secrets.is_empty() {
-                return Err(cfg.error(
-                    &key("secret"),
-                    format!("auth = {scheme:?} needs `secret` (or `secrets = [..]`); write ${{env:NAME}} to keep it out of the file"),
-                ));
+        return Ok(Authenticator::None);
+    }
+    if !spec.allowed.contains(&scheme) {
+        return Err(cfg.error(
+            &key("auth"),
+            format!(
+                "kind {kind:?} does not support auth {scheme:?} (use {} or \"none\")",
+                spec.allowed
+                    .iter()
+                    .map(|a| format!("{a:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    if secrets.is_empty() {
+        return Err(cfg.error(
+            &key("secret"),
+            format!("auth = {scheme:?} needs `secret` (or `secrets = [..]`); write ${{env:NAME}} to keep it out of the file"),
+        ));
+    }
+    let uses_signature_keys = matches!(scheme, "hmac-sha256");
+    if !uses_signature_keys && (sc.signature_header.is_some() || sc.signature_prefix.is_some()) {
+        return Err(cfg.error(
+            &key("signature_header"),
+            "only used with auth = \"hmac-sha256\"",
+        ));
+    }
+    if sc.timestamp_header.is_some() && !matches!(spec.hmac, HmacStyle::Grafana { .. }) {
+        return Err(cfg.error(
+            &key("timestamp_header"),
+            format!("not used by kind {kind:?}"),
+        ));
+    }
+    let header = |default: &str| -> Result<String, ConfigError> {
+        let h = sc
+            .signature_header
+            .clone()
+            .unwrap_or_else(|| default.to_string());
+        if axum::http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+            return Err(cfg.error(
+                &key("signature_header"),
+                format!("{h:?} is not a valid header name"),
+            ));
+        }
+        Ok(h)
+    };
+    Ok(match scheme {
+        "basic-or-bearer" => Authenticator::BasicOrBearer { secrets },
+        "bearer" => Authenticator::Bearer { secrets },
+        "basic" => Authenticator::Basic { secrets },
+        "token" => Authenticator::Token {
+            header: spec.token_header.to_string(),
+            secrets,
+        },
+        "url-token" => Authenticator::UrlToken { secrets },
+        "stripe" => Authenticator::Stripe { secrets, tolerance },
+        "standard-webhooks" => {
+            let mut keys = Vec::new();
+            for s in &secrets {
+                keys.push(
+                    auth::standard_webhooks_key(s.expose())
+                        .map_err(|e| cfg.error(&key("secret"), e))?,
+                );
             }
-            if scheme == "bearer" {
-                if sc.signature_header.is_some() || sc.signature_prefix.is_some() {
-                    return Err(cfg.error(
-                        &key("signature_header"),
-                        "only used with auth = \"hmac-sha256\"",
-                    ));
-                }
-                return Ok(Authenticator::Bearer { secrets });
-            }
-            let (dh, dp) = default_hmac.unwrap_or(("X-Signature-256", "sha256="));
-            let header = sc
-                .signature_header
-                .clone()
-                .unwrap_or_else(|| dh.to_string());
-            if axum::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
-                return Err(cfg.error(
-                    &key("signature_header"),
-                    format!("{header:?} is not a valid header name"),
-                ));
-            }
-            Ok(Authenticator::HmacSha256Hex {
-                header,
+            Authenticator::StandardWebhooks { keys, tolerance }
+        }
+        "hmac-sha256" => match spec.hmac {
+            HmacStyle::Hex { header: h, prefix } => Authenticator::HmacSha256Hex {
+                header: header(h)?,
                 prefix: sc
                     .signature_prefix
                     .clone()
-                    .unwrap_or_else(|| dp.to_string()),
+                    .unwrap_or_else(|| prefix.to_string()),
                 secrets,
-            })
+            },
+            HmacStyle::HexList { header: h, version } => Authenticator::HmacSha256HexList {
+                header: header(h)?,
+                version: version.to_string(),
+                secrets,
+            },
+            HmacStyle::Grafana { header: h } => Authenticator::Grafana {
+                header: header(h)?,
+                timestamp_header: sc.timestamp_header.clone(),
+                secrets,
+                tolerance,
+            },
+        },
+        other => {
+            return Err(cfg.error(&key("auth"), format!("unknown auth {other:?}")));
         }
-        other => Err(cfg.error(
-            &key("auth"),
-            format!("unknown auth {other:?} (use \"bearer\", \"hmac-sha256\" or \"none\")"),
-        )),
-    }
+    })
 }
 
 /// Refuses keys that the kind does not use, so a misplaced key is not silently ignored.
