@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::{
     Ack, AuthSpec, Authenticator, Event, HmacStyle, Inbound, Parsed, Rejection, SourceKind,
-    auth::header_str, auth_from_config, body_digest, name_part, parse_json, reject_unused,
+    auth::header_str, auth_from_config, delivery_from_headers, name_part, parse_json,
+    reject_unused,
 };
 use crate::config::{Config, ConfigError};
 
@@ -29,18 +30,7 @@ pub struct GitHub {
 
 impl GitHub {
     pub fn from_config(cfg: &Config, i: usize) -> Result<Self, ConfigError> {
-        let sc = &cfg.sources[i];
-        reject_unused(
-            cfg,
-            i,
-            "github",
-            &[
-                ("event_field", sc.event_field.is_some()),
-                ("event_header", sc.event_header.is_some()),
-                ("delivery_id_field", sc.delivery_id_field.is_some()),
-                ("delivery_id_header", sc.delivery_id_header.is_some()),
-            ],
-        )?;
+        reject_unused(cfg, i, "github")?;
         let auth = auth_from_config(cfg, i, "github", &AUTH)?;
         Ok(GitHub { auth })
     }
@@ -65,10 +55,7 @@ impl SourceKind for GitHub {
                 },
             });
         }
-        let delivery_id = match header_str(req.headers, "x-github-delivery") {
-            Ok(Some(id)) if !id.trim().is_empty() => id.trim().to_string(),
-            _ => body_digest(req.body),
-        };
+        let delivery_id = delivery_from_headers(req, &["x-github-delivery"]);
         let name = match payload.get("action").and_then(Value::as_str) {
             Some(action) => format!("github.{event}.{}", name_part(action)),
             None => format!("github.{event}"),

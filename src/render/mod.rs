@@ -328,6 +328,17 @@ handlebars_helper!(truncate: |s: str, n: u64| {
 // For code blocks: a fence inside the data must not close the block early.
 handlebars_helper!(to_json: |v: Json| serde_json::to_string_pretty(v).unwrap_or_default().replace("```", "'''"));
 handlebars_helper!(upper: |s: str| s.to_uppercase());
+// One emoji for the status words senders use, so every CI and alert message reads alike.
+handlebars_helper!(status_emoji: |s: str| {
+    match s.to_ascii_lowercase().as_str() {
+        "success" | "succeeded" | "passed" | "ok" | "resolved" | "fixed" | "completed" | "merged" | "paid" | "succeeded_with_issues" => "✅",
+        "failed" | "failure" | "error" | "errored" | "timed_out" | "timedout" | "infrastructure_fail" | "critical" | "firing" | "alerting" | "triggered" | "payment_failed" | "unstable" => "❌",
+        "canceled" | "cancelled" | "aborted" | "skipped" | "not_run" | "not_built" | "closed" | "stale" => "⚪",
+        "running" | "pending" | "started" | "created" | "queued" | "scheduled" | "in_progress" | "manual" | "waiting" => "🔄",
+        "warning" | "acknowledged" | "blocked" | "action_required" => "⚠️",
+        _ => "🔔",
+    }.to_string()
+});
 handlebars_helper!(plural: |n: u64, one: str, many: str| if n == 1 { one.to_string() } else { many.to_string() });
 
 fn register_helpers(hbs: &mut Handlebars<'static>) {
@@ -337,6 +348,7 @@ fn register_helpers(hbs: &mut Handlebars<'static>) {
     hbs.register_helper("truncate", Box::new(truncate));
     hbs.register_helper("json", Box::new(to_json));
     hbs.register_helper("upper", Box::new(upper));
+    hbs.register_helper("status_emoji", Box::new(status_emoji));
     hbs.register_helper("plural", Box::new(plural));
 }
 
