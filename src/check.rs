@@ -108,6 +108,8 @@ fn check_templates(t: &Templates, r: &mut Report) {
 
 fn render_sample(t: &Templates, name: &str, sample: &Value) -> Result<String, String> {
     let event = name.replacen('/', ".", 1);
+    let mut sample = sample.clone();
+    crate::inbound::prepare_sample(name.split('/').next().unwrap_or(""), &mut sample);
     let meta = EventMeta {
         name: &event,
         source: "sample",
@@ -116,7 +118,7 @@ fn render_sample(t: &Templates, name: &str, sample: &Value) -> Result<String, St
         entity: None,
     };
     let text = t
-        .render_raw(name, &context(&meta, sample))
+        .render_raw(name, &context(&meta, &sample))
         .map_err(|e| e.to_string())?;
     if text.trim().is_empty() {
         return Err("renders an empty message".into());
@@ -149,15 +151,18 @@ pub fn render(
             known.join(", ")
         ));
     }
+    let kind = event.split('.').next().unwrap_or("");
     let meta = EventMeta {
         name: event,
         source,
-        kind: event.split('.').next().unwrap_or(""),
+        kind,
         delivery_id: "render",
         entity: None,
     };
+    let mut payload = payload.clone();
+    crate::inbound::prepare_sample(kind, &mut payload);
     let text = templates
-        .render_raw(template, &context(&meta, payload))
+        .render_raw(template, &context(&meta, &payload))
         .map_err(|e| e.to_string())?;
     Ok(fit_message(text.trim_end(), ROAM_MAX_TEXT_BYTES))
 }

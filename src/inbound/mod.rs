@@ -9,6 +9,7 @@
 //! Events are named `<kind>.<event>[.<action>]` (e.g. `github.pull_request.closed`) for
 //! every kind, so routes and templates look the same whatever the sender.
 
+mod alerts;
 pub mod auth;
 mod generic;
 mod github;
@@ -24,7 +25,7 @@ use crate::config::{Config, ConfigError};
 pub use auth::Authenticator;
 
 /// The source kinds this build knows, for error messages and docs.
-pub const KINDS: &[&str] = &["github", "gitlab", "generic"];
+pub const KINDS: &[&str] = &["github", "gitlab", "alertmanager", "grafana", "generic"];
 
 /// What a source kind sees of a request.
 pub struct Inbound<'a> {
@@ -123,6 +124,14 @@ impl std::fmt::Debug for Source {
     }
 }
 
+/// Adds the fields a kind computes for its templates (`_counts` for alert groups, …) to
+/// a sample payload, so `check` and `render` see what a live event would.
+pub fn prepare_sample(kind: &str, payload: &mut Value) {
+    if matches!(kind, "alertmanager" | "grafana") {
+        alerts::enrich(payload);
+    }
+}
+
 /// Compiles every `[[sources]]` entry.
 pub fn build_sources(cfg: &Config) -> Result<Vec<Source>, ConfigError> {
     (0..cfg.sources.len())
@@ -142,6 +151,16 @@ fn build_source(cfg: &Config, i: usize) -> Result<Source, ConfigError> {
             let g = gitlab::build(cfg, i)?;
             let none = g.auth.is_none();
             ("gitlab", Box::new(g), none)
+        }
+        "alertmanager" => {
+            let g = alerts::build_alertmanager(cfg, i)?;
+            let none = g.auth.is_none();
+            ("alertmanager", Box::new(g), none)
+        }
+        "grafana" => {
+            let g = alerts::build_grafana(cfg, i)?;
+            let none = g.auth.is_none();
+            ("grafana", Box::new(g), none)
         }
         "generic" => {
             let g = generic::Generic::from_config(cfg, i)?;

@@ -400,7 +400,9 @@ mod tests {
                 .as_ref()
                 .unwrap_or_else(|| panic!("{name} has no sample"));
             let ev = name.replacen('/', ".", 1);
-            let data = context(&meta(&ev), sample);
+            let mut sample = sample.clone();
+            crate::inbound::prepare_sample(name.split('/').next().unwrap_or(""), &mut sample);
+            let data = context(&meta(&ev), &sample);
             let text = t.render_raw(name, &data).unwrap_or_else(|e| panic!("{e}"));
             assert!(!text.trim().is_empty(), "{name} rendered nothing");
         }
