@@ -11,10 +11,16 @@
 
 mod alerts;
 pub mod auth;
+mod circleci;
 mod generic;
 mod github;
 mod gitlab;
+mod jenkins;
+mod pagerduty;
+mod sentry;
 mod simple;
+mod standard_webhooks;
+mod stripe;
 
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use serde_json::Value;
@@ -25,7 +31,19 @@ use crate::config::{Config, ConfigError};
 pub use auth::Authenticator;
 
 /// The source kinds this build knows, for error messages and docs.
-pub const KINDS: &[&str] = &["github", "gitlab", "alertmanager", "grafana", "generic"];
+pub const KINDS: &[&str] = &[
+    "github",
+    "gitlab",
+    "alertmanager",
+    "grafana",
+    "pagerduty",
+    "sentry",
+    "circleci",
+    "jenkins",
+    "stripe",
+    "standard-webhooks",
+    "generic",
+];
 
 /// What a source kind sees of a request.
 pub struct Inbound<'a> {
@@ -147,21 +165,15 @@ fn build_source(cfg: &Config, i: usize) -> Result<Source, ConfigError> {
             let none = g.auth.is_none();
             ("github", Box::new(g), none)
         }
-        "gitlab" => {
-            let g = gitlab::build(cfg, i)?;
-            let none = g.auth.is_none();
-            ("gitlab", Box::new(g), none)
-        }
-        "alertmanager" => {
-            let g = alerts::build_alertmanager(cfg, i)?;
-            let none = g.auth.is_none();
-            ("alertmanager", Box::new(g), none)
-        }
-        "grafana" => {
-            let g = alerts::build_grafana(cfg, i)?;
-            let none = g.auth.is_none();
-            ("grafana", Box::new(g), none)
-        }
+        "gitlab" => simple("gitlab", gitlab::build(cfg, i)?),
+        "alertmanager" => simple("alertmanager", alerts::build_alertmanager(cfg, i)?),
+        "grafana" => simple("grafana", alerts::build_grafana(cfg, i)?),
+        "pagerduty" => simple("pagerduty", pagerduty::build(cfg, i)?),
+        "sentry" => simple("sentry", sentry::build(cfg, i)?),
+        "circleci" => simple("circleci", circleci::build(cfg, i)?),
+        "jenkins" => simple("jenkins", jenkins::build(cfg, i)?),
+        "stripe" => simple("stripe", stripe::build(cfg, i)?),
+        "standard-webhooks" => simple("standard-webhooks", standard_webhooks::build(cfg, i)?),
         "generic" => {
             let g = generic::Generic::from_config(cfg, i)?;
             let none = g.auth.is_none();
@@ -210,6 +222,11 @@ pub enum HmacStyle {
     },
     /// Grafana's, with an optional signed timestamp header.
     Grafana { header: &'static str },
+}
+
+fn simple(kind: &'static str, s: simple::Simple) -> (&'static str, Box<dyn SourceKind>, bool) {
+    let none = s.auth.is_none();
+    (kind, Box::new(s), none)
 }
 
 /// Builds the authenticator from `auth`, `secret`/`secrets` and the signature keys.

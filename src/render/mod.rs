@@ -328,6 +328,11 @@ handlebars_helper!(truncate: |s: str, n: u64| {
 // For code blocks: a fence inside the data must not close the block early.
 handlebars_helper!(to_json: |v: Json| serde_json::to_string_pretty(v).unwrap_or_default().replace("```", "'''"));
 handlebars_helper!(upper: |s: str| s.to_uppercase());
+// Amounts in minor units (Stripe: cents) as "12.34 USD". Zero-decimal currencies (JPY)
+// would need a table; they show with two decimals.
+handlebars_helper!(money: |amount: i64, currency: str| {
+    format!("{}{}.{:02} {}", if amount < 0 { "-" } else { "" }, amount.abs() / 100, amount.abs() % 100, currency.to_uppercase())
+});
 // One emoji for the status words senders use, so every CI and alert message reads alike.
 handlebars_helper!(status_emoji: |s: str| {
     match s.to_ascii_lowercase().as_str() {
@@ -348,6 +353,7 @@ fn register_helpers(hbs: &mut Handlebars<'static>) {
     hbs.register_helper("truncate", Box::new(truncate));
     hbs.register_helper("json", Box::new(to_json));
     hbs.register_helper("upper", Box::new(upper));
+    hbs.register_helper("money", Box::new(money));
     hbs.register_helper("status_emoji", Box::new(status_emoji));
     hbs.register_helper("plural", Box::new(plural));
 }

@@ -1,0 +1,54 @@
+//! Jenkins Notification plugin (JSON). Auth: Basic (user-info in the endpoint URL) or
+//! Bearer. Event: `jenkins.<phase>.<status>` (`jenkins.finalized.failure`), or
+//! `jenkins.<phase>` before a result exists. There is no delivery id: job, build number and
+//! phase identify a notification, so the plugin's retries collapse.
+
+use serde_json::Value;
+
+use super::simple::{Simple, one};
+use super::{
+    AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth_from_config, name_part,
+    parse_json, reject_unused,
+};
+use crate::config::{Config, ConfigError};
+
+const AUTH: AuthSpec = AuthSpec {
+    default: Some("basic-or-bearer"),
+    allowed: &["basic-or-bearer", "basic", "bearer"],
+    hmac: HmacStyle::Hex {
+        header: "",
+        prefix: "",
+    },
+    token_header: "",
+};
+
+pub fn build(cfg: &Config, i: usize) -> Result<Simple, ConfigError> {
+    reject_unused(cfg, i, "jenkins")?;
+    Ok(Simple {
+        auth: auth_from_config(cfg, i, "jenkins", &AUTH)?,
+        parse,
+    })
+}
+
+fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
+    let p = parse_json(req.body)?;
+    let s = |ptr: &str| p.pointer(ptr).and_then(Value::as_str);
+    let job = s("/name").ok_or_else(|| {
+        Rejection::bad_request("body has no `name`: not a Jenkins Notification plugin body")
+    })?;
+    let number = p
+        .pointer("/build/number")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| Rejection::bad_request("body has no `build.number`"))?;
+    let phase = s("/build/phase").unwrap_or("unknown");
+    let name = match s("/build/status") {
+        Some(st) => format!("jenkins.{}.{}", name_part(phase), name_part(st)),
+        None => format!("jenkins.{}", name_part(phase)),
+    };
+    Ok(one(Event {
+        name,
+        delivery_id: format!("{job}#{number}:{phase}"),
+        entity: Some(format!("jenkins:{job}#{number}")),
+        payload: p,
+    }))
+}

@@ -1,0 +1,65 @@
+//! PagerDuty V3 webhooks: `X-PagerDuty-Signature: v1=<hex>[,v1=<hex>]` (several during a
+//! secret rotation). Event: `pagerduty.<event_type>` (`pagerduty.incident.triggered`);
+//! delivery id: `X-Webhook-Id` (same on retries), else `event.id`.
+
+use serde_json::Value;
+
+use super::simple::{Simple, one};
+use super::{
+    AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth_from_config,
+    delivery_from_headers, name_part, parse_json, reject_unused,
+};
+use crate::config::{Config, ConfigError};
+
+const AUTH: AuthSpec = AuthSpec {
+    default: Some("hmac-sha256"),
+    allowed: &["hmac-sha256", "bearer"],
+    hmac: HmacStyle::HexList {
+        header: "X-PagerDuty-Signature",
+        version: "v1",
+    },
+    token_header: "",
+};
+
+pub fn build(cfg: &Config, i: usize) -> Result<Simple, ConfigError> {
+    reject_unused(cfg, i, "pagerduty")?;
+    Ok(Simple {
+        auth: auth_from_config(cfg, i, "pagerduty", &AUTH)?,
+        parse,
+    })
+}
+
+fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
+    let p = parse_json(req.body)?;
+    let event_type = p
+        .pointer("/event/event_type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            Rejection::bad_request("body has no `event.event_type`: not a PagerDuty V3 webhook")
+        })?;
+    let name = format!("pagerduty.{}", name_part(event_type));
+    let delivery_id = match req
+        .headers
+        .get("x-webhook-id")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(id) if !id.trim().is_empty() => id.trim().to_string(),
+        _ => match p.pointer("/event/id").and_then(Value::as_str) {
+            Some(id) => id.to_string(),
+            None => delivery_from_headers(req, &[]),
+        },
+    };
+    let entity = match (
+        p.pointer("/event/data/type").and_then(Value::as_str),
+        p.pointer("/event/data/id").and_then(Value::as_str),
+    ) {
+        (Some(t), Some(id)) => Some(format!("pagerduty:{t}/{id}")),
+        _ => None,
+    };
+    Ok(one(Event {
+        name,
+        delivery_id,
+        entity,
+        payload: p,
+    }))
+}

@@ -1,0 +1,58 @@
+//! Sentry integration-platform webhooks: `Sentry-Hook-Signature: <hex HMAC-SHA256 of the
+//! body>` with the integration's client secret. Event: `sentry.<Sentry-Hook-Resource>.<action>`
+//! (`sentry.issue.created`, `sentry.event_alert.triggered`); delivery id: `Request-ID`.
+//! Sentry wants an answer within 1 s: the reply is sent as soon as the event is committed.
+
+use serde_json::Value;
+
+use super::simple::{Simple, one};
+use super::{
+    AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth::header_str, auth_from_config,
+    delivery_from_headers, name_part, parse_json, reject_unused,
+};
+use crate::config::{Config, ConfigError};
+
+const AUTH: AuthSpec = AuthSpec {
+    default: Some("hmac-sha256"),
+    allowed: &["hmac-sha256"],
+    hmac: HmacStyle::Hex {
+        header: "Sentry-Hook-Signature",
+        prefix: "",
+    },
+    token_header: "",
+};
+
+pub fn build(cfg: &Config, i: usize) -> Result<Simple, ConfigError> {
+    reject_unused(cfg, i, "sentry")?;
+    Ok(Simple {
+        auth: auth_from_config(cfg, i, "sentry", &AUTH)?,
+        parse,
+    })
+}
+
+fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
+    let resource = header_str(req.headers, "sentry-hook-resource")
+        .map_err(|_| Rejection::bad_request("Sentry-Hook-Resource is not valid text"))?
+        .ok_or_else(|| Rejection::bad_request("missing Sentry-Hook-Resource header"))?;
+    let p = parse_json(req.body)?;
+    let name = match p.get("action").and_then(Value::as_str) {
+        Some(a) => format!("sentry.{}.{}", name_part(resource), name_part(a)),
+        None => format!("sentry.{}", name_part(resource)),
+    };
+    let delivery_id = delivery_from_headers(req, &["request-id", "sentry-hook-id"]);
+    let entity = p
+        .pointer("/data/issue/id")
+        .or_else(|| p.pointer("/data/event/issue_id"))
+        .and_then(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .or_else(|| v.as_u64().map(|n| n.to_string()))
+        })
+        .map(|id| format!("sentry:issue/{id}"));
+    Ok(one(Event {
+        name,
+        delivery_id,
+        entity,
+        payload: p,
+    }))
+}

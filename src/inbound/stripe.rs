@@ -1,0 +1,51 @@
+//! Stripe webhooks: `Stripe-Signature: t=<unix>,v1=<hex>` over `<t>.<body>` with the
+//! endpoint secret as written (`whsec_…`), 5-minute tolerance. Event: `stripe.<type>`
+//! (`stripe.invoice.payment_failed`); delivery id: the event's `id`.
+
+use serde_json::Value;
+
+use super::simple::{Simple, one};
+use super::{
+    AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth_from_config,
+    delivery_from_headers, name_part, parse_json, reject_unused,
+};
+use crate::config::{Config, ConfigError};
+
+const AUTH: AuthSpec = AuthSpec {
+    default: Some("stripe"),
+    allowed: &["stripe"],
+    hmac: HmacStyle::Hex {
+        header: "",
+        prefix: "",
+    },
+    token_header: "",
+};
+
+pub fn build(cfg: &Config, i: usize) -> Result<Simple, ConfigError> {
+    reject_unused(cfg, i, "stripe")?;
+    Ok(Simple {
+        auth: auth_from_config(cfg, i, "stripe", &AUTH)?,
+        parse,
+    })
+}
+
+fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
+    let p = parse_json(req.body)?;
+    let s = |ptr: &str| p.pointer(ptr).and_then(Value::as_str);
+    let kind = s("/type")
+        .ok_or_else(|| Rejection::bad_request("body has no `type`: not a Stripe event"))?;
+    let name = format!("stripe.{}", name_part(kind));
+    let delivery_id = s("/id")
+        .map(str::to_string)
+        .unwrap_or_else(|| delivery_from_headers(req, &[]));
+    let entity = match (s("/data/object/object"), s("/data/object/id")) {
+        (Some(o), Some(id)) => Some(format!("stripe:{o}/{id}")),
+        _ => None,
+    };
+    Ok(one(Event {
+        name,
+        delivery_id,
+        entity,
+        payload: p,
+    }))
+}
