@@ -8,3 +8,4 @@ mod cli;
 mod delivery;
 mod hooks;
 mod process;
+mod sources;

@@ -1,0 +1,665 @@
+//! Every fixture in shared/fixtures for the implemented kinds, signed the way its sender
+//! signs, through the real HTTP path to the fake Roam; and for each signed kind, a wrong
+//! secret, a tampered body, a stale timestamp and a missing header are refused.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::helpers::*;
+
+const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn hmac_hex(key: &[u8], parts: &[&[u8]]) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    for p in parts {
+        m.update(p);
+    }
+    hex::encode(m.finalize().into_bytes())
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// How a sender authenticates a body; `ts` lets tests send a stale timestamp.
+#[derive(Clone, Copy)]
+enum Signer {
+    GitHub,
+    GitLabToken,
+    GitLabSigned,
+    Basic,
+    GrafanaHmac,
+    GrafanaHmacTs,
+    PagerDuty,
+    Sentry,
+    CircleCi,
+    Stripe,
+    StandardWebhooks,
+}
+
+fn headers(signer: Signer, secret: &str, body: &[u8], ts: u64) -> Vec<(String, String)> {
+    let h = |k: &str, v: String| (k.to_string(), v);
+    match signer {
+        Signer::GitHub => vec![h(
+            "X-Hub-Signature-256",
+            format!("sha256={}", hmac_hex(secret.as_bytes(), &[body])),
+        )],
+        Signer::GitLabToken => vec![h("X-Gitlab-Token", secret.to_string())],
+        Signer::GitLabSigned | Signer::StandardWebhooks => {
+            let key = B64.decode(secret.trim_start_matches("whsec_")).unwrap();
+            let id = format!("msg_{}", hmac_hex(b"id", &[body]).get(..12).unwrap());
+            let t = ts.to_string();
+            let mut m = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+            m.update(format!("{id}.{t}.").as_bytes());
+            m.update(body);
+            let sig = B64.encode(m.finalize().into_bytes());
+            vec![
+                h("webhook-id", id),
+                h("webhook-timestamp", t),
+                h("webhook-signature", format!("v1,{sig}")),
+            ]
+        }
+        Signer::Basic => vec![h("Authorization", format!("Basic {}", B64.encode(secret)))],
+        Signer::GrafanaHmac => vec![h(
+            "X-Grafana-Alerting-Signature",
+            hmac_hex(secret.as_bytes(), &[body]),
+        )],
+        Signer::GrafanaHmacTs => {
+            let t = ts.to_string();
+            vec![
+                h(
+                    "X-Grafana-Alerting-Signature",
+                    hmac_hex(secret.as_bytes(), &[t.as_bytes(), b":", body]),
+                ),
+                h("X-Grafana-Alerting-Timestamp", t),
+            ]
+        }
+        Signer::PagerDuty => vec![
+            // Two signatures, as during a secret rotation: one with an old secret.
+            h(
+                "X-PagerDuty-Signature",
+                format!(
+                    "v1={},v1={}",
+                    hmac_hex(b"old-secret", &[body]),
+                    hmac_hex(secret.as_bytes(), &[body])
+                ),
+            ),
+            h(
+                "X-Webhook-Id",
+                format!("wh-{}", &hmac_hex(b"id", &[body])[..10]),
+            ),
+        ],
+        Signer::Sentry => vec![
+            h(
+                "Sentry-Hook-Signature",
+                hmac_hex(secret.as_bytes(), &[body]),
+            ),
+            h("Sentry-Hook-Resource", "issue".into()),
+            h("Sentry-Hook-Timestamp", ts.to_string()),
+        ],
+        Signer::CircleCi => vec![
+            h(
+                "circleci-signature",
+                format!("v1={}", hmac_hex(secret.as_bytes(), &[body])),
+            ),
+            h("Circleci-Event-Type", "workflow-completed".into()),
+        ],
+        Signer::Stripe => {
+            let t = ts.to_string();
+            vec![h(
+                "Stripe-Signature",
+                format!(
+                    "t={t},v1={}",
+                    hmac_hex(secret.as_bytes(), &[t.as_bytes(), b".", body])
+                ),
+            )]
+        }
+    }
+}
+
+struct Case {
+    fixture: &'static str,
+    source: &'static str,
+    signer: Signer,
+    extra_headers: &'static [(&'static str, &'static str)],
+    event: &'static str,
+    /// Lines the posted message must contain (as a user would read it in Roam).
+    expect: &'static [&'static str],
+}
+
+const SOURCES: &str = r#"
+[[sources]]
+name = "gl"
+kind = "gitlab"
+secret = "gitlab-token"
+
+[[sources]]
+name = "gl-signed"
+kind = "gitlab"
+auth = "standard-webhooks"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+[[sources]]
+name = "am"
+kind = "alertmanager"
+secret = "am:pw"
+
+[[sources]]
+name = "graf"
+kind = "grafana"
+auth = "hmac-sha256"
+secret = "grafana-secret"
+
+[[sources]]
+name = "graf-ts"
+kind = "grafana"
+auth = "hmac-sha256"
+secret = "grafana-secret"
+timestamp_header = "X-Grafana-Alerting-Timestamp"
+
+[[sources]]
+name = "pd"
+kind = "pagerduty"
+secret = "pd-secret"
+
+[[sources]]
+name = "sentry"
+kind = "sentry"
+secret = "sentry-secret"
+
+[[sources]]
+name = "circle"
+kind = "circleci"
+secret = "circle-secret"
+
+[[sources]]
+name = "stripe"
+kind = "stripe"
+secret = "whsec_stripe_test_secret"
+
+[[sources]]
+name = "jenkins"
+kind = "jenkins"
+secret = "ci:jenkins-pw"
+
+[[sources]]
+name = "sw"
+kind = "standard-webhooks"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+[[routes]]
+name = "everything"
+source = "gl"
+to = "G-88bebce7-6cbb-4666-96f9-5c02d73e6661"
+"#;
+
+fn secret_of(source: &str) -> &'static str {
+    match source {
+        "github" => SECRET,
+        "gl" => "gitlab-token",
+        "gl-signed" | "sw" => WHSEC,
+        "am" => "am:pw",
+        "graf" | "graf-ts" => "grafana-secret",
+        "pd" => "pd-secret",
+        "sentry" => "sentry-secret",
+        "circle" => "circle-secret",
+        "stripe" => "whsec_stripe_test_secret",
+        "jenkins" => "ci:jenkins-pw",
+        other => panic!("no secret for {other}"),
+    }
+}
+
+/// One route per source, all to CHAT_A, so each fixture produces one message.
+fn config(roam: &str, db: &std::path::Path) -> String {
+    let mut routes = String::new();
+    for s in [
+        "gl-signed",
+        "am",
+        "graf",
+        "graf-ts",
+        "pd",
+        "sentry",
+        "circle",
+        "stripe",
+        "jenkins",
+        "sw",
+    ] {
+        routes.push_str(&format!(
+            "\n[[routes]]\nname = \"{s}\"\nsource = \"{s}\"\nto = \"{CHAT_A}\"\n"
+        ));
+    }
+    routes.push_str(&format!(
+        "\n[[routes]]\nname = \"gh\"\nsource = \"github\"\nto = \"{CHAT_A}\"\n"
+    ));
+    test_config(roam, db, &format!("{SOURCES}{routes}"))
+}
+
+const CASES: &[Case] = &[
+    Case {
+        fixture: "gitlab/push.json",
+        source: "gl",
+        signer: Signer::GitLabToken,
+        extra_headers: &[("X-Gitlab-Event", "Push Hook")],
+        event: "gitlab.push",
+        expect: &[
+            "⬆️ **John Smith** pushed 4 commits to **master** in [mike/diaspora](http://example.com/mike/diaspora)",
+            "fixed readme · GitLab dev user",
+        ],
+    },
+    Case {
+        fixture: "gitlab/tag_push.json",
+        source: "gl",
+        signer: Signer::GitLabToken,
+        extra_headers: &[],
+        event: "gitlab.tag_push",
+        expect: &[
+            "🏷️ **John Smith** pushed tag **v1.0.0** in [jsmith/example](http://example.com/jsmith/example)",
+        ],
+    },
+    Case {
+        fixture: "gitlab/merge_request.json",
+        source: "gl",
+        signer: Signer::GitLabToken,
+        extra_headers: &[],
+        event: "gitlab.merge_request.open",
+        expect: &[
+            "🟢 Opened merge request [!1 MS-Viewport](http://example.com/diaspora/merge\\_requests/1) in **gitlabhq/gitlab-test**",
+            "by User1 · ms-viewport → master",
+        ],
+    },
+    Case {
+        fixture: "gitlab/pipeline.json",
+        source: "gl",
+        signer: Signer::GitLabToken,
+        extra_headers: &[],
+        event: "gitlab.pipeline.success",
+        expect: &[
+            "✅ Pipeline [#31](http://192.168.64.1:3005/gitlab-org/gitlab-test/-/pipelines/31) **success** on **master**",
+            "after 63s",
+        ],
+    },
+    Case {
+        fixture: "gitlab/job.json",
+        source: "gl",
+        signer: Signer::GitLabToken,
+        extra_headers: &[],
+        event: "gitlab.job.success",
+        expect: &["✅ Job **auto\\_deploy:start** (coordinated:tag) **success** on **main**"],
+    },
+    Case {
+        fixture: "gitlab/deployment.json",
+        source: "gl",
+        signer: Signer::GitLabToken,
+        extra_headers: &[],
+        event: "gitlab.deployment.success",
+        expect: &["✅ Deployment to **staging** **success** in [root/test-deployment-webhooks]"],
+    },
+    Case {
+        fixture: "gitlab/release.json",
+        source: "gl",
+        signer: Signer::GitLabToken,
+        extra_headers: &[],
+        event: "gitlab.release.create",
+        expect: &[
+            "📦 Release **[1.0.0](http://example.com/exm-namespace/example-project/-/releases/1.0.0)** (1.0.0) published",
+        ],
+    },
+    Case {
+        fixture: "gitlab/issue.json",
+        source: "gl",
+        signer: Signer::GitLabToken,
+        extra_headers: &[],
+        event: "gitlab.issue.open",
+        expect: &[
+            "📝 **Administrator** opened issue [#23 New API: create/update/delete file](http://example.com/diaspora/issues/23)",
+        ],
+    },
+    Case {
+        fixture: "gitlab/note_merge_request.json",
+        source: "gl",
+        signer: Signer::GitLabToken,
+        extra_headers: &[],
+        event: "gitlab.note.mergerequest",
+        expect: &[
+            "💬 **Administrator** commented on merge request !1",
+            "> This MR needs work.",
+        ],
+    },
+    Case {
+        fixture: "gitlab/pipeline.json",
+        source: "gl-signed",
+        signer: Signer::GitLabSigned,
+        extra_headers: &[],
+        event: "gitlab.pipeline.success",
+        expect: &["✅ Pipeline [#31]"],
+    },
+    Case {
+        fixture: "alertmanager/firing.am-0.21.wire.json",
+        source: "am",
+        signer: Signer::Basic,
+        extra_headers: &[],
+        event: "alertmanager.firing",
+        expect: &[
+            "🔥 **FIRING** **DemoAlert** · 1 firing, 0 resolved · severity critical",
+            "• ❌ DemoAlert: This is a demo",
+            "[Open Alertmanager](http://n3:9093)",
+        ],
+    },
+    Case {
+        fixture: "alertmanager/firing.two-alerts.zulip.json",
+        source: "am",
+        signer: Signer::Basic,
+        extra_headers: &[],
+        event: "alertmanager.firing",
+        expect: &["🔥 **FIRING** **High CPU Temperature** · 2 firing, 0 resolved"],
+    },
+    Case {
+        fixture: "grafana/webhook.firing.docs.json",
+        source: "graf",
+        signer: Signer::GrafanaHmac,
+        extra_headers: &[],
+        event: "grafana.firing",
+        expect: &[
+            "🔥 **\\[FIRING:2\\]  (blue)** · 2 firing, 0 resolved",
+            "• ❌ High memory usage: This alert was triggered for zone us-1",
+        ],
+    },
+    Case {
+        fixture: "grafana/webhook.resolved.v9.zulip.json",
+        source: "graf-ts",
+        signer: Signer::GrafanaHmacTs,
+        extra_headers: &[],
+        event: "grafana.resolved",
+        expect: &["✅ **\\[RESOLVED\\]  (Test alert true)** · 0 firing, 1 resolved"],
+    },
+    Case {
+        fixture: "pagerduty/incident.triggered.zulip.json",
+        source: "pd",
+        signer: Signer::PagerDuty,
+        extra_headers: &[],
+        event: "pagerduty.incident.triggered",
+        expect: &[
+            "🚨 Incident #9 [Test Incident 3](https://pig208.pagerduty.com/incidents/PFQZPSY) **triggered** · high urgency",
+            "Assigned to PIG 208",
+        ],
+    },
+    Case {
+        fixture: "pagerduty/incident.resolved.zulip.json",
+        source: "pd",
+        signer: Signer::PagerDuty,
+        extra_headers: &[],
+        event: "pagerduty.incident.resolved",
+        expect: &[
+            "✅ Incident #6 [Test Incident](https://pig208.pagerduty.com/incidents/PCPZE64) **resolved**",
+        ],
+    },
+    Case {
+        fixture: "pagerduty/incident.priority_updated.docs.json",
+        source: "pd",
+        signer: Signer::PagerDuty,
+        extra_headers: &[],
+        event: "pagerduty.incident.priority_updated",
+        expect: &[
+            "Incident #2 [A little bump in the road](https://acme.pagerduty.com/incidents/PGR0VU2)",
+            "· P1",
+        ],
+    },
+    Case {
+        fixture: "pagerduty/service.updated.docs.json",
+        source: "pd",
+        signer: Signer::PagerDuty,
+        extra_headers: &[],
+        event: "pagerduty.service.updated",
+        expect: &[
+            "🔔 **service.updated**: [testing service updates](https://acme.pagerduty.com/services/PF9KMXH)",
+        ],
+    },
+    Case {
+        fixture: "sentry/issue.created.zulip.json",
+        source: "sentry",
+        signer: Signer::Sentry,
+        extra_headers: &[("Request-ID", "sentry-req-1")],
+        event: "sentry.issue.created",
+        expect: &[
+            "🐞 New issue **ZULIP-INTEGRATION-TESTING-2** Exception: Custom exception! in **zulip-integration-testing**",
+        ],
+    },
+    Case {
+        fixture: "sentry/issue.resolved.zulip.json",
+        source: "sentry",
+        signer: Signer::Sentry,
+        extra_headers: &[("Request-ID", "sentry-req-2")],
+        event: "sentry.issue.resolved",
+        expect: &["✅ Resolved", "by Hemanth V. Alluri"],
+    },
+    Case {
+        fixture: "circleci/workflow-completed.github.zulip.json",
+        source: "circle",
+        signer: Signer::CircleCi,
+        extra_headers: &[],
+        event: "circleci.workflow-completed.success",
+        expect: &[
+            "✅ Workflow **[sample](https://app.circleci.com/pipelines/github/zulip-testing/circleci-webhook-test/4/workflows/7381218b-d04c-4aa3-b8b8-8c00a9319d1f)** **success**",
+            ".circleci: Update Webhook URL. · Hari Prashant Bhimaraju",
+        ],
+    },
+    Case {
+        fixture: "stripe/invoice.payment_failed.zulip.json",
+        source: "stripe",
+        signer: Signer::Stripe,
+        extra_headers: &[],
+        event: "stripe.invoice.payment_failed",
+        expect: &["🧾 Invoice in\\_00000000000000 · **invoice.payment\\_failed** · 0.00 AUD"],
+    },
+    Case {
+        fixture: "stripe/customer.source.created.aspnet.json",
+        source: "stripe",
+        signer: Signer::Stripe,
+        extra_headers: &[],
+        event: "stripe.customer.source.created",
+        expect: &["💳 **customer.source.created**"],
+    },
+    Case {
+        fixture: "jenkins/notification-plugin.help-example.json",
+        source: "jenkins",
+        signer: Signer::Basic,
+        extra_headers: &[],
+        event: "jenkins.started.failed",
+        expect: &["❌ Jenkins **JobName** #1 **FAILED**"],
+    },
+];
+
+async fn post(
+    app: &TestApp,
+    source: &str,
+    body: &[u8],
+    hdrs: &[(String, String)],
+) -> reqwest::Response {
+    let mut rb = app
+        .http
+        .post(app.url(&format!("/hooks/{source}")))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    for (k, v) in hdrs {
+        rb = rb.header(k.as_str(), v.as_str());
+    }
+    rb.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn every_fixture_is_verified_routed_and_rendered() {
+    let fake = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&config(&fake.url, &dir.path().join("t.db"))).await;
+    for (n, c) in CASES.iter().enumerate() {
+        let body = fixture(c.fixture);
+        let mut hdrs = headers(c.signer, secret_of(c.source), &body, now());
+        hdrs.extend(
+            c.extra_headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let r = post(&app, c.source, &body, &hdrs).await;
+        let status = r.status();
+        let reply: Value = r.json().await.unwrap();
+        assert_eq!(status, 202, "{}: {reply}", c.fixture);
+        assert_eq!(reply["event"], c.event, "{}", c.fixture);
+        wait_for(c.fixture, Duration::from_secs(10), || {
+            fake.delivered().len() > n
+        })
+        .await;
+        let text = fake.texts()[n].clone();
+        for line in c.expect {
+            assert!(
+                text.contains(line),
+                "{}: expected {line:?} in:\n{text}",
+                c.fixture
+            );
+        }
+        assert!(
+            !text.contains("template failed"),
+            "{}: fell back:\n{text}",
+            c.fixture
+        );
+    }
+    fake.assert_all_valid();
+    app.stop().await;
+}
+
+/// For each signed kind: wrong secret, tampered body, missing header, stale timestamp.
+#[tokio::test]
+async fn signed_kinds_refuse_wrong_secret_tampering_missing_headers_and_stale_timestamps() {
+    let fake = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&config(&fake.url, &dir.path().join("t.db"))).await;
+    let kinds: &[(&str, Signer, &str, bool)] = &[
+        ("github", Signer::GitHub, "github/push.json", false),
+        ("gl", Signer::GitLabToken, "gitlab/push.json", false),
+        ("gl-signed", Signer::GitLabSigned, "gitlab/push.json", true),
+        (
+            "am",
+            Signer::Basic,
+            "alertmanager/firing.am-0.21.wire.json",
+            false,
+        ),
+        (
+            "graf",
+            Signer::GrafanaHmac,
+            "grafana/webhook.firing.docs.json",
+            false,
+        ),
+        (
+            "graf-ts",
+            Signer::GrafanaHmacTs,
+            "grafana/webhook.firing.docs.json",
+            true,
+        ),
+        (
+            "pd",
+            Signer::PagerDuty,
+            "pagerduty/incident.triggered.zulip.json",
+            false,
+        ),
+        (
+            "sentry",
+            Signer::Sentry,
+            "sentry/issue.created.zulip.json",
+            false,
+        ),
+        (
+            "circle",
+            Signer::CircleCi,
+            "circleci/workflow-completed.github.zulip.json",
+            false,
+        ),
+        (
+            "stripe",
+            Signer::Stripe,
+            "stripe/invoice.payment_failed.zulip.json",
+            true,
+        ),
+        (
+            "jenkins",
+            Signer::Basic,
+            "jenkins/notification-plugin.help-example.json",
+            false,
+        ),
+        ("sw", Signer::StandardWebhooks, "gitlab/release.json", true),
+    ];
+    for &(source, signer, fx, timestamped) in kinds {
+        let body = fixture(fx);
+        let wrong = match signer {
+            Signer::GitLabSigned | Signer::StandardWebhooks => "whsec_dGhpcyBpcyBub3QgdGhlIGtleQ==",
+            Signer::Basic => "am:wrong",
+            _ => "not-the-secret",
+        };
+        // Wrong secret.
+        let r = post(&app, source, &body, &headers(signer, wrong, &body, now())).await;
+        assert_eq!(r.status(), 401, "{source}: wrong secret accepted");
+        let j: Value = r.json().await.unwrap();
+        assert_eq!(j["error"], "unauthorized", "{source}");
+        // Tampered body (signed the original, sent one byte changed).
+        let good = headers(signer, secret_of(source), &body, now());
+        let mut tampered = body.clone();
+        let last = tampered
+            .iter()
+            .rposition(|b| b.is_ascii_alphanumeric())
+            .unwrap();
+        tampered[last] ^= 0x01;
+        let r = post(&app, source, &tampered, &good).await;
+        let token_only = matches!(signer, Signer::GitLabToken | Signer::Basic);
+        if token_only {
+            // A shared token does not cover the body; nothing to tamper with.
+            assert_ne!(r.status(), 401, "{source}");
+        } else {
+            assert_eq!(r.status(), 401, "{source}: tampered body accepted");
+        }
+        // Missing authentication header(s).
+        let stripped: Vec<(String, String)> = good
+            .iter()
+            .filter(|(k, _)| {
+                let k = k.to_ascii_lowercase();
+                !(k.contains("signature") || k == "authorization" || k == "x-gitlab-token")
+            })
+            .cloned()
+            .collect();
+        let r = post(&app, source, &body, &stripped).await;
+        assert_eq!(r.status(), 401, "{source}: missing header accepted");
+        let j: Value = r.json().await.unwrap();
+        assert!(
+            j["message"].as_str().unwrap().contains("missing"),
+            "{source}: {j}"
+        );
+        // Stale timestamp, correctly signed.
+        if timestamped {
+            let r = post(
+                &app,
+                source,
+                &body,
+                &headers(signer, secret_of(source), &body, now() - 3600),
+            )
+            .await;
+            assert_eq!(r.status(), 401, "{source}: stale timestamp accepted");
+            let j: Value = r.json().await.unwrap();
+            assert!(
+                j["message"].as_str().unwrap().contains("replay window"),
+                "{source}: {j}"
+            );
+        }
+    }
+    // Nothing refused reached the outbox (only the token-only tampered bodies were accepted).
+    let ready = app.readyz().await;
+    assert!(
+        ready["webhooks"]["unauthorized"].as_u64().unwrap() >= 30,
+        "{ready}"
+    );
+    app.stop().await;
+}
