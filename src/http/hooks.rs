@@ -23,6 +23,7 @@ use crate::storage::Committed;
 pub fn router(max_body: usize) -> Router<AppState> {
     Router::new()
         .route("/hooks/{source}", post(receive))
+        .route("/hooks/{source}/{token}", post(receive))
         .layer(DefaultBodyLimit::max(max_body))
 }
 
@@ -42,9 +43,19 @@ fn delivery_hint(headers: &HeaderMap) -> String {
         .to_string()
 }
 
+/// `/hooks/{source}` or `/hooks/{source}/{token}` (the token for `auth = "url-token"`).
+#[derive(serde::Deserialize)]
+struct HookPath {
+    source: String,
+    token: Option<String>,
+}
+
 async fn receive(
     State(st): State<AppState>,
-    Path(source_name): Path<String>,
+    Path(HookPath {
+        source: source_name,
+        token,
+    }): Path<HookPath>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -65,7 +76,7 @@ async fn receive(
         uri: &uri,
         headers: &headers,
         body: &body,
-        url_token: None,
+        url_token: token.as_deref(),
     };
     if let Err(r) = source.authenticate(&req) {
         st.ingest.unauthorized.fetch_add(1, Ordering::Relaxed);
@@ -83,6 +94,7 @@ async fn receive(
         return Ok((StatusCode::OK, Json(json!({"status": "ok", "event": event, "message": "pong; nothing is posted for this event"}))).into_response());
     }
 
+    let parsed_ack = parsed.ack.clone();
     let mut planned = Vec::with_capacity(parsed.events.len());
     for ev in parsed.events {
         let p = st.pipeline.plan(source, ev);
@@ -143,5 +155,16 @@ async fn receive(
         "messages": total_messages,
         "events": events,
     });
+    if let Ack::Text(text) = parsed_ack {
+        return Ok((
+            StatusCode::OK,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response());
+    }
     Ok((code, Json(body)).into_response())
 }

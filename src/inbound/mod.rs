@@ -19,6 +19,7 @@ mod jenkins;
 mod pagerduty;
 mod sentry;
 mod simple;
+mod slack;
 mod standard_webhooks;
 mod stripe;
 
@@ -42,6 +43,7 @@ pub const KINDS: &[&str] = &[
     "jenkins",
     "stripe",
     "standard-webhooks",
+    "slack",
     "generic",
 ];
 
@@ -81,6 +83,8 @@ pub enum Ack {
     Default,
     /// A connectivity check (GitHub `ping`): answered 200, nothing stored or posted.
     Pong { event: String },
+    /// Once committed, answer 200 with this text/plain body (Slack's `ok`).
+    Text(&'static str),
 }
 
 /// Why a request was refused; becomes an HTTP status and a JSON body.
@@ -145,8 +149,10 @@ impl std::fmt::Debug for Source {
 /// Adds the fields a kind computes for its templates (`_counts` for alert groups, …) to
 /// a sample payload, so `check` and `render` see what a live event would.
 pub fn prepare_sample(kind: &str, payload: &mut Value) {
-    if matches!(kind, "alertmanager" | "grafana") {
-        alerts::enrich(payload);
+    match kind {
+        "alertmanager" | "grafana" => alerts::enrich(payload),
+        "slack" => slack::enrich(payload),
+        _ => {}
     }
 }
 
@@ -174,6 +180,7 @@ fn build_source(cfg: &Config, i: usize) -> Result<Source, ConfigError> {
         "jenkins" => simple("jenkins", jenkins::build(cfg, i)?),
         "stripe" => simple("stripe", stripe::build(cfg, i)?),
         "standard-webhooks" => simple("standard-webhooks", standard_webhooks::build(cfg, i)?),
+        "slack" => simple("slack", slack::build(cfg, i)?),
         "generic" => {
             let g = generic::Generic::from_config(cfg, i)?;
             let none = g.auth.is_none();

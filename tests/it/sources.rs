@@ -195,6 +195,11 @@ name = "sw"
 kind = "standard-webhooks"
 secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
+[[sources]]
+name = "slack"
+kind = "slack"
+secret = "T0001-B0001-slacktoken"
+
 [[routes]]
 name = "everything"
 source = "gl"
@@ -221,6 +226,7 @@ fn secret_of(source: &str) -> &'static str {
 fn config(roam: &str, db: &std::path::Path) -> String {
     let mut routes = String::new();
     for s in [
+        "slack",
         "gl-signed",
         "am",
         "graf",
@@ -661,5 +667,52 @@ async fn signed_kinds_refuse_wrong_secret_tampering_missing_headers_and_stale_ti
         ready["webhooks"]["unauthorized"].as_u64().unwrap() >= 30,
         "{ready}"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn slack_format_bodies_are_converted_and_answered_ok() {
+    let fake = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&config(&fake.url, &dir.path().join("t.db"))).await;
+    let cases: &[(&str, &[&str])] = &[
+        ("slack-incoming/text.zulip.json", &["Hello, world."]),
+        (
+            "slack-incoming/blocks.zulip.json",
+            &[
+                "Danny Torrence left the following review for your property:",
+                "[Overlook Hotel](https://example.com)",
+                "**Average Rating**\n1.0",
+            ],
+        ),
+        (
+            "slack-incoming/attachment_fields.zulip.json",
+            &[
+                "Build bla bla succeeded\n**Requested by**: Some user\n**Duration**: 00:02:03",
+                "**Title without value**\nValue without title",
+            ],
+        ),
+    ];
+    for (n, (fx, expect)) in cases.iter().enumerate() {
+        let r = post(&app, "slack/T0001-B0001-slacktoken", &fixture(fx), &[]).await;
+        assert_eq!(r.status(), 200, "{fx}");
+        assert_eq!(
+            r.text().await.unwrap(),
+            "ok",
+            "Slack senders expect the body `ok`"
+        );
+        wait_for(fx, Duration::from_secs(10), || fake.delivered().len() > n).await;
+        let text = fake.texts()[n].clone();
+        for e in *expect {
+            assert!(text.contains(e), "{fx}: expected {e:?} in:\n{text}");
+        }
+    }
+    let body = fixture("slack-incoming/text.zulip.json");
+    assert_eq!(
+        post(&app, "slack/wrong-token", &body, &[]).await.status(),
+        401
+    );
+    assert_eq!(post(&app, "slack", &body, &[]).await.status(), 401);
+    fake.assert_all_valid();
     app.stop().await;
 }
