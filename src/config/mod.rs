@@ -158,6 +158,12 @@ pub struct SourceConfig {
     /// Grafana: the header carrying the signed timestamp, when configured there.
     #[serde(default)]
     pub timestamp_header: Option<String>,
+    /// HubSpot: the URL HubSpot calls, which it signs.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Salesforce: the organization id outbound messages must carry.
+    #[serde(default)]
+    pub organization_id: Option<String>,
     /// Replay window for signed timestamps (default 5m).
     #[serde(default, deserialize_with = "de::opt_duration")]
     pub tolerance: Option<Duration>,

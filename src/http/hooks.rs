@@ -155,6 +155,14 @@ async fn receive(
         "messages": total_messages,
         "events": events,
     });
+    if let Ack::Soap = parsed_ack {
+        return Ok((
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+            crate::inbound::salesforce::SOAP_ACK,
+        )
+            .into_response());
+    }
     if let Ack::Text(text) = parsed_ack {
         return Ok((
             StatusCode::OK,

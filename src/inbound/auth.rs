@@ -65,6 +65,20 @@ pub enum Authenticator {
         secrets: Vec<Secret>,
         tolerance: Duration,
     },
+    /// Buildkite: `X-Buildkite-Signature: timestamp=<unix>,signature=<hex>` over
+    /// `<timestamp>.<body>`.
+    Buildkite {
+        secrets: Vec<Secret>,
+        tolerance: Duration,
+    },
+    /// HubSpot v3: `X-HubSpot-Signature-v3: base64(HMAC(secret, METHOD + URI + body +
+    /// timestamp))`, `X-HubSpot-Request-Timestamp` in milliseconds. `public_url` is the URL
+    /// HubSpot calls (what it signs), since behind a proxy we cannot see it.
+    HubSpotV3 {
+        secrets: Vec<Secret>,
+        public_url: String,
+        tolerance: Duration,
+    },
     /// Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`, or the
     /// `svix-` names): base64 HMAC of `<id>.<timestamp>.<body>` with the base64 key after
     /// `whsec_`.
@@ -193,6 +207,75 @@ impl Authenticator {
                     &sigs,
                     "Stripe-Signature",
                 )
+            }
+            Authenticator::Buildkite { secrets, tolerance } => {
+                let value = header_str(headers, "x-buildkite-signature")?.ok_or_else(|| {
+                    Rejection::unauthorized("missing X-Buildkite-Signature header")
+                })?;
+                let field = |k: &str| {
+                    value
+                        .split(',')
+                        .find_map(|p| p.trim().strip_prefix(k))
+                        .map(str::trim)
+                };
+                let ts = field("timestamp=").ok_or_else(|| {
+                    Rejection::unauthorized("X-Buildkite-Signature has no timestamp=")
+                })?;
+                check_timestamp(ts, *tolerance, "X-Buildkite-Signature timestamp")?;
+                let sig = field("signature=")
+                    .and_then(|h| hex::decode(h).ok())
+                    .ok_or_else(|| {
+                        Rejection::unauthorized("X-Buildkite-Signature has no hex signature=")
+                    })?;
+                any_hmac(
+                    secrets,
+                    &[ts.as_bytes(), b".", body],
+                    &[sig],
+                    "X-Buildkite-Signature",
+                )
+            }
+            Authenticator::HubSpotV3 {
+                secrets,
+                public_url,
+                tolerance,
+            } => {
+                let sig = header_str(headers, "x-hubspot-signature-v3")?.ok_or_else(|| {
+                    Rejection::unauthorized("missing X-HubSpot-Signature-v3 header")
+                })?;
+                let ts = header_str(headers, "x-hubspot-request-timestamp")?.ok_or_else(|| {
+                    Rejection::unauthorized("missing X-HubSpot-Request-Timestamp header")
+                })?;
+                let ms: i64 = ts.trim().parse().map_err(|_| {
+                    Rejection::unauthorized("X-HubSpot-Request-Timestamp is not a number")
+                })?;
+                check_timestamp(
+                    &(ms / 1000).to_string(),
+                    *tolerance,
+                    "X-HubSpot-Request-Timestamp",
+                )?;
+                let sig = B64
+                    .decode(sig.trim())
+                    .map_err(|_| Rejection::unauthorized("X-HubSpot-Signature-v3 is not base64"))?;
+                let uri = match req.uri.query() {
+                    Some(q) => format!("{public_url}?{q}"),
+                    None => public_url.clone(),
+                };
+                let parts: [&[u8]; 4] = [
+                    req.method.as_str().as_bytes(),
+                    uri.as_bytes(),
+                    body,
+                    ts.trim().as_bytes(),
+                ];
+                if secrets
+                    .iter()
+                    .any(|s| hmac_parts_match(s.expose().as_bytes(), &parts, &sig))
+                {
+                    Ok(())
+                } else {
+                    Err(Rejection::unauthorized(format!(
+                        "X-HubSpot-Signature-v3 does not match for any configured secret (signed URL taken as {uri})"
+                    )))
+                }
             }
             Authenticator::StandardWebhooks { keys, tolerance } => {
                 let (id_h, ts_h, sig_h) = if headers.contains_key("webhook-signature") {
@@ -441,6 +524,42 @@ mod tests {
         };
         assert!(open.verify(&req(&h, body)).is_ok());
         assert!(open.verify(&req(&h, b"{\"test\": 2432232315}")).is_err());
+    }
+
+    /// HubSpot's published v3 vector (timestamp 15000000 ms is far in the past: checked
+    /// with an unlimited window; the HMAC is what is under test).
+    #[test]
+    fn hubspot_v3_published_vector() {
+        let v = &vectors()["hubspot"];
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-hubspot-signature-v3",
+            v["v3"]["expected"].as_str().unwrap().parse().unwrap(),
+        );
+        h.insert(
+            "x-hubspot-request-timestamp",
+            v["v3"]["timestamp"].to_string().parse().unwrap(),
+        );
+        let a = Authenticator::HubSpotV3 {
+            secrets: vec![Secret::new(v["client_secret"].as_str().unwrap())],
+            public_url: v["url"].as_str().unwrap().to_string(),
+            tolerance: Duration::from_secs(u64::MAX / 4),
+        };
+        let body = v["request_body"].as_str().unwrap().as_bytes();
+        assert!(a.verify(&req(&h, body)).is_ok());
+        assert!(a.verify(&req(&h, b"{}")).is_err());
+        let strict = Authenticator::HubSpotV3 {
+            secrets: vec![Secret::new(v["client_secret"].as_str().unwrap())],
+            public_url: v["url"].as_str().unwrap().to_string(),
+            tolerance: DEFAULT_TOLERANCE,
+        };
+        assert!(
+            strict
+                .verify(&req(&h, body))
+                .unwrap_err()
+                .message
+                .contains("replay window")
+        );
     }
 
     #[test]

@@ -11,12 +11,17 @@
 
 mod alerts;
 pub mod auth;
+mod buildkite;
 mod circleci;
+mod datadog;
 mod generic;
 mod github;
 mod gitlab;
+mod hubspot;
 mod jenkins;
 mod pagerduty;
+mod pipedrive;
+pub mod salesforce;
 mod sentry;
 mod simple;
 mod slack;
@@ -42,6 +47,11 @@ pub const KINDS: &[&str] = &[
     "circleci",
     "jenkins",
     "stripe",
+    "buildkite",
+    "datadog",
+    "hubspot",
+    "salesforce",
+    "pipedrive",
     "standard-webhooks",
     "slack",
     "generic",
@@ -85,6 +95,8 @@ pub enum Ack {
     Pong { event: String },
     /// Once committed, answer 200 with this text/plain body (Slack's `ok`).
     Text(&'static str),
+    /// Once committed, answer 200 with the SOAP `Ack` (Salesforce outbound messages).
+    Soap,
 }
 
 /// Why a request was refused; becomes an HTTP status and a JSON body.
@@ -181,6 +193,11 @@ fn build_source(cfg: &Config, i: usize) -> Result<Source, ConfigError> {
         "stripe" => simple("stripe", stripe::build(cfg, i)?),
         "standard-webhooks" => simple("standard-webhooks", standard_webhooks::build(cfg, i)?),
         "slack" => simple("slack", slack::build(cfg, i)?),
+        "buildkite" => simple("buildkite", buildkite::build(cfg, i)?),
+        "datadog" => simple("datadog", datadog::build(cfg, i)?),
+        "hubspot" => simple("hubspot", hubspot::build(cfg, i)?),
+        "pipedrive" => simple("pipedrive", pipedrive::build(cfg, i)?),
+        "salesforce" => ("salesforce", Box::new(salesforce::build(cfg, i)?), false),
         "generic" => {
             let g = generic::Generic::from_config(cfg, i)?;
             let none = g.auth.is_none();
@@ -229,6 +246,10 @@ pub enum HmacStyle {
     },
     /// Grafana's, with an optional signed timestamp header.
     Grafana { header: &'static str },
+    /// Buildkite's `timestamp=…,signature=…`.
+    Buildkite,
+    /// HubSpot's v3 (needs `public_url`).
+    HubSpot,
 }
 
 fn simple(kind: &'static str, s: simple::Simple) -> (&'static str, Box<dyn SourceKind>, bool) {
@@ -358,6 +379,20 @@ fn auth_from_config(
                 secrets,
                 tolerance,
             },
+            HmacStyle::Buildkite => Authenticator::Buildkite { secrets, tolerance },
+            HmacStyle::HubSpot => {
+                let public_url = sc.public_url.clone().ok_or_else(|| {
+                    cfg.error(
+                        &key("public_url"),
+                        "missing: HubSpot signs the URL it calls; set public_url = \"https://<your host>/hooks/<name>\"",
+                    )
+                })?;
+                Authenticator::HubSpotV3 {
+                    secrets,
+                    public_url,
+                    tolerance,
+                }
+            }
         },
         other => {
             return Err(cfg.error(&key("auth"), format!("unknown auth {other:?}")));

@@ -336,7 +336,7 @@ handlebars_helper!(money: |amount: i64, currency: str| {
 // One emoji for the status words senders use, so every CI and alert message reads alike.
 handlebars_helper!(status_emoji: |s: str| {
     match s.to_ascii_lowercase().as_str() {
-        "success" | "succeeded" | "passed" | "ok" | "resolved" | "fixed" | "completed" | "merged" | "paid" | "succeeded_with_issues" => "✅",
+        "success" | "succeeded" | "passed" | "ok" | "resolved" | "recovered" | "fixed" | "completed" | "merged" | "paid" | "succeeded_with_issues" => "✅",
         "failed" | "failure" | "error" | "errored" | "timed_out" | "timedout" | "infrastructure_fail" | "critical" | "firing" | "alerting" | "triggered" | "payment_failed" | "unstable" => "❌",
         "canceled" | "cancelled" | "aborted" | "skipped" | "not_run" | "not_built" | "closed" | "stale" => "⚪",
         "running" | "pending" | "started" | "created" | "queued" | "scheduled" | "in_progress" | "manual" | "waiting" => "🔄",

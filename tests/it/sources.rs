@@ -13,6 +13,17 @@ use sha2::Sha256;
 use crate::helpers::*;
 
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const HUBSPOT_URL: &str = "https://hooks.example.com/hooks/hubspot";
+
+/// A payload the repository wrote (tests/data), for senders shared/fixtures lacks.
+fn data(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name),
+    )
+    .unwrap()
+}
 
 fn hmac_hex(key: &[u8], parts: &[&[u8]]) -> String {
     let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
@@ -43,6 +54,10 @@ enum Signer {
     CircleCi,
     Stripe,
     StandardWebhooks,
+    BuildkiteToken,
+    BuildkiteSigned,
+    HubSpot,
+    Nothing,
 }
 
 fn headers(signer: Signer, secret: &str, body: &[u8], ts: u64) -> Vec<(String, String)> {
@@ -112,6 +127,43 @@ fn headers(signer: Signer, secret: &str, body: &[u8], ts: u64) -> Vec<(String, S
             ),
             h("Circleci-Event-Type", "workflow-completed".into()),
         ],
+        Signer::BuildkiteToken => vec![
+            h("X-Buildkite-Token", secret.to_string()),
+            h("X-Buildkite-Event", "build.finished".into()),
+        ],
+        Signer::BuildkiteSigned => {
+            let t = ts.to_string();
+            vec![
+                h(
+                    "X-Buildkite-Signature",
+                    format!(
+                        "timestamp={t},signature={}",
+                        hmac_hex(secret.as_bytes(), &[t.as_bytes(), b".", body])
+                    ),
+                ),
+                h("X-Buildkite-Event", "build.finished".into()),
+            ]
+        }
+        Signer::HubSpot => {
+            let t = (ts * 1000).to_string();
+            let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+            for p in [
+                b"POST".as_slice(),
+                HUBSPOT_URL.as_bytes(),
+                body,
+                t.as_bytes(),
+            ] {
+                m.update(p);
+            }
+            vec![
+                h(
+                    "X-HubSpot-Signature-v3",
+                    B64.encode(m.finalize().into_bytes()),
+                ),
+                h("X-HubSpot-Request-Timestamp", t),
+            ]
+        }
+        Signer::Nothing => vec![],
         Signer::Stripe => {
             let t = ts.to_string();
             vec![h(
@@ -196,6 +248,38 @@ kind = "standard-webhooks"
 secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 [[sources]]
+name = "bk"
+kind = "buildkite"
+secret = "bk-token"
+
+[[sources]]
+name = "bk-signed"
+kind = "buildkite"
+auth = "hmac-sha256"
+secret = "bk-token"
+
+[[sources]]
+name = "dd"
+kind = "datadog"
+secret = "dd:dd-pw"
+
+[[sources]]
+name = "pipedrive"
+kind = "pipedrive"
+secret = "pd-user:pd-pw"
+
+[[sources]]
+name = "hubspot"
+kind = "hubspot"
+secret = "hubspot-client-secret"
+public_url = "https://hooks.example.com/hooks/hubspot"
+
+[[sources]]
+name = "sf"
+kind = "salesforce"
+organization_id = "012345678901234"
+
+[[sources]]
 name = "slack"
 kind = "slack"
 secret = "T0001-B0001-slacktoken"
@@ -218,6 +302,10 @@ fn secret_of(source: &str) -> &'static str {
         "circle" => "circle-secret",
         "stripe" => "whsec_stripe_test_secret",
         "jenkins" => "ci:jenkins-pw",
+        "bk" | "bk-signed" => "bk-token",
+        "dd" => "dd:dd-pw",
+        "pipedrive" => "pd-user:pd-pw",
+        "hubspot" => "hubspot-client-secret",
         other => panic!("no secret for {other}"),
     }
 }
@@ -227,6 +315,12 @@ fn config(roam: &str, db: &std::path::Path) -> String {
     let mut routes = String::new();
     for s in [
         "slack",
+        "bk",
+        "bk-signed",
+        "dd",
+        "pipedrive",
+        "hubspot",
+        "sf",
         "gl-signed",
         "am",
         "graf",
@@ -599,6 +693,16 @@ async fn signed_kinds_refuse_wrong_secret_tampering_missing_headers_and_stale_ti
             false,
         ),
         ("sw", Signer::StandardWebhooks, "gitlab/release.json", true),
+        ("bk", Signer::BuildkiteToken, "gitlab/release.json", false),
+        (
+            "bk-signed",
+            Signer::BuildkiteSigned,
+            "gitlab/release.json",
+            true,
+        ),
+        ("dd", Signer::Basic, "gitlab/release.json", false),
+        ("pipedrive", Signer::Basic, "gitlab/release.json", false),
+        ("hubspot", Signer::HubSpot, "gitlab/release.json", true),
     ];
     for &(source, signer, fx, timestamped) in kinds {
         let body = fixture(fx);
@@ -621,7 +725,10 @@ async fn signed_kinds_refuse_wrong_secret_tampering_missing_headers_and_stale_ti
             .unwrap();
         tampered[last] ^= 0x01;
         let r = post(&app, source, &tampered, &good).await;
-        let token_only = matches!(signer, Signer::GitLabToken | Signer::Basic);
+        let token_only = matches!(
+            signer,
+            Signer::GitLabToken | Signer::Basic | Signer::BuildkiteToken
+        );
         if token_only {
             // A shared token does not cover the body; nothing to tamper with.
             assert_ne!(r.status(), 401, "{source}");
@@ -633,7 +740,10 @@ async fn signed_kinds_refuse_wrong_secret_tampering_missing_headers_and_stale_ti
             .iter()
             .filter(|(k, _)| {
                 let k = k.to_ascii_lowercase();
-                !(k.contains("signature") || k == "authorization" || k == "x-gitlab-token")
+                !(k.contains("signature")
+                    || k == "authorization"
+                    || k == "x-gitlab-token"
+                    || k == "x-buildkite-token")
             })
             .cloned()
             .collect();
@@ -713,6 +823,302 @@ async fn slack_format_bodies_are_converted_and_answered_ok() {
         401
     );
     assert_eq!(post(&app, "slack", &body, &[]).await.status(), 401);
+    fake.assert_all_valid();
+    app.stop().await;
+}
+
+/// GitHub fixtures, the kinds without shared fixtures (payloads in tests/data, written
+/// from the senders' documented schemas), HubSpot batches and Salesforce SOAP.
+#[tokio::test]
+async fn github_fixtures_written_payloads_batches_and_soap() {
+    let fake = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&config(&fake.url, &dir.path().join("t.db"))).await;
+    let mut expected_messages = 0;
+    // (source, body, signer, extra headers, event, status, messages, text expected in the last message)
+    let cases: Vec<(
+        &str,
+        Vec<u8>,
+        Signer,
+        Vec<(&str, &str)>,
+        &str,
+        u16,
+        usize,
+        &str,
+    )> = vec![
+        (
+            "github",
+            fixture("github/push.json"),
+            Signer::GitHub,
+            vec![("X-GitHub-Event", "push")],
+            "github.push",
+            202,
+            1,
+            "🗑️ **Codertocat** deleted **simple-tag**",
+        ),
+        (
+            "github",
+            fixture("github/push.new-branch.json"),
+            Signer::GitHub,
+            vec![("X-GitHub-Event", "push")],
+            "github.push",
+            202,
+            1,
+            "pushed 1 commit to **master** (new branch)",
+        ),
+        (
+            "github",
+            fixture("github/pull_request.opened.json"),
+            Signer::GitHub,
+            vec![("X-GitHub-Event", "pull_request")],
+            "github.pull_request.opened",
+            202,
+            1,
+            "🟢 Opened [#2 Update the README with new information.]",
+        ),
+        (
+            "github",
+            fixture("github/pull_request.closed.json"),
+            Signer::GitHub,
+            vec![("X-GitHub-Event", "pull_request")],
+            "github.pull_request.closed",
+            202,
+            1,
+            "⚪ Closed",
+        ),
+        (
+            "github",
+            fixture("github/pull_request.closed.merged.json"),
+            Signer::GitHub,
+            vec![("X-GitHub-Event", "pull_request")],
+            "github.pull_request.closed",
+            202,
+            1,
+            "🟣 Merged [#3 Byao1276 patch 1]",
+        ),
+        (
+            "github",
+            fixture("github/workflow_run.completed.success.json"),
+            Signer::GitHub,
+            vec![("X-GitHub-Event", "workflow_run")],
+            "github.workflow_run.completed",
+            202,
+            1,
+            "✅ Workflow **[run #163]",
+        ),
+        (
+            "github",
+            data("github.workflow_run.completed.failure.json"),
+            Signer::GitHub,
+            vec![("X-GitHub-Event", "workflow_run")],
+            "github.workflow_run.completed",
+            202,
+            1,
+            "❌ Workflow **[CI]",
+        ),
+        (
+            "github",
+            fixture("github/workflow_job.completed.failure.json"),
+            Signer::GitHub,
+            vec![("X-GitHub-Event", "workflow_job")],
+            "github.workflow_job.completed",
+            202,
+            1,
+            "• ❌ Run yarn run format-check",
+        ),
+        (
+            "github",
+            fixture("github/check_run.completed.success.json"),
+            Signer::GitHub,
+            vec![("X-GitHub-Event", "check_run")],
+            "github.check_run.completed",
+            202,
+            1,
+            "✅ Check **[Octocoders-linter]",
+        ),
+        (
+            "github",
+            fixture("github/check_run.completed.failure.json"),
+            Signer::GitHub,
+            vec![("X-GitHub-Event", "check_run")],
+            "github.check_run.completed",
+            202,
+            1,
+            "❌ Check **[Octocoders-linter]",
+        ),
+        (
+            "github",
+            fixture("github/release.published.json"),
+            Signer::GitHub,
+            vec![("X-GitHub-Event", "release")],
+            "github.release.published",
+            202,
+            1,
+            "📦 Release **[0.0.1]",
+        ),
+        (
+            "github",
+            fixture("github/issues.opened.json"),
+            Signer::GitHub,
+            vec![("X-GitHub-Event", "issues")],
+            "github.issues.opened",
+            202,
+            1,
+            "📝 **Codertocat** opened issue [#1 Spelling error in the README file]",
+        ),
+        (
+            "github",
+            fixture("github/deployment_status.json"),
+            Signer::GitHub,
+            vec![("X-GitHub-Event", "deployment_status")],
+            "github.deployment_status.created",
+            202,
+            1,
+            "✅ Deployment to **production** **success**",
+        ),
+        (
+            "github",
+            fixture("github/ping.json"),
+            Signer::GitHub,
+            vec![("X-GitHub-Event", "ping")],
+            "github.ping",
+            200,
+            0,
+            "",
+        ),
+        (
+            "am",
+            data("alertmanager.resolved.json"),
+            Signer::Basic,
+            vec![],
+            "alertmanager.resolved",
+            202,
+            1,
+            "✅ **RESOLVED** **High CPU Temperature** · 0 firing, 2 resolved",
+        ),
+        (
+            "bk",
+            data("buildkite.build.finished.json"),
+            Signer::BuildkiteToken,
+            vec![],
+            "buildkite.build.finished.failed",
+            202,
+            1,
+            "❌ Build [#1204](https://buildkite.com/acme/api/builds/1204) **failed** in **API** on main",
+        ),
+        (
+            "bk-signed",
+            data("buildkite.build.finished.json"),
+            Signer::BuildkiteSigned,
+            vec![("X-Request-Id", "bk-2")],
+            "buildkite.build.finished.failed",
+            202,
+            1,
+            "**failed** in **API**",
+        ),
+        (
+            "dd",
+            data("datadog.triggered.json"),
+            Signer::Basic,
+            vec![],
+            "datadog.metric_alert_monitor.triggered",
+            202,
+            1,
+            "CPU usage is 93.4% on host web-3",
+        ),
+        (
+            "pipedrive",
+            data("pipedrive.deal.change.json"),
+            Signer::Basic,
+            vec![],
+            "pipedrive.deal.change",
+            202,
+            1,
+            "💼 Deal **Acme Corp renewal** updated · 48000 EUR · open · stage 4 (was 3)",
+        ),
+        (
+            "hubspot",
+            data("hubspot.events.json"),
+            Signer::HubSpot,
+            vec![],
+            "hubspot.deal.creation",
+            202,
+            2,
+            "dealstage → **closedwon**",
+        ),
+        (
+            "sf",
+            fixture("salesforce/outbound-message.contact.aspnet.xml"),
+            Signer::Nothing,
+            vec![
+                ("content-type", "text/xml; charset=utf-8"),
+                ("SOAPAction", "\"\""),
+            ],
+            "",
+            200,
+            2,
+            "☁️ Salesforce **Contact** Doug Bunting",
+        ),
+    ];
+    for (source, body, signer, extra, event, status, messages, expect) in cases {
+        let mut hdrs = headers(
+            signer,
+            if source == "sf" {
+                ""
+            } else {
+                secret_of(source)
+            },
+            &body,
+            now(),
+        );
+        hdrs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let r = post(&app, source, &body, &hdrs).await;
+        assert_eq!(r.status(), status, "{source} {event}");
+        let reply = r.text().await.unwrap();
+        if source == "sf" {
+            assert!(
+                reply.contains("<Ack>true</Ack>"),
+                "Salesforce needs its SOAP Ack: {reply}"
+            );
+        } else {
+            let j: Value = serde_json::from_str(&reply).unwrap();
+            assert_eq!(j["event"], event, "{reply}");
+        }
+        expected_messages += messages;
+        wait_for(event, Duration::from_secs(10), || {
+            fake.delivered().len() >= expected_messages
+        })
+        .await;
+        if messages > 0 {
+            let text = fake.texts().last().cloned().unwrap();
+            assert!(
+                text.contains(expect),
+                "{source} {event}: expected {expect:?} in:\n{text}"
+            );
+            assert!(!text.contains("template failed"), "{text}");
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        fake.delivered().len(),
+        expected_messages,
+        "ping posted nothing, batches posted one message per event"
+    );
+    // The same HubSpot batch again: both events are duplicates.
+    let body = data("hubspot.events.json");
+    let r = post(
+        &app,
+        "hubspot",
+        &body,
+        &headers(Signer::HubSpot, secret_of("hubspot"), &body, now()),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    // Salesforce from another organization is refused.
+    let other = String::from_utf8(fixture("salesforce/outbound-message.contact.aspnet.xml"))
+        .unwrap()
+        .replace("012345678901234", "00D000000000001");
+    assert_eq!(post(&app, "sf", other.as_bytes(), &[]).await.status(), 401);
     fake.assert_all_valid();
     app.stop().await;
 }
