@@ -827,6 +827,19 @@ async fn slack_format_bodies_are_converted_and_answered_ok() {
     app.stop().await;
 }
 
+/// (source, body, signer, extra headers, event, status, messages, text expected in the
+/// last message).
+type Delivery = (
+    &'static str,
+    Vec<u8>,
+    Signer,
+    Vec<(&'static str, &'static str)>,
+    &'static str,
+    u16,
+    usize,
+    &'static str,
+);
+
 /// GitHub fixtures, the kinds without shared fixtures (payloads in tests/data, written
 /// from the senders' documented schemas), HubSpot batches and Salesforce SOAP.
 #[tokio::test]
@@ -835,17 +848,7 @@ async fn github_fixtures_written_payloads_batches_and_soap() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::spawn(&config(&fake.url, &dir.path().join("t.db"))).await;
     let mut expected_messages = 0;
-    // (source, body, signer, extra headers, event, status, messages, text expected in the last message)
-    let cases: Vec<(
-        &str,
-        Vec<u8>,
-        Signer,
-        Vec<(&str, &str)>,
-        &str,
-        u16,
-        usize,
-        &str,
-    )> = vec![
+    let cases: Vec<Delivery> = vec![
         (
             "github",
             fixture("github/push.json"),
