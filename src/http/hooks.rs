@@ -30,8 +30,12 @@ pub fn router(max_body: usize) -> Router<AppState> {
 /// Headers senders use for delivery ids, to name a refused request in the log.
 const DELIVERY_ID_HEADERS: &[&str] = &[
     "x-github-delivery",
-    "webhook-id",
     "idempotency-key",
+    "x-gitlab-event-uuid",
+    "webhook-id",
+    "svix-id",
+    "x-webhook-id",
+    "request-id",
     "x-request-id",
 ];
 

@@ -562,6 +562,36 @@ mod tests {
         );
     }
 
+    /// The same vector under Svix's header names.
+    #[test]
+    fn standard_webhooks_under_svix_names() {
+        let v = &vectors()["standard_webhooks_v1"];
+        let mut h = HeaderMap::new();
+        h.insert(
+            "svix-id",
+            v["webhook-id"].as_str().unwrap().parse().unwrap(),
+        );
+        h.insert(
+            "svix-timestamp",
+            v["webhook-timestamp"].as_str().unwrap().parse().unwrap(),
+        );
+        h.insert(
+            "svix-signature",
+            format!("v1,bm90IGl0 {}", v["expected"].as_str().unwrap())
+                .parse()
+                .unwrap(),
+        );
+        let key = standard_webhooks_key(v["secret"].as_str().unwrap()).unwrap();
+        let open = Authenticator::StandardWebhooks {
+            keys: vec![key],
+            tolerance: Duration::from_secs(u64::MAX / 4),
+        };
+        assert!(
+            open.verify(&req(&h, v["payload"].as_str().unwrap().as_bytes()))
+                .is_ok()
+        );
+    }
+
     #[test]
     fn bearer_any_of_secrets() {
         let a = Authenticator::Bearer {
