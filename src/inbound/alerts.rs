@@ -13,12 +13,8 @@
 
 use serde_json::{Value, json};
 
-use super::simple::{Simple, one};
-use super::{
-    AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth_from_config, body_digest,
-    parse_json, reject_unused,
-};
-use crate::config::{Config, ConfigError};
+use super::simple::one;
+use super::{AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, body_digest, parse_json};
 use crate::storage::now_ms;
 
 /// Alerts listed in a message; the rest are counted.
@@ -26,17 +22,7 @@ const SHOWN: usize = 10;
 /// Deliveries of the same body within this window are one delivery.
 const RETRY_WINDOW_MS: i64 = 10 * 60 * 1000;
 
-const ALERTMANAGER_AUTH: AuthSpec = AuthSpec {
-    default: Some("basic-or-bearer"),
-    allowed: &["basic-or-bearer", "basic", "bearer"],
-    hmac: HmacStyle::Hex {
-        header: "",
-        prefix: "",
-    },
-    token_header: "",
-};
-
-const GRAFANA_AUTH: AuthSpec = AuthSpec {
+pub const GRAFANA_AUTH: AuthSpec = AuthSpec {
     default: Some("basic-or-bearer"),
     allowed: &["basic-or-bearer", "basic", "bearer", "hmac-sha256"],
     hmac: HmacStyle::Grafana {
@@ -45,27 +31,11 @@ const GRAFANA_AUTH: AuthSpec = AuthSpec {
     token_header: "",
 };
 
-pub fn build_alertmanager(cfg: &Config, i: usize) -> Result<Simple, ConfigError> {
-    reject_unused(cfg, i, "alertmanager")?;
-    Ok(Simple {
-        auth: auth_from_config(cfg, i, "alertmanager", &ALERTMANAGER_AUTH)?,
-        parse: parse_alertmanager,
-    })
-}
-
-pub fn build_grafana(cfg: &Config, i: usize) -> Result<Simple, ConfigError> {
-    reject_unused(cfg, i, "grafana")?;
-    Ok(Simple {
-        auth: auth_from_config(cfg, i, "grafana", &GRAFANA_AUTH)?,
-        parse: parse_grafana,
-    })
-}
-
-fn parse_alertmanager(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
+pub fn parse_alertmanager(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     parse_group(req, "alertmanager")
 }
 
-fn parse_grafana(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
+pub fn parse_grafana(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     parse_group(req, "grafana")
 }
 

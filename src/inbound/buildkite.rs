@@ -6,29 +6,20 @@
 
 use serde_json::Value;
 
-use super::simple::{Simple, one};
+use super::simple::one;
 use super::{
     Ack, AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth::header_str,
-    auth_from_config, delivery_from_headers, name_part, parse_json, reject_unused,
+    delivery_from_headers, name_part, parse_json,
 };
-use crate::config::{Config, ConfigError};
 
-const AUTH: AuthSpec = AuthSpec {
+pub const AUTH: AuthSpec = AuthSpec {
     default: Some("token"),
     allowed: &["token", "hmac-sha256"],
     hmac: HmacStyle::Buildkite,
     token_header: "X-Buildkite-Token",
 };
 
-pub fn build(cfg: &Config, i: usize) -> Result<Simple, ConfigError> {
-    reject_unused(cfg, i, "buildkite")?;
-    Ok(Simple {
-        auth: auth_from_config(cfg, i, "buildkite", &AUTH)?,
-        parse,
-    })
-}
-
-fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
+pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let p = parse_json(req.body)?;
     let event = match header_str(req.headers, "x-buildkite-event") {
         Ok(Some(e)) => e.trim().to_string(),

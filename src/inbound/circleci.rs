@@ -3,14 +3,13 @@
 
 use serde_json::Value;
 
-use super::simple::{Simple, one};
+use super::simple::one;
 use super::{
-    AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth_from_config,
-    delivery_from_headers, name_part, parse_json, reject_unused,
+    AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, delivery_from_headers, name_part,
+    parse_json,
 };
-use crate::config::{Config, ConfigError};
 
-const AUTH: AuthSpec = AuthSpec {
+pub const AUTH: AuthSpec = AuthSpec {
     default: Some("hmac-sha256"),
     allowed: &["hmac-sha256"],
     hmac: HmacStyle::HexList {
@@ -20,15 +19,7 @@ const AUTH: AuthSpec = AuthSpec {
     token_header: "",
 };
 
-pub fn build(cfg: &Config, i: usize) -> Result<Simple, ConfigError> {
-    reject_unused(cfg, i, "circleci")?;
-    Ok(Simple {
-        auth: auth_from_config(cfg, i, "circleci", &AUTH)?,
-        parse,
-    })
-}
-
-fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
+pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let p = parse_json(req.body)?;
     let s = |ptr: &str| p.pointer(ptr).and_then(Value::as_str);
     let kind = s("/type")

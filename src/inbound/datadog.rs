@@ -7,33 +7,15 @@
 //! Auth: Basic or Bearer (custom headers). Event: `datadog.<event_type>[.<transition>]`
 //! (`datadog.metric_alert_monitor.triggered`); delivery id: `id` plus the transition.
 
-use super::simple::{Simple, one};
+use super::simple::one;
 use super::{
-    AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth_from_config,
-    delivery_from_headers, name_part, parse_json, reject_unused,
+    AuthSpec, Event, Inbound, Parsed, Rejection, delivery_from_headers, name_part, parse_json,
 };
-use crate::config::{Config, ConfigError};
 use crate::fieldpath::scalar_text;
 
-const AUTH: AuthSpec = AuthSpec {
-    default: Some("basic-or-bearer"),
-    allowed: &["basic-or-bearer", "basic", "bearer"],
-    hmac: HmacStyle::Hex {
-        header: "",
-        prefix: "",
-    },
-    token_header: "",
-};
+pub const AUTH: AuthSpec = super::BASIC_OR_BEARER;
 
-pub fn build(cfg: &Config, i: usize) -> Result<Simple, ConfigError> {
-    reject_unused(cfg, i, "datadog")?;
-    Ok(Simple {
-        auth: auth_from_config(cfg, i, "datadog", &AUTH)?,
-        parse,
-    })
-}
-
-fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
+pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let p = parse_json(req.body)?;
     if !p.is_object() {
         return Err(Rejection::bad_request(

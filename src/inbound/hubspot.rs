@@ -8,30 +8,17 @@
 
 use serde_json::Value;
 
-use super::simple::Simple;
-use super::{
-    Ack, AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth_from_config, name_part,
-    parse_json, reject_unused,
-};
-use crate::config::{Config, ConfigError};
+use super::{Ack, AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, name_part, parse_json};
 use crate::fieldpath::scalar_text;
 
-const AUTH: AuthSpec = AuthSpec {
+pub const AUTH: AuthSpec = AuthSpec {
     default: Some("hmac-sha256"),
     allowed: &["hmac-sha256"],
     hmac: HmacStyle::HubSpot,
     token_header: "",
 };
 
-pub fn build(cfg: &Config, i: usize) -> Result<Simple, ConfigError> {
-    reject_unused(cfg, i, "hubspot")?;
-    Ok(Simple {
-        auth: auth_from_config(cfg, i, "hubspot", &AUTH)?,
-        parse,
-    })
-}
-
-fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
+pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let body = parse_json(req.body)?;
     let list = match body {
         Value::Array(list) => list,

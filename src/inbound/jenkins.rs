@@ -5,32 +5,12 @@
 
 use serde_json::Value;
 
-use super::simple::{Simple, one};
-use super::{
-    AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth_from_config, name_part,
-    parse_json, reject_unused,
-};
-use crate::config::{Config, ConfigError};
+use super::simple::one;
+use super::{AuthSpec, Event, Inbound, Parsed, Rejection, name_part, parse_json};
 
-const AUTH: AuthSpec = AuthSpec {
-    default: Some("basic-or-bearer"),
-    allowed: &["basic-or-bearer", "basic", "bearer"],
-    hmac: HmacStyle::Hex {
-        header: "",
-        prefix: "",
-    },
-    token_header: "",
-};
+pub const AUTH: AuthSpec = super::BASIC_OR_BEARER;
 
-pub fn build(cfg: &Config, i: usize) -> Result<Simple, ConfigError> {
-    reject_unused(cfg, i, "jenkins")?;
-    Ok(Simple {
-        auth: auth_from_config(cfg, i, "jenkins", &AUTH)?,
-        parse,
-    })
-}
-
-fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
+pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let p = parse_json(req.body)?;
     let s = |ptr: &str| p.pointer(ptr).and_then(Value::as_str);
     let job = s("/name").ok_or_else(|| {

@@ -183,20 +183,38 @@ fn build_source(cfg: &Config, i: usize) -> Result<Source, ConfigError> {
             let none = g.auth.is_none();
             ("github", Box::new(g), none)
         }
-        "gitlab" => simple("gitlab", gitlab::build(cfg, i)?),
-        "alertmanager" => simple("alertmanager", alerts::build_alertmanager(cfg, i)?),
-        "grafana" => simple("grafana", alerts::build_grafana(cfg, i)?),
-        "pagerduty" => simple("pagerduty", pagerduty::build(cfg, i)?),
-        "sentry" => simple("sentry", sentry::build(cfg, i)?),
-        "circleci" => simple("circleci", circleci::build(cfg, i)?),
-        "jenkins" => simple("jenkins", jenkins::build(cfg, i)?),
-        "stripe" => simple("stripe", stripe::build(cfg, i)?),
-        "standard-webhooks" => simple("standard-webhooks", standard_webhooks::build(cfg, i)?),
-        "slack" => simple("slack", slack::build(cfg, i)?),
-        "buildkite" => simple("buildkite", buildkite::build(cfg, i)?),
-        "datadog" => simple("datadog", datadog::build(cfg, i)?),
-        "hubspot" => simple("hubspot", hubspot::build(cfg, i)?),
-        "pipedrive" => simple("pipedrive", pipedrive::build(cfg, i)?),
+        "gitlab" => simple(cfg, i, "gitlab", &gitlab::AUTH, gitlab::parse)?,
+        "alertmanager" => simple(
+            cfg,
+            i,
+            "alertmanager",
+            &BASIC_OR_BEARER,
+            alerts::parse_alertmanager,
+        )?,
+        "grafana" => simple(
+            cfg,
+            i,
+            "grafana",
+            &alerts::GRAFANA_AUTH,
+            alerts::parse_grafana,
+        )?,
+        "pagerduty" => simple(cfg, i, "pagerduty", &pagerduty::AUTH, pagerduty::parse)?,
+        "sentry" => simple(cfg, i, "sentry", &sentry::AUTH, sentry::parse)?,
+        "circleci" => simple(cfg, i, "circleci", &circleci::AUTH, circleci::parse)?,
+        "jenkins" => simple(cfg, i, "jenkins", &jenkins::AUTH, jenkins::parse)?,
+        "stripe" => simple(cfg, i, "stripe", &stripe::AUTH, stripe::parse)?,
+        "standard-webhooks" => simple(
+            cfg,
+            i,
+            "standard-webhooks",
+            &standard_webhooks::AUTH,
+            standard_webhooks::parse,
+        )?,
+        "slack" => simple(cfg, i, "slack", &slack::AUTH, slack::parse)?,
+        "buildkite" => simple(cfg, i, "buildkite", &buildkite::AUTH, buildkite::parse)?,
+        "datadog" => simple(cfg, i, "datadog", &datadog::AUTH, datadog::parse)?,
+        "hubspot" => simple(cfg, i, "hubspot", &hubspot::AUTH, hubspot::parse)?,
+        "pipedrive" => simple(cfg, i, "pipedrive", &pipedrive::AUTH, pipedrive::parse)?,
         "salesforce" => ("salesforce", Box::new(salesforce::build(cfg, i)?), false),
         "generic" => {
             let g = generic::Generic::from_config(cfg, i)?;
@@ -234,6 +252,8 @@ pub struct AuthSpec {
 }
 
 pub enum HmacStyle {
+    /// The kind has no HMAC scheme.
+    None,
     /// `<header>: <prefix><hex>` over the body.
     Hex {
         header: &'static str,
@@ -252,10 +272,26 @@ pub enum HmacStyle {
     HubSpot,
 }
 
-fn simple(kind: &'static str, s: simple::Simple) -> (&'static str, Box<dyn SourceKind>, bool) {
+fn simple(
+    cfg: &Config,
+    i: usize,
+    kind: &'static str,
+    spec: &AuthSpec,
+    parse: simple::ParseFn,
+) -> Result<(&'static str, Box<dyn SourceKind>, bool), ConfigError> {
+    let s = simple::build(cfg, i, kind, spec, parse)?;
     let none = s.auth.is_none();
-    (kind, Box::new(s), none)
+    Ok((kind, Box::new(s), none))
 }
+
+/// Senders configured with HTTP Basic or a Bearer token (Alertmanager's `http_config`,
+/// Jenkins, Datadog): either form is accepted.
+pub const BASIC_OR_BEARER: AuthSpec = AuthSpec {
+    default: Some("basic-or-bearer"),
+    allowed: &["basic-or-bearer", "basic", "bearer"],
+    hmac: HmacStyle::None,
+    token_header: "",
+};
 
 /// Builds the authenticator from `auth`, `secret`/`secrets` and the signature keys.
 fn auth_from_config(
@@ -360,6 +396,9 @@ fn auth_from_config(
             Authenticator::StandardWebhooks { keys, tolerance }
         }
         "hmac-sha256" => match spec.hmac {
+            HmacStyle::None => {
+                return Err(cfg.error(&key("auth"), format!("kind {kind:?} has no HMAC scheme")));
+            }
             HmacStyle::Hex { header: h, prefix } => Authenticator::HmacSha256Hex {
                 header: header(h)?,
                 prefix: sc

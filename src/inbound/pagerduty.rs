@@ -4,14 +4,13 @@
 
 use serde_json::Value;
 
-use super::simple::{Simple, one};
+use super::simple::one;
 use super::{
-    AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth_from_config,
-    delivery_from_headers, name_part, parse_json, reject_unused,
+    AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, delivery_from_headers, name_part,
+    parse_json,
 };
-use crate::config::{Config, ConfigError};
 
-const AUTH: AuthSpec = AuthSpec {
+pub const AUTH: AuthSpec = AuthSpec {
     default: Some("hmac-sha256"),
     allowed: &["hmac-sha256", "bearer"],
     hmac: HmacStyle::HexList {
@@ -21,15 +20,7 @@ const AUTH: AuthSpec = AuthSpec {
     token_header: "",
 };
 
-pub fn build(cfg: &Config, i: usize) -> Result<Simple, ConfigError> {
-    reject_unused(cfg, i, "pagerduty")?;
-    Ok(Simple {
-        auth: auth_from_config(cfg, i, "pagerduty", &AUTH)?,
-        parse,
-    })
-}
-
-fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
+pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let p = parse_json(req.body)?;
     let event_type = p
         .pointer("/event/event_type")

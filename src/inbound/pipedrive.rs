@@ -3,33 +3,21 @@
 //! `pipedrive.<entity>.<action>` (`pipedrive.deal.change`); delivery id: the `meta.id`,
 //! `meta.timestamp` and `meta.attempt`... minus the attempt, so retries collapse.
 
-use super::simple::{Simple, one};
+use super::simple::one;
 use super::{
-    AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth_from_config,
-    delivery_from_headers, name_part, parse_json, reject_unused,
+    AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, delivery_from_headers, name_part,
+    parse_json,
 };
-use crate::config::{Config, ConfigError};
 use crate::fieldpath::scalar_text;
 
-const AUTH: AuthSpec = AuthSpec {
+pub const AUTH: AuthSpec = AuthSpec {
     default: Some("basic"),
     allowed: &["basic"],
-    hmac: HmacStyle::Hex {
-        header: "",
-        prefix: "",
-    },
+    hmac: HmacStyle::None,
     token_header: "",
 };
 
-pub fn build(cfg: &Config, i: usize) -> Result<Simple, ConfigError> {
-    reject_unused(cfg, i, "pipedrive")?;
-    Ok(Simple {
-        auth: auth_from_config(cfg, i, "pipedrive", &AUTH)?,
-        parse,
-    })
-}
-
-fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
+pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let p = parse_json(req.body)?;
     let m = |k: &str| {
         p.pointer(&format!("/meta/{k}"))

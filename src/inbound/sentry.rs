@@ -5,14 +5,13 @@
 
 use serde_json::Value;
 
-use super::simple::{Simple, one};
+use super::simple::one;
 use super::{
-    AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth::header_str, auth_from_config,
-    delivery_from_headers, name_part, parse_json, reject_unused,
+    AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth::header_str,
+    delivery_from_headers, name_part, parse_json,
 };
-use crate::config::{Config, ConfigError};
 
-const AUTH: AuthSpec = AuthSpec {
+pub const AUTH: AuthSpec = AuthSpec {
     default: Some("hmac-sha256"),
     allowed: &["hmac-sha256"],
     hmac: HmacStyle::Hex {
@@ -22,15 +21,7 @@ const AUTH: AuthSpec = AuthSpec {
     token_header: "",
 };
 
-pub fn build(cfg: &Config, i: usize) -> Result<Simple, ConfigError> {
-    reject_unused(cfg, i, "sentry")?;
-    Ok(Simple {
-        auth: auth_from_config(cfg, i, "sentry", &AUTH)?,
-        parse,
-    })
-}
-
-fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
+pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let resource = header_str(req.headers, "sentry-hook-resource")
         .map_err(|_| Rejection::bad_request("Sentry-Hook-Resource is not valid text"))?
         .ok_or_else(|| Rejection::bad_request("missing Sentry-Hook-Resource header"))?;

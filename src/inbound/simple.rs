@@ -1,10 +1,32 @@
 //! The shape most source kinds share: an authenticator plus a parse function.
 
-use super::{Authenticator, Event, Inbound, Parsed, Rejection, SourceKind};
+use super::{
+    AuthSpec, Authenticator, Event, Inbound, Parsed, Rejection, SourceKind, auth_from_config,
+    reject_unused,
+};
+use crate::config::{Config, ConfigError};
+
+pub type ParseFn = fn(&Inbound<'_>) -> Result<Parsed, Rejection>;
 
 pub struct Simple {
     pub auth: Authenticator,
-    pub parse: fn(&Inbound<'_>) -> Result<Parsed, Rejection>,
+    pub parse: ParseFn,
+}
+
+/// A kind from its authentication spec and parse function: checks that only the keys the
+/// kind uses are set and builds the authenticator.
+pub fn build(
+    cfg: &Config,
+    i: usize,
+    kind: &str,
+    spec: &AuthSpec,
+    parse: ParseFn,
+) -> Result<Simple, ConfigError> {
+    reject_unused(cfg, i, kind)?;
+    Ok(Simple {
+        auth: auth_from_config(cfg, i, kind, spec)?,
+        parse,
+    })
 }
 
 impl SourceKind for Simple {

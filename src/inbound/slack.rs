@@ -12,32 +12,16 @@
 
 use serde_json::Value;
 
-use super::simple::Simple;
-use super::{
-    Ack, AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth_from_config, parse_json,
-    reject_unused,
-};
-use crate::config::{Config, ConfigError};
+use super::{Ack, AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, parse_json};
 
-const AUTH: AuthSpec = AuthSpec {
+pub const AUTH: AuthSpec = AuthSpec {
     default: Some("url-token"),
     allowed: &["url-token", "bearer"],
-    hmac: HmacStyle::Hex {
-        header: "",
-        prefix: "",
-    },
+    hmac: HmacStyle::None,
     token_header: "",
 };
 
-pub fn build(cfg: &Config, i: usize) -> Result<Simple, ConfigError> {
-    reject_unused(cfg, i, "slack")?;
-    Ok(Simple {
-        auth: auth_from_config(cfg, i, "slack", &AUTH)?,
-        parse,
-    })
-}
-
-fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
+pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let mut p = if req.body.starts_with(b"payload=") {
         let payload = form_urlencoded::parse(req.body)
             .find(|(k, _)| k == "payload")

@@ -5,32 +5,20 @@
 
 use serde_json::Value;
 
-use super::simple::{Simple, one};
+use super::simple::one;
 use super::{
-    AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth_from_config,
-    delivery_from_headers, name_part, parse_json, reject_unused,
+    AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, delivery_from_headers, name_part,
+    parse_json,
 };
-use crate::config::{Config, ConfigError};
 
-const AUTH: AuthSpec = AuthSpec {
+pub const AUTH: AuthSpec = AuthSpec {
     default: Some("standard-webhooks"),
     allowed: &["standard-webhooks"],
-    hmac: HmacStyle::Hex {
-        header: "",
-        prefix: "",
-    },
+    hmac: HmacStyle::None,
     token_header: "",
 };
 
-pub fn build(cfg: &Config, i: usize) -> Result<Simple, ConfigError> {
-    reject_unused(cfg, i, "standard-webhooks")?;
-    Ok(Simple {
-        auth: auth_from_config(cfg, i, "standard-webhooks", &AUTH)?,
-        parse,
-    })
-}
-
-fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
+pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let p = parse_json(req.body)?;
     let kind = p.get("type").and_then(Value::as_str).unwrap_or("event");
     Ok(one(Event {

@@ -234,33 +234,29 @@ async fn start_up_refuses_a_revoked_key_or_a_personal_token_with_what_to_fix() {
     );
     assert!(!msg.contains(KEY), "the key must never be printed");
 
-    let fake = FakeRoam::start().await;
-    fake.set_token_info(403, json!({"error": "This endpoint requires full access. Personal access tokens are not supported.", "code": "access_mode_not_supported"}));
-    let cfg = Config::from_toml_str(
-        &test_config(&fake.url, &dir.path().join("b.db"), ""),
-        "t.toml",
-    )
-    .unwrap();
-    let msg = Application::build(cfg)
-        .await
-        .err()
-        .expect("must fail")
-        .to_string();
-    assert!(msg.contains("personal access token"), "{msg}");
-
-    let fake = FakeRoam::start().await;
-    fake.set_token_info(200, json!({"addr": "U-b893c426-6d54-4d9a-8e71-6bd53b26124e", "scopes": ["chat:send_message"], "roam": {"id": "X", "name": "Y", "imageUrl": "https://a", "iconUrl": "https://b"}}));
-    let cfg = Config::from_toml_str(
-        &test_config(&fake.url, &dir.path().join("c.db"), ""),
-        "t.toml",
-    )
-    .unwrap();
-    let msg = Application::build(cfg)
-        .await
-        .err()
-        .expect("must fail")
-        .to_string();
-    assert!(msg.contains("personal access token"), "{msg}");
+    // A personal token, told by Roam's 403 or by token.info naming a user (U-) address.
+    let personal = [
+        (
+            403,
+            json!({"error": "This endpoint requires full access. Personal access tokens are not supported.", "code": "access_mode_not_supported"}),
+        ),
+        (
+            200,
+            json!({"addr": "U-b893c426-6d54-4d9a-8e71-6bd53b26124e", "scopes": ["chat:send_message"], "roam": {"id": "X", "name": "Y", "imageUrl": "https://a", "iconUrl": "https://b"}}),
+        ),
+    ];
+    for (n, (status, body)) in personal.into_iter().enumerate() {
+        let fake = FakeRoam::start().await;
+        fake.set_token_info(status, body);
+        let db = dir.path().join(format!("p{n}.db"));
+        let cfg = Config::from_toml_str(&test_config(&fake.url, &db, ""), "t.toml").unwrap();
+        let msg = Application::build(cfg)
+            .await
+            .err()
+            .expect("must fail")
+            .to_string();
+        assert!(msg.contains("personal access token"), "{msg}");
+    }
 }
 
 #[tokio::test]
