@@ -239,9 +239,14 @@ impl Authenticator {
                 public_url,
                 tolerance,
             } => {
-                let sig = header_str(headers, "x-hubspot-signature-v3")?.ok_or_else(|| {
-                    Rejection::unauthorized("missing X-HubSpot-Signature-v3 header")
-                })?;
+                let uri = match req.uri.query() {
+                    Some(q) => format!("{public_url}?{q}"),
+                    None => public_url.clone(),
+                };
+                let Some(sig) = header_str(headers, "x-hubspot-signature-v3")? else {
+                    // Older apps and workflow webhooks sign with v1/v2 (no timestamp).
+                    return hubspot_v1_v2(headers, secrets, req.method.as_str(), &uri, body);
+                };
                 let ts = header_str(headers, "x-hubspot-request-timestamp")?.ok_or_else(|| {
                     Rejection::unauthorized("missing X-HubSpot-Request-Timestamp header")
                 })?;
@@ -256,10 +261,6 @@ impl Authenticator {
                 let sig = B64
                     .decode(sig.trim())
                     .map_err(|_| Rejection::unauthorized("X-HubSpot-Signature-v3 is not base64"))?;
-                let uri = match req.uri.query() {
-                    Some(q) => format!("{public_url}?{q}"),
-                    None => public_url.clone(),
-                };
                 let parts: [&[u8]; 4] = [
                     req.method.as_str().as_bytes(),
                     uri.as_bytes(),
@@ -313,6 +314,43 @@ impl Authenticator {
                 }
             }
         }
+    }
+}
+
+/// HubSpot's v1 (`sha256(secret + body)`) and v2 (`sha256(secret + method + uri + body)`)
+/// signatures, hex, in `X-HubSpot-Signature` with `X-HubSpot-Signature-Version`.
+fn hubspot_v1_v2(
+    headers: &HeaderMap,
+    secrets: &[Secret],
+    method: &str,
+    uri: &str,
+    body: &[u8],
+) -> Result<(), Rejection> {
+    use sha2::Digest;
+    let sig = header_str(headers, "x-hubspot-signature")?
+        .ok_or_else(|| Rejection::unauthorized("missing X-HubSpot-Signature-v3 header"))?;
+    let sig = hex::decode(sig.trim())
+        .map_err(|_| Rejection::unauthorized("X-HubSpot-Signature is not hex"))?;
+    let version = header_str(headers, "x-hubspot-signature-version")?
+        .unwrap_or("v1")
+        .trim()
+        .to_string();
+    let ok = secrets.iter().any(|s| {
+        let mut h = Sha256::new();
+        h.update(s.expose().as_bytes());
+        if version == "v2" {
+            h.update(method.as_bytes());
+            h.update(uri.as_bytes());
+        }
+        h.update(body);
+        ct_eq(&h.finalize(), &sig)
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Rejection::unauthorized(format!(
+            "X-HubSpot-Signature ({version}) does not match for any configured secret"
+        )))
     }
 }
 
@@ -590,6 +628,36 @@ mod tests {
             open.verify(&req(&h, v["payload"].as_str().unwrap().as_bytes()))
                 .is_ok()
         );
+    }
+
+    /// HubSpot's published v1 and v2 vectors, including v2 for a GET with an empty body.
+    #[test]
+    fn hubspot_v1_v2_published_vectors() {
+        let v = &vectors()["hubspot"];
+        let secrets = vec![Secret::new(v["client_secret"].as_str().unwrap())];
+        let url = v["url"].as_str().unwrap();
+        let body = v["request_body"].as_str().unwrap().as_bytes();
+        let sig = |k: &str| v[k]["expected"].as_str().unwrap().to_string();
+        let mut h = HeaderMap::new();
+        h.insert("x-hubspot-signature", sig("v1").parse().unwrap());
+        h.insert("x-hubspot-signature-version", "v1".parse().unwrap());
+        assert!(hubspot_v1_v2(&h, &secrets, "POST", url, body).is_ok());
+        assert!(hubspot_v1_v2(&h, &secrets, "POST", url, b"{}").is_err());
+        h.insert("x-hubspot-signature", sig("v2").parse().unwrap());
+        h.insert("x-hubspot-signature-version", "v2".parse().unwrap());
+        assert!(hubspot_v1_v2(&h, &secrets, "POST", url, body).is_ok());
+        assert!(
+            hubspot_v1_v2(&h, &secrets, "POST", "https://www.example.com/other", body).is_err()
+        );
+        h.insert(
+            "x-hubspot-signature",
+            v["v2"]["expected_GET_empty_body"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        );
+        assert!(hubspot_v1_v2(&h, &secrets, "GET", url, b"").is_ok());
     }
 
     #[test]
