@@ -166,3 +166,101 @@ pub fn render(
         .map_err(|e| e.to_string())?;
     Ok(fit_message(text.trim_end(), ROAM_MAX_TEXT_BYTES))
 }
+
+/// `roam-notify routes test`: what the configured routes do with a payload, offline.
+/// For each event the source makes of it: every route's verdict (matched, or the first
+/// condition that failed), then the message each matching route would send and where.
+pub fn explain_routes(
+    config_path: Option<&Path>,
+    source: &str,
+    event: Option<&str>,
+    body: &[u8],
+    headers: &[(String, String)],
+) -> Result<String, String> {
+    use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+
+    let cfg = Config::load(config_path).map_err(|e| format!("config error: {e}"))?;
+    let pipeline = Pipeline::compile(&cfg).map_err(|e| format!("config error: {e}"))?;
+    let Some(src) = pipeline.sources.get(source) else {
+        let mut known: Vec<&str> = pipeline.sources.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        return Err(format!(
+            "unknown source {source:?} (configured: {})",
+            known.join(", ")
+        ));
+    };
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("invalid header name {k:?}"))?;
+        let value =
+            HeaderValue::from_str(v).map_err(|_| format!("invalid value for header {k}"))?;
+        map.insert(name, value);
+    }
+    let uri: Uri = format!("/hooks/{source}")
+        .parse()
+        .map_err(|_| "invalid source name".to_string())?;
+    let req = crate::inbound::Inbound {
+        method: &Method::POST,
+        uri: &uri,
+        headers: &map,
+        body,
+        url_token: None,
+    };
+    // No authentication here: this runs on payloads the operator supplies.
+    let parsed = src
+        .parse(&req)
+        .map_err(|e| format!("the {} source refuses this payload: {e}", src.kind))?;
+    let mut out = String::new();
+    if let crate::inbound::Ack::Pong { event } = &parsed.ack {
+        let _ = writeln!(
+            out,
+            "event {event}: a connectivity check, answered; nothing is posted"
+        );
+        return Ok(out);
+    }
+    for mut ev in parsed.events {
+        if let Some(name) = event {
+            ev.name = name.to_string();
+        }
+        let _ = writeln!(
+            out,
+            "event {} (source {}, delivery {}{})",
+            ev.name,
+            source,
+            ev.delivery_id,
+            ev.entity
+                .as_deref()
+                .map(|e| format!(", entity {e}"))
+                .unwrap_or_default()
+        );
+        for v in pipeline.router.explain(source, &ev.name, &ev.payload) {
+            match &v.failed {
+                None => {
+                    let _ = writeln!(out, "  match    {}", v.route);
+                }
+                Some(why) => {
+                    let _ = writeln!(out, "  no       {}: {why}", v.route);
+                }
+            }
+        }
+        let planned = pipeline.plan(src, ev);
+        if planned.event.messages.is_empty() {
+            let _ = writeln!(out, "  → no message: no route takes this event");
+        }
+        for m in &planned.event.messages {
+            let text = serde_json::from_str::<Value>(&m.request)
+                .ok()
+                .and_then(|v| v.get("text").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  → route {} posts to {}:", m.route, m.chat);
+            for line in text.lines() {
+                let _ = writeln!(out, "    | {line}");
+            }
+            if let Some(e) = &m.render_error {
+                let _ = writeln!(out, "    (template failed, plain fallback used: {e})");
+            }
+        }
+    }
+    Ok(out)
+}

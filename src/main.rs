@@ -54,11 +54,36 @@ enum Command {
         #[arg(long, default_value = "cli")]
         source: String,
     },
+    /// Explain routing offline.
+    Routes {
+        #[command(subcommand)]
+        command: RoutesCommand,
+    },
     /// Exit 0 if the daemon configured here answers GET /healthz (for Docker HEALTHCHECK).
     Healthcheck {
         /// Address to probe instead of server.listen.
         #[arg(long)]
         addr: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RoutesCommand {
+    /// Show which routes a payload matches, why the others do not, and the messages that
+    /// would be sent. Signatures are not checked.
+    Test {
+        /// The source name (as in [[sources]]).
+        #[arg(long, short)]
+        source: String,
+        /// Payload file, exactly as the sender posts it.
+        #[arg(long, short)]
+        payload: PathBuf,
+        /// Use this event name instead of the one the source derives.
+        #[arg(long, short)]
+        event: Option<String>,
+        /// A request header the source reads, e.g. "X-GitHub-Event: push" (repeatable).
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
     },
 }
 
@@ -82,6 +107,15 @@ fn main() -> ExitCode {
             source,
         } => render(cli.config, &template, &payload, event, &source),
         Command::Healthcheck { addr } => healthcheck(cli.config, addr),
+        Command::Routes {
+            command:
+                RoutesCommand::Test {
+                    source,
+                    payload,
+                    event,
+                    headers,
+                },
+        } => routes_test(cli.config, &source, &payload, event.as_deref(), &headers),
     }
 }
 
@@ -223,6 +257,42 @@ fn render(
     match check::render(&templates, template, &event, source, &value) {
         Ok(message) => {
             println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("roam-notify: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn routes_test(
+    config: Option<PathBuf>,
+    source: &str,
+    payload: &std::path::Path,
+    event: Option<&str>,
+    headers: &[String],
+) -> ExitCode {
+    let body = match std::fs::read(payload) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("roam-notify: cannot read {}: {e}", payload.display());
+            return ExitCode::from(1);
+        }
+    };
+    let mut parsed = Vec::new();
+    for h in headers {
+        match h.split_once(':') {
+            Some((k, v)) => parsed.push((k.trim().to_string(), v.trim().to_string())),
+            None => {
+                eprintln!("roam-notify: --header {h:?} is not \"Name: value\"");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    match check::explain_routes(config.as_deref(), source, event, &body, &parsed) {
+        Ok(report) => {
+            print!("{report}");
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -151,3 +151,63 @@ async fn healthcheck_succeeds_against_a_running_daemon_and_fails_without_one() {
     .unwrap();
     assert_eq!(down.status.code(), Some(1));
 }
+
+#[test]
+fn routes_test_explains_matches_misses_and_the_messages() {
+    let payload = shared().join("fixtures/github/pull_request.closed.json");
+    let out = bin()
+        .args(["routes", "test", "--config"])
+        .arg(repo("config.toml.example"))
+        .args([
+            "--source",
+            "github",
+            "--header",
+            "X-GitHub-Event: pull_request",
+            "--payload",
+        ])
+        .arg(&payload)
+        .env("GITHUB_WEBHOOK_SECRET", "x")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("event github.pull_request.closed"), "{text}");
+    assert!(
+        text.contains(
+            "no       merged-prs: field `pull_request.merged` is \"false\", not \"true\""
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("match    everything-else-from-github"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "→ route everything-else-from-github posts to G-00000000-0000-4000-8000-000000000002:"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("| ⚪ Closed [#2 Update the README with new information.]"),
+        "{text}"
+    );
+
+    let out = bin()
+        .args(["routes", "test", "--config"])
+        .arg(repo("config.toml.example"))
+        .args(["--source", "nope", "--payload"])
+        .arg(&payload)
+        .env("GITHUB_WEBHOOK_SECRET", "x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("unknown source \"nope\" (configured: github)")
+    );
+}
