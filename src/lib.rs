@@ -8,6 +8,7 @@
 //! `config` loads and checks everything up front; `app` wires it together; `check`
 //! backs the offline `check` and `render` commands.
 
+pub mod admin;
 pub mod app;
 pub mod check;
 pub mod config;

@@ -59,12 +59,42 @@ enum Command {
         #[command(subcommand)]
         command: RoutesCommand,
     },
+    /// See and fix the outbox: pending and dead messages, re-queue, drop.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCli,
+    },
     /// Exit 0 if the daemon configured here answers GET /healthz (for Docker HEALTHCHECK).
     Healthcheck {
         /// Address to probe instead of server.listen.
         #[arg(long)]
         addr: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum OutboxCli {
+    /// Messages, newest first.
+    List {
+        /// pending, dead, delivered, dropped or all.
+        #[arg(long, default_value = "all")]
+        status: String,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One message in full: status, attempts, last error, the chat.post body.
+    Show { id: i64 },
+    /// Re-queue a dead or dropped message (fresh retries), or every dead one.
+    Retry {
+        id: Option<i64>,
+        #[arg(long, conflicts_with = "id")]
+        all_dead: bool,
+    },
+    /// Give up on a pending or dead message: kept, marked dropped, never sent.
+    Drop { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -107,6 +137,7 @@ fn main() -> ExitCode {
             source,
         } => render(cli.config, &template, &payload, event, &source),
         Command::Healthcheck { addr } => healthcheck(cli.config, addr),
+        Command::Outbox { command } => outbox(cli.config, command),
         Command::Routes {
             command:
                 RoutesCommand::Test {
@@ -257,6 +288,42 @@ fn render(
     match check::render(&templates, template, &event, source, &value) {
         Ok(message) => {
             println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("roam-notify: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn outbox(config: Option<PathBuf>, command: OutboxCli) -> ExitCode {
+    use roam_notify::admin::{OutboxCommand, run};
+    let cfg = match load_config(config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let cmd = match command {
+        OutboxCli::List {
+            status,
+            limit,
+            json,
+        } => OutboxCommand::List {
+            status: Some(status),
+            limit,
+            json,
+        },
+        OutboxCli::Show { id } => OutboxCommand::Show { id },
+        OutboxCli::Retry { id, all_dead } => OutboxCommand::Retry { id, all_dead },
+        OutboxCli::Drop { id } => OutboxCommand::Drop { id },
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(run(&cfg, cmd)) {
+        Ok(out) => {
+            print!("{out}");
             ExitCode::SUCCESS
         }
         Err(e) => {

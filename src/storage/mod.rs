@@ -90,6 +90,27 @@ pub struct OutboxMessage {
     pub maybe_duplicate: bool,
 }
 
+/// A message as the operator sees it (`roam-notify outbox`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MessageRecord {
+    pub id: i64,
+    pub status: String,
+    pub chat: String,
+    pub route: String,
+    pub event: String,
+    pub source: String,
+    pub delivery_id: String,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub next_attempt_at: i64,
+    pub delivered_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub render_error: Option<String>,
+    pub maybe_duplicate: bool,
+    /// The chat.post body.
+    pub request: String,
+}
+
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct OutboxStats {
     pub pending: i64,
@@ -134,6 +155,26 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
         return None;
     }
     Some(PathBuf::from(path))
+}
+
+fn record(r: &sqlx::sqlite::SqliteRow) -> Result<MessageRecord, StoreError> {
+    Ok(MessageRecord {
+        id: r.try_get(0)?,
+        status: r.try_get(1)?,
+        chat: r.try_get(2)?,
+        route: r.try_get(3)?,
+        event: r.try_get(4)?,
+        source: r.try_get(5)?,
+        delivery_id: r.try_get(6)?,
+        attempts: r.try_get(7)?,
+        created_at: r.try_get(8)?,
+        next_attempt_at: r.try_get(9)?,
+        delivered_at: r.try_get(10)?,
+        last_error: r.try_get(11)?,
+        render_error: r.try_get(12)?,
+        maybe_duplicate: r.try_get::<i64, _>(13)? != 0,
+        request: r.try_get(14)?,
+    })
 }
 
 /// A CTE `heads`: the oldest unsent message of every chat. It walks the partial index
@@ -399,6 +440,75 @@ impl Store {
             .execute(&self.writer)
             .await?;
         Ok(())
+    }
+
+    /// Messages with `status` (`pending` includes those being sent; None: any), newest first.
+    pub async fn list_messages(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT m.id, m.status, m.chat, m.route, e.name, e.source, e.delivery_id, m.attempts, m.created_at,
+                    m.next_attempt_at, m.delivered_at, m.last_error, m.render_error, m.maybe_duplicate, m.request
+             FROM messages m JOIN events e ON e.id = m.event_id
+             WHERE $1 IS NULL OR m.status = $1 OR ($1 = 'pending' AND m.status = 'sending')
+             ORDER BY m.id DESC LIMIT $2",
+        )
+        .bind(status)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(record).collect()
+    }
+
+    pub async fn get_message(&self, id: i64) -> Result<Option<MessageRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT m.id, m.status, m.chat, m.route, e.name, e.source, e.delivery_id, m.attempts, m.created_at,
+                    m.next_attempt_at, m.delivered_at, m.last_error, m.render_error, m.maybe_duplicate, m.request
+             FROM messages m JOIN events e ON e.id = m.event_id WHERE m.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    /// Puts a dead (or dropped) message back in the queue, due now, with fresh retries.
+    /// Returns false when there is no such message in a state that can be retried.
+    pub async fn requeue(&self, id: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE messages SET status = 'pending', attempts = 0, next_attempt_at = $2, created_at = $2
+             WHERE id = $1 AND status IN ('dead', 'dropped')",
+        )
+        .bind(id)
+        .bind(now_ms())
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Every dead message back in the queue; returns how many.
+    pub async fn requeue_all_dead(&self) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE messages SET status = 'pending', attempts = 0, next_attempt_at = $1, created_at = $1 WHERE status = 'dead'",
+        )
+        .bind(now_ms())
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Gives up on a pending or dead message: it is kept, marked `dropped`, never sent.
+    pub async fn drop_message(&self, id: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE messages SET status = 'dropped', last_error = COALESCE(last_error, 'dropped by operator')
+             WHERE id = $1 AND status IN ('pending', 'dead')",
+        )
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     pub async fn stats(&self) -> Result<OutboxStats, StoreError> {

@@ -211,3 +211,80 @@ fn routes_test_explains_matches_misses_and_the_messages() {
             .contains("unknown source \"nope\" (configured: github)")
     );
 }
+
+#[tokio::test]
+async fn outbox_commands_show_retry_and_drop_messages() {
+    let fake = FakeRoam::start().await;
+    fake.script([Reply::Status(403, Some("Bot is not a member of this chat"))]);
+    let dir = tempfile::tempdir().unwrap();
+    // Slow retries, so a failed message sits still in `pending` while it is dropped.
+    let toml = test_config(&fake.url, &dir.path().join("t.db"), ROUTE_ALL_GITHUB)
+        .replace("retry_initial = \"50ms\"", "retry_initial = \"30s\"")
+        .replace("retry_max = \"200ms\"", "retry_max = \"60s\"");
+    let cfg_path = dir.path().join("c.toml");
+    std::fs::write(&cfg_path, &toml).unwrap();
+    let app = TestApp::spawn(&toml).await;
+    app.push_accepted("o1").await;
+    app.wait_ready(|r| r["outbox"]["dead"] == 1).await;
+
+    let run = |args: &[&str]| {
+        let out = bin()
+            .arg("--config")
+            .arg(&cfg_path)
+            .arg("outbox")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, list, _) = run(&["list", "--status", "dead"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        list.contains("dead")
+            && list.contains("all-github")
+            && list.contains("Bot is not a member of this chat"),
+        "{list}"
+    );
+    let (_, json, _) = run(&["list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let id = rows[0]["id"].as_i64().unwrap();
+    let (_, shown, _) = run(&["show", &id.to_string()]);
+    assert!(
+        shown.contains("\"chat\\\":\\\"G-88bebce7"),
+        "the chat.post body is shown: {shown}"
+    );
+
+    // Re-queue: the next pass delivers it (a new webhook wakes the worker).
+    let (code, out, _) = run(&["retry", &id.to_string()]);
+    assert_eq!(code, Some(0), "{out}");
+    app.push_accepted("o2").await;
+    let ready = app.wait_ready(|r| r["outbox"]["delivered"] == 2).await;
+    assert_eq!(ready["outbox"]["dead"], 0, "{ready}");
+    let (code, _, err) = run(&["retry", &id.to_string()]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("not dead or dropped"), "{err}");
+
+    // Drop a message Roam cannot take right now: kept, never sent.
+    fake.set_down(true);
+    app.push_accepted("o3").await;
+    app.wait_ready(|r| r["delivery"]["retried"].as_u64().unwrap_or(0) >= 1)
+        .await;
+    let (_, json, _) = run(&["list", "--status", "pending", "--json"]);
+    let pending: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let pid = pending[0]["id"].as_i64().unwrap();
+    let (code, out, _) = run(&["drop", &pid.to_string()]);
+    assert_eq!(code, Some(0), "{out}");
+    fake.set_down(false);
+    let ready = app.wait_ready(|r| r["outbox"]["pending"] == 0).await;
+    assert_eq!(ready["outbox"]["pending"], 0);
+    assert_eq!(
+        fake.delivered().len(),
+        2,
+        "the dropped message was not sent"
+    );
+    app.stop().await;
+}

@@ -1,0 +1,130 @@
+//! Operator commands on the stored outbox (`roam-notify outbox …`): see pending and dead
+//! messages with their reasons, re-queue or drop them. They open the same database as the
+//! daemon (SQLite allows it while the daemon runs); a re-queued message is picked up at
+//! the worker's next pass (within a minute, or at once on the next webhook).
+
+use std::fmt::Write as _;
+
+use crate::config::Config;
+use crate::storage::{MessageRecord, Store, now_ms};
+
+#[derive(Debug)]
+pub enum OutboxCommand {
+    List {
+        status: Option<String>,
+        limit: i64,
+        json: bool,
+    },
+    Show {
+        id: i64,
+    },
+    Retry {
+        id: Option<i64>,
+        all_dead: bool,
+    },
+    Drop {
+        id: i64,
+    },
+}
+
+pub async fn run(cfg: &Config, cmd: OutboxCommand) -> Result<String, String> {
+    let store = Store::open(&cfg.storage.url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let out = match cmd {
+        OutboxCommand::List {
+            status,
+            limit,
+            json,
+        } => {
+            let status = match status.as_deref() {
+                None | Some("all") => None,
+                Some(s @ ("pending" | "dead" | "delivered" | "dropped")) => Some(s.to_string()),
+                Some(other) => {
+                    return Err(format!(
+                        "unknown status {other:?} (pending, dead, delivered, dropped, all)"
+                    ));
+                }
+            };
+            let rows = store
+                .list_messages(status.as_deref(), limit)
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())? + "\n"
+            } else {
+                table(&rows)
+            }
+        }
+        OutboxCommand::Show { id } => {
+            match store.get_message(id).await.map_err(|e| e.to_string())? {
+                Some(m) => serde_json::to_string_pretty(&m).map_err(|e| e.to_string())? + "\n",
+                None => return Err(format!("no message {id}")),
+            }
+        }
+        OutboxCommand::Retry { id: Some(id), .. } => {
+            if store.requeue(id).await.map_err(|e| e.to_string())? {
+                format!("message {id} re-queued\n")
+            } else {
+                return Err(format!(
+                    "message {id} is not dead or dropped (see `outbox show {id}`)"
+                ));
+            }
+        }
+        OutboxCommand::Retry {
+            id: None,
+            all_dead: true,
+        } => {
+            let n = store.requeue_all_dead().await.map_err(|e| e.to_string())?;
+            format!("{n} dead message(s) re-queued\n")
+        }
+        OutboxCommand::Retry {
+            id: None,
+            all_dead: false,
+        } => return Err("give a message id or --all-dead".into()),
+        OutboxCommand::Drop { id } => {
+            if store.drop_message(id).await.map_err(|e| e.to_string())? {
+                format!("message {id} dropped (kept, never sent)\n")
+            } else {
+                return Err(format!(
+                    "message {id} is not pending or dead (see `outbox show {id}`)"
+                ));
+            }
+        }
+    };
+    store.close().await;
+    Ok(out)
+}
+
+fn table(rows: &[MessageRecord]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>6}  {:<9}  {:>3}  {:>8}  {:<20}  {:<40}  {:<32}  last error",
+        "id", "status", "try", "age", "route", "chat", "event"
+    );
+    let now = now_ms();
+    for m in rows {
+        let age = humantime::format_duration(std::time::Duration::from_secs(
+            ((now - m.created_at).max(0) / 1000) as u64,
+        ))
+        .to_string();
+        let age: String = age.split_whitespace().take(2).collect::<Vec<_>>().join("");
+        let _ = writeln!(
+            out,
+            "{:>6}  {:<9}  {:>3}  {:>8}  {:<20}  {:<40}  {:<32}  {}",
+            m.id,
+            m.status,
+            m.attempts,
+            age,
+            m.route,
+            m.chat,
+            m.event,
+            m.last_error.as_deref().unwrap_or("")
+        );
+    }
+    if rows.is_empty() {
+        out.push_str("(no messages)\n");
+    }
+    out
+}
