@@ -54,6 +54,7 @@ pub struct Application {
     store: Store,
     request_timeout: Duration,
     shutdown_timeout: Duration,
+    retention: Duration,
 }
 
 impl Application {
@@ -138,6 +139,7 @@ impl Application {
             store,
             request_timeout: cfg.server.request_timeout,
             shutdown_timeout: cfg.server.shutdown_timeout,
+            retention: cfg.storage.retention,
         })
     }
 
@@ -151,6 +153,11 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let app = http::router(self.state.clone(), self.request_timeout);
         let worker = tokio::spawn(self.worker.run(shutdown.clone()));
+        let pruner = tokio::spawn(prune_loop(
+            self.store.clone(),
+            self.retention,
+            shutdown.clone(),
+        ));
         let server = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .into_future();
@@ -178,11 +185,30 @@ impl Application {
                 "delivery worker did not stop within the shutdown timeout; its message stays queued"
             );
         }
+        let _ = pruner.await;
         drop(self.state);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.committer).await;
         self.store.close().await;
         tracing::info!("stopped");
         result
+    }
+}
+
+/// Deletes old delivered messages and events at start and then hourly.
+async fn prune_loop(store: Store, retention: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let cutoff = crate::storage::now_ms() - retention.as_millis() as i64;
+                match store.prune(cutoff).await {
+                    Ok((0, 0)) => {}
+                    Ok((m, e)) => tracing::info!(messages = m, events = e, "pruned delivered messages and events past storage.retention"),
+                    Err(e) => tracing::warn!(error = %e, "pruning failed; will retry in an hour"),
+                }
+            }
+            _ = shutdown.cancelled() => break,
+        }
     }
 }
 

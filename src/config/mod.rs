@@ -94,6 +94,10 @@ pub struct RoamConfig {
 pub struct StorageConfig {
     #[serde(deserialize_with = "de::string_like")]
     pub url: String,
+    /// Delivered and dropped messages, and their events, are deleted this long after;
+    /// a sender's redelivery is recognised as a duplicate for as long.
+    #[serde(deserialize_with = "de::duration")]
+    pub retention: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

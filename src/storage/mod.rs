@@ -511,6 +511,51 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Deletes delivered and dropped messages, and events with no message left, that are
+    /// older than `cutoff_ms`, in small batches so no write waits long. Dead and pending
+    /// messages are kept. An event's delivery id is remembered (deduplicated) until then.
+    /// Returns (messages, events) deleted.
+    pub async fn prune(&self, cutoff_ms: i64) -> Result<(u64, u64), StoreError> {
+        const BATCH: i64 = 2000;
+        let mut messages = 0;
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM messages WHERE id IN (
+                     SELECT id FROM messages
+                     WHERE status IN ('delivered', 'dropped') AND COALESCE(delivered_at, created_at) < $1
+                     LIMIT $2)",
+            )
+            .bind(cutoff_ms)
+            .bind(BATCH)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+            messages += n;
+            if n < BATCH as u64 {
+                break;
+            }
+        }
+        let mut events = 0;
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM events WHERE id IN (
+                     SELECT e.id FROM events e
+                     WHERE e.received_at < $1 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.event_id = e.id)
+                     LIMIT $2)",
+            )
+            .bind(cutoff_ms)
+            .bind(BATCH)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+            events += n;
+            if n < BATCH as u64 {
+                break;
+            }
+        }
+        Ok((messages, events))
+    }
+
     pub async fn stats(&self) -> Result<OutboxStats, StoreError> {
         let (pending, oldest): (i64, Option<i64>) = sqlx::query_as(
             "SELECT COUNT(*), MIN(created_at) FROM messages INDEXED BY messages_unsent
@@ -628,5 +673,41 @@ mod tests {
         assert_eq!(s.next_due_at().await.unwrap(), Some(now + 60_000));
         let st = s.stats().await.unwrap();
         assert_eq!((st.pending, st.delivered, st.dead), (2, 3, 0));
+    }
+
+    #[tokio::test]
+    async fn prune_keeps_dead_and_pending_and_events_still_referenced() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        s.commit_events(&[
+            ev("a", &["A"]),
+            ev("b", &["B"]),
+            ev("c", &["C"]),
+            ev("d", &[]),
+        ])
+        .await
+        .unwrap();
+        let due = s.due_messages(now_ms() + 1, 10).await.unwrap();
+        let by_chat = |c: &str| due.iter().find(|m| m.chat == c).unwrap().id;
+        s.mark_delivered(by_chat("A")).await.unwrap();
+        s.mark_dead(by_chat("B"), "403").await.unwrap();
+        // C stays pending.
+        let (m, e) = s.prune(now_ms() + 60_000).await.unwrap();
+        assert_eq!(
+            (m, e),
+            (1, 2),
+            "A's message, then events a (now empty) and d (never had one)"
+        );
+        let st = s.stats().await.unwrap();
+        assert_eq!((st.pending, st.dead, st.delivered), (1, 1, 0));
+        // Pruned events no longer deduplicate; kept ones still do.
+        let again = s
+            .commit_events(&[ev("a", &[]), ev("b", &[])])
+            .await
+            .unwrap();
+        assert!(matches!(again[0], Committed::Inserted { .. }));
+        assert!(matches!(again[1], Committed::Duplicate { .. }));
     }
 }
