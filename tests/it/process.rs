@@ -415,3 +415,142 @@ fn config_errors_exit_2_with_one_line_naming_file_and_key() {
         );
     }
 }
+
+/// A full run at debug level with every kind of secret configured (some from the
+/// environment and a file), accepted and refused requests: no secret appears in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_configured_secret_appears_in_a_debug_log() {
+    let fake = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file_secret = dir.path().join("gitlab-token");
+    std::fs::write(&file_secret, "gl-file-secret-5150\n").unwrap();
+    let secrets = [
+        "gl-file-secret-5150",
+        "am-password-7781",
+        "pd-secret-3392",
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "slack-url-token-0427",
+        "env-bearer-token-9911",
+        KEY,
+        SECRET,
+    ];
+    let extra = format!(
+        r#"
+[log]
+level = "debug"
+[[sources]]
+name = "gl"
+kind = "gitlab"
+secret = "${{file:{}}}"
+[[sources]]
+name = "am"
+kind = "alertmanager"
+secret = "am:am-password-7781"
+[[sources]]
+name = "pd"
+kind = "pagerduty"
+secret = "pd-secret-3392"
+[[sources]]
+name = "sw"
+kind = "standard-webhooks"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+[[sources]]
+name = "slack"
+kind = "slack"
+secret = "slack-url-token-0427"
+[[sources]]
+name = "deploys"
+kind = "generic"
+auth = "bearer"
+secret = "${{env:ROAM_NOTIFY_TEST_BEARER}}"
+{ROUTE_ALL_GITHUB}
+"#,
+        file_secret.display()
+    );
+    let config = write_config(dir.path(), &fake, &extra);
+    let port = free_port();
+    let log = dir.path().join("daemon.log");
+    let d = Daemon::start(
+        &config,
+        port,
+        &log,
+        &[("ROAM_NOTIFY_TEST_BEARER", "env-bearer-token-9911")],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    // Accepted and refused traffic for each source.
+    assert_eq!(
+        d.github("push", "s1", &fixture("github/push.json")).await,
+        202
+    );
+    let body = fixture("gitlab/push.json");
+    for token in ["gl-file-secret-5150", "wrong"] {
+        http.post(url("/hooks/gl"))
+            .header("X-Gitlab-Token", token)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+    }
+    for auth in [
+        "Basic YW06YW0tcGFzc3dvcmQtNzc4MQ==",
+        "Bearer am-password-7781x",
+    ] {
+        http.post(url("/hooks/am"))
+            .header("Authorization", auth)
+            .body(fixture("alertmanager/firing.am-0.21.wire.json"))
+            .send()
+            .await
+            .unwrap();
+    }
+    http.post(url("/hooks/pd"))
+        .header("X-PagerDuty-Signature", "v1=00")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    http.post(url("/hooks/sw"))
+        .header("webhook-id", "x")
+        .header("webhook-timestamp", "1")
+        .header("webhook-signature", "v1,AA==")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    http.post(url("/hooks/slack/slack-url-token-0427"))
+        .body(fixture("slack-incoming/text.zulip.json"))
+        .send()
+        .await
+        .unwrap();
+    http.post(url("/hooks/slack/slack-url-token-0427x"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    http.post(url("/hooks/deploys"))
+        .bearer_auth("env-bearer-token-9911")
+        .body("{\"x\":1}")
+        .send()
+        .await
+        .unwrap();
+    http.post(url("/hooks/deploys"))
+        .bearer_auth("env-bearer-token-991")
+        .body("{\"x\":1}")
+        .send()
+        .await
+        .unwrap();
+    wait_for("the github delivery", Duration::from_secs(10), || {
+        fake.delivered().len() >= 1
+    })
+    .await;
+    let text = d.log();
+    d.kill9();
+    assert!(text.contains("DEBUG"), "debug logging was on");
+    for s in secrets {
+        assert!(
+            !text.contains(s),
+            "secret {s:?} leaked into the log:\n{text}"
+        );
+    }
+}
