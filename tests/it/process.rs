@@ -541,7 +541,7 @@ secret = "${{env:ROAM_NOTIFY_TEST_BEARER}}"
         .await
         .unwrap();
     wait_for("the github delivery", Duration::from_secs(10), || {
-        fake.delivered().len() >= 1
+        !fake.delivered().is_empty()
     })
     .await;
     let text = d.log();
