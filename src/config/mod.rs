@@ -193,6 +193,9 @@ pub struct RouteConfig {
     /// Field path -> expected value (exact, or `/regex/`).
     #[serde(default, rename = "match")]
     pub match_: BTreeMap<String, MatchValue>,
+    /// Conditions with operators and all / any / not (`routing::when`).
+    #[serde(default)]
+    pub when: Option<serde_json::Value>,
     pub to: OneOrMany,
     #[serde(default)]
     pub template: Option<String>,

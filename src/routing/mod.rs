@@ -6,6 +6,8 @@
 //! it sets `continue = true`. [`Router::explain`] reports, for every route, the first
 //! condition that failed, for debug logs and the CLI.
 
+pub mod when;
+
 use regex::Regex;
 use serde_json::Value;
 
@@ -24,6 +26,7 @@ pub struct Route {
     pub source: String,
     events: Option<Vec<Glob>>,
     conditions: Vec<Condition>,
+    when: Option<when::Cond>,
     pub to: Vec<String>,
     pub template: Option<String>,
     pub continue_: bool,
@@ -190,11 +193,23 @@ impl Router {
                     ),
                 ));
             }
+            let when = match &rc.when {
+                None => None,
+                Some(v) => Some(when::compile(v).map_err(|(k, problem)| {
+                    let full = if k.is_empty() {
+                        format!("routes[{i}].when")
+                    } else {
+                        format!("routes[{i}].when.{k}")
+                    };
+                    cfg.error(&full, problem)
+                })?),
+            };
             routes.push(Route {
                 name: rc.name.clone(),
                 source: rc.source.clone(),
                 events,
                 conditions,
+                when,
                 to,
                 template: rc.template.clone(),
                 continue_: rc.continue_,
@@ -262,7 +277,10 @@ impl Route {
                 list.join(", ")
             ));
         }
-        self.conditions.iter().find_map(|c| c.check(payload))
+        self.conditions
+            .iter()
+            .find_map(|c| c.check(payload))
+            .or_else(|| self.when.as_ref().and_then(|w| w.check(payload)))
     }
 }
 
@@ -352,6 +370,62 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.key, "routes[0].to");
+    }
+
+    #[test]
+    fn when_conditions_from_toml() {
+        let r = router(&format!(
+            r#"{SRC}
+[[routes]]
+name = "ci-failures"
+source = "gh"
+events = ["github.workflow_run.*"]
+to = "{G}"
+[routes.when]
+all = [
+  {{ field = "workflow_run.conclusion", in = ["failure", "timed_out"] }},
+  {{ not = {{ field = "workflow_run.head_branch", regex = "^dependabot/" }} }},
+  {{ field = "workflow_run.run_attempt", gte = 1 }},
+]
+"#
+        ))
+        .unwrap();
+        let run = |c: &str, b: &str| json!({"workflow_run": {"conclusion": c, "head_branch": b, "run_attempt": 1}});
+        assert_eq!(
+            r.matching(
+                "gh",
+                "github.workflow_run.completed",
+                &run("failure", "main")
+            )
+            .len(),
+            1
+        );
+        let why = r
+            .explain(
+                "gh",
+                "github.workflow_run.completed",
+                &run("failure", "dependabot/x"),
+            )
+            .remove(0)
+            .failed
+            .unwrap();
+        assert!(why.contains("not[...] fails"), "{why}");
+        let why = r
+            .explain(
+                "gh",
+                "github.workflow_run.completed",
+                &run("success", "main"),
+            )
+            .remove(0)
+            .failed
+            .unwrap();
+        assert!(why.contains("not one of"), "{why}");
+        let e = router(&format!(
+            "{SRC}[[routes]]\nname = \"x\"\nsource = \"gh\"\nto = \"{G}\"\n[routes.when]\nany = [ {{ field = \"a\", regex = \"(\" }} ]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "routes[0].when.any[0].regex", "{e}");
+        assert_eq!(e.origin, "test.toml");
     }
 
     proptest! {
