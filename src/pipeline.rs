@@ -86,11 +86,12 @@ impl Pipeline {
                 if let Some(e) = &rendered.error {
                     render_errors.push(e.clone());
                 }
+                let text = with_mentions(&route.mentions, &rendered.text);
                 for chat in &route.to {
                     messages.push(NewMessage {
                         route: route.name.clone(),
                         chat: chat.clone(),
-                        request: chat_post_body(chat, &rendered.text),
+                        request: chat_post_body(chat, &text),
                         render_error: rendered.error.clone(),
                     });
                 }
@@ -108,6 +109,17 @@ impl Pipeline {
             render_errors,
         }
     }
+}
+
+/// The route's mentions, in Roam's syntax, before the text (which stays under the cap).
+fn with_mentions(mentions: &[String], text: &str) -> String {
+    if mentions.is_empty() {
+        return text.to_string();
+    }
+    let tags: Vec<String> = mentions.iter().map(|m| format!("<@{m}>")).collect();
+    let prefix = tags.join(" ") + " ";
+    let room = crate::render::ROAM_MAX_TEXT_BYTES.saturating_sub(prefix.len());
+    prefix + &crate::render::fit_message(text, room)
 }
 
 /// The `chat.post` request body (`chat.json`: `chat` plus exactly one content type).

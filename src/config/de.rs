@@ -98,6 +98,10 @@ pub fn bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     }
 }
 
+pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    bool(d).map(Some)
+}
+
 /// `"10s"`, `"1m 30s"`, `"250ms"` (humantime), or a bare number of seconds.
 pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     match scalar(d)? {

@@ -53,8 +53,29 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// Names for Roam ids, usable in a route's `to`: `oncall = "G-…"` or a list.
+    #[serde(default)]
+    pub destinations: BTreeMap<String, OneOrMany>,
+    /// Values a route takes when it does not set them.
+    #[serde(default)]
+    pub route_defaults: RouteDefaults,
     #[serde(skip)]
     origins: Origins,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteDefaults {
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub to: Option<OneOrMany>,
+    #[serde(default)]
+    pub template: Option<String>,
+    #[serde(default, rename = "continue", deserialize_with = "de::opt_bool")]
+    pub continue_: Option<bool>,
+    #[serde(default)]
+    pub mentions: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -187,7 +208,9 @@ impl SourceConfig {
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     pub name: String,
-    pub source: String,
+    /// The source's name (or `route_defaults.source`).
+    #[serde(default)]
+    pub source: Option<String>,
     #[serde(default)]
     pub events: Option<Vec<String>>,
     /// Field path -> expected value (exact, or `/regex/`).
@@ -196,11 +219,16 @@ pub struct RouteConfig {
     /// Conditions with operators and all / any / not (`routing::when`).
     #[serde(default)]
     pub when: Option<serde_json::Value>,
-    pub to: OneOrMany,
+    /// Roam ids or `[destinations]` names (or `route_defaults.to`).
+    #[serde(default)]
+    pub to: Option<OneOrMany>,
     #[serde(default)]
     pub template: Option<String>,
-    #[serde(default, rename = "continue", deserialize_with = "de::bool")]
-    pub continue_: bool,
+    #[serde(default, rename = "continue", deserialize_with = "de::opt_bool")]
+    pub continue_: Option<bool>,
+    /// Who the message mentions: Roam user ids (`U-…`) or `all`.
+    #[serde(default)]
+    pub mentions: Option<Vec<String>>,
 }
 
 /// A match value as written: `true` and `42` are compared as the strings "true" and "42".
@@ -426,6 +454,18 @@ impl Config {
             }
         }
         let mut routes = HashSet::new();
+        for name in self.destinations.keys() {
+            let ok = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !ok {
+                return Err(self.error(
+                    &format!("destinations.{name}"),
+                    "names use letters, digits, '-', '_' or '.'",
+                ));
+            }
+        }
         for (i, r) in self.routes.iter().enumerate() {
             if r.name.is_empty() || !routes.insert(r.name.as_str()) {
                 return Err(self.error(

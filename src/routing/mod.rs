@@ -30,6 +30,8 @@ pub struct Route {
     pub to: Vec<String>,
     pub template: Option<String>,
     pub continue_: bool,
+    /// Prepended to the message as Roam mentions (`<@U-…>`, `<@all>`).
+    pub mentions: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -128,13 +130,20 @@ impl Router {
         let mut routes = Vec::with_capacity(cfg.routes.len());
         for (i, rc) in cfg.routes.iter().enumerate() {
             let key = |k: &str| format!("routes[{i}].{k}");
-            if !sources.iter().any(|s| s.name == rc.source) {
+            let d = &cfg.route_defaults;
+            let Some(source) = rc.source.clone().or_else(|| d.source.clone()) else {
+                return Err(cfg.error(
+                    &key("source"),
+                    "missing (set it here or in [route_defaults])",
+                ));
+            };
+            if !sources.iter().any(|s| s.name == source) {
                 let known: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
                 return Err(cfg.error(
                     &key("source"),
                     format!(
                         "unknown source {:?} (configured: {})",
-                        rc.source,
+                        source,
                         if known.is_empty() {
                             "none".to_string()
                         } else {
@@ -171,19 +180,54 @@ impl Router {
                 };
                 conditions.push(Condition { path, expect });
             }
-            let to = rc.to.to_vec();
-            if to.is_empty() {
+            let Some(to_names) = rc.to.as_ref().or(d.to.as_ref()).map(|t| t.to_vec()) else {
+                return Err(cfg.error(&key("to"), "missing (set it here or in [route_defaults])"));
+            };
+            if to_names.is_empty() {
                 return Err(cfg.error(&key("to"), "needs at least one Roam chat, group or user id"));
             }
-            for t in &to {
-                if !tagged.is_match(t) {
+            let mut to = Vec::new();
+            for t in &to_names {
+                if tagged.is_match(t) {
+                    to.push(t.clone());
+                } else if let Some(ids) = cfg.destinations.get(t) {
+                    for id in ids.to_vec() {
+                        if !tagged.is_match(&id) {
+                            return Err(cfg.error(
+                                &format!("destinations.{t}"),
+                                format!("{id:?} is not a Roam id like G-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"),
+                            ));
+                        }
+                        to.push(id);
+                    }
+                } else {
                     return Err(cfg.error(
                         &key("to"),
-                        format!("{t:?} is not a Roam id like G-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (group), C-… (chat) or U-… (user)"),
+                        format!("{t:?} is neither a Roam id like G-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (group), C-… (chat) or U-… (user) nor a name in [destinations]"),
                     ));
                 }
             }
-            if let Some(t) = &rc.template
+            // A chat named twice (directly and through a destination) gets one message.
+            let mut seen = std::collections::HashSet::new();
+            to.retain(|id| seen.insert(id.clone()));
+            let mentions = rc
+                .mentions
+                .clone()
+                .or_else(|| d.mentions.clone())
+                .unwrap_or_default();
+            let user =
+                Regex::new(r"^U-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+                    .map_err(|e| cfg.error("routes", e.to_string()))?;
+            for m in &mentions {
+                if m != "all" && !user.is_match(m) {
+                    return Err(cfg.error(
+                        &key("mentions"),
+                        format!("{m:?}: mention a Roam user id (U-…) or \"all\""),
+                    ));
+                }
+            }
+            let template = rc.template.clone().or_else(|| d.template.clone());
+            if let Some(t) = &template
                 && !templates.has(t)
             {
                 return Err(cfg.error(
@@ -206,13 +250,14 @@ impl Router {
             };
             routes.push(Route {
                 name: rc.name.clone(),
-                source: rc.source.clone(),
+                source,
                 events,
                 conditions,
                 when,
                 to,
-                template: rc.template.clone(),
-                continue_: rc.continue_,
+                template,
+                continue_: rc.continue_.or(d.continue_).unwrap_or(false),
+                mentions,
             });
         }
         Ok(Router { routes })
@@ -370,6 +415,59 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.key, "routes[0].to");
+    }
+
+    #[test]
+    fn destinations_defaults_and_mentions() {
+        let r = router(&format!(
+            r#"{SRC}
+[destinations]
+oncall = "{G}"
+sales = ["C-11111111-2222-4333-8444-555555555555", "{G}"]
+
+[route_defaults]
+source = "gh"
+to = "oncall"
+continue = true
+mentions = ["all"]
+
+[[routes]]
+name = "a"
+
+[[routes]]
+name = "b"
+to = ["sales", "oncall"]
+mentions = ["U-b893c426-6d54-4d9a-8e71-6bd53b26124e"]
+continue = false
+"#
+        ))
+        .unwrap();
+        let rs = r.routes();
+        assert_eq!(
+            (rs[0].source.as_str(), rs[0].to.clone(), rs[0].continue_),
+            ("gh", vec![G.to_string()], true)
+        );
+        assert_eq!(rs[0].mentions, ["all"]);
+        assert_eq!(
+            rs[1].to,
+            vec![
+                "C-11111111-2222-4333-8444-555555555555".to_string(),
+                G.to_string()
+            ]
+        );
+        assert!(!rs[1].continue_);
+        let e = router(&format!(
+            "{SRC}[[routes]]\nname = \"x\"\nsource = \"gh\"\nto = \"nobody\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.problem.contains("nor a name in [destinations]"), "{e}");
+        let e = router(&format!("{SRC}[[routes]]\nname = \"x\"\nto = \"{G}\"\n")).unwrap_err();
+        assert_eq!(e.key, "routes[0].source");
+        let e = router(&format!(
+            "{SRC}[[routes]]\nname = \"x\"\nsource = \"gh\"\nto = \"{G}\"\nmentions = [\"bob\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "routes[0].mentions");
     }
 
     #[test]

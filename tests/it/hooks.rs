@@ -575,3 +575,41 @@ async fn github_form_encoded_payloads_are_verified_over_the_raw_form_bytes() {
     assert_eq!(texts[0], texts[1], "both forms render the same message");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn named_destinations_and_mentions_reach_roam() {
+    let extra = format!(
+        r#"
+[destinations]
+oncall = ["{CHAT_A}", "{CHAT_B}"]
+
+[[routes]]
+name = "pages"
+source = "github"
+to = "oncall"
+mentions = ["all", "U-b893c426-6d54-4d9a-8e71-6bd53b26124e"]
+"#
+    );
+    let (app, fake, _dir) = app_with(&extra).await;
+    app.push_accepted("m1").await;
+    wait_for("two deliveries", Duration::from_secs(10), || {
+        fake.delivered().len() == 2
+    })
+    .await;
+    let chats: Vec<String> = fake
+        .delivered()
+        .iter()
+        .map(|r| r.body["chat"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        chats.contains(&CHAT_A.to_string()) && chats.contains(&CHAT_B.to_string()),
+        "{chats:?}"
+    );
+    let text = &fake.texts()[0];
+    assert!(
+        text.starts_with("<@all> <@U-b893c426-6d54-4d9a-8e71-6bd53b26124e> 🗑️"),
+        "{text}"
+    );
+    fake.assert_all_valid();
+    app.stop().await;
+}
