@@ -219,7 +219,7 @@ impl Router {
                 Regex::new(r"^U-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
                     .map_err(|e| cfg.error("routes", e.to_string()))?;
             for m in &mentions {
-                if m != "all" && !user.is_match(m) {
+                if m != "all" && !(m.starts_with("U-") && tagged.is_match(m)) {
                     return Err(cfg.error(
                         &key("mentions"),
                         format!("{m:?}: mention a Roam user id (U-…) or \"all\""),
