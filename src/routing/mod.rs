@@ -215,9 +215,6 @@ impl Router {
                 .clone()
                 .or_else(|| d.mentions.clone())
                 .unwrap_or_default();
-            let user =
-                Regex::new(r"^U-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-                    .map_err(|e| cfg.error("routes", e.to_string()))?;
             for m in &mentions {
                 if m != "all" && !(m.starts_with("U-") && tagged.is_match(m)) {
                     return Err(cfg.error(
