@@ -59,6 +59,10 @@ pub struct Config {
     /// Values a route takes when it does not set them.
     #[serde(default)]
     pub route_defaults: RouteDefaults,
+    /// Files (globs relative to the config file, `*` in the file name) whose `[[routes]]`
+    /// and `[destinations]` are added after this file's: one file per team.
+    #[serde(default)]
+    pub include: Option<OneOrMany>,
     #[serde(skip)]
     origins: Origins,
 }
@@ -256,6 +260,18 @@ impl OneOrMany {
 struct Origins {
     figment: Option<Figment>,
     file: Option<PathBuf>,
+    /// Routes from included files: (index of the first one, how many, the file).
+    included: Vec<(usize, usize, PathBuf)>,
+}
+
+/// What an included file may hold.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Included {
+    #[serde(default)]
+    routes: Vec<RouteConfig>,
+    #[serde(default)]
+    destinations: BTreeMap<String, OneOrMany>,
 }
 
 impl Config {
@@ -302,7 +318,9 @@ impl Config {
         cfg.origins = Origins {
             figment: Some(fig),
             file,
+            included: Vec::new(),
         };
+        cfg.load_includes()?;
         cfg.resolve_secrets()?;
         cfg.validate()?;
         Ok(cfg)
@@ -334,12 +352,67 @@ impl Config {
     }
 
     pub fn error(&self, key: &str, problem: impl Into<String>) -> ConfigError {
+        // A route from an included file: name that file and the route's index in it.
+        if let Some(rest) = key.strip_prefix("routes[")
+            && let Some((n, tail)) = rest.split_once(']')
+            && let Ok(n) = n.parse::<usize>()
+            && let Some((first, _, path)) = self
+                .origins
+                .included
+                .iter()
+                .find(|(f, c, _)| n >= *f && n < f + c)
+        {
+            return ConfigError {
+                origin: path.display().to_string(),
+                key: format!("routes[{}]{tail}", n - first),
+                problem: problem.into(),
+            };
+        }
         let lookup = key.replace(['[', ']'], ".").replace("..", ".");
         ConfigError {
             origin: self.origin(lookup.trim_end_matches('.')),
             key: key.to_string(),
             problem: problem.into(),
         }
+    }
+
+    fn load_includes(&mut self) -> Result<(), ConfigError> {
+        let Some(patterns) = self.include.clone() else {
+            return Ok(());
+        };
+        let base = self
+            .origins
+            .file
+            .as_ref()
+            .and_then(|f| f.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        for pattern in patterns.to_vec() {
+            let files = expand_glob(&base, &pattern).map_err(|p| self.error("include", p))?;
+            if files.is_empty() {
+                return Err(self.error("include", format!("{pattern:?} matches no file")));
+            }
+            for path in files {
+                let inc: Included = Figment::new()
+                    .merge(Toml::file(&path))
+                    .extract()
+                    .map_err(|e| figment_error(e, Some(&path)))?;
+                for (name, ids) in inc.destinations {
+                    if self.destinations.insert(name.clone(), ids).is_some() {
+                        return Err(ConfigError {
+                            origin: path.display().to_string(),
+                            key: format!("destinations.{name}"),
+                            problem: "already defined in another file".into(),
+                        });
+                    }
+                }
+                let first = self.routes.len();
+                let count = inc.routes.len();
+                self.routes.extend(inc.routes);
+                self.origins.included.push((first, count, path));
+            }
+        }
+        Ok(())
     }
 
     /// The file the configuration came from, if any.
@@ -479,6 +552,40 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `dir/*.toml` (a `*` in the file name only) relative to `base`, sorted; or one file.
+fn expand_glob(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
+    let full = base.join(pattern);
+    let name = full
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_string();
+    if !name.contains('*') {
+        return Ok(if full.is_file() { vec![full] } else { vec![] });
+    }
+    let dir = full.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.to_string_lossy().contains('*') {
+        return Err(format!("{pattern:?}: `*` is allowed in the file name only"));
+    }
+    let (pre, post) = name.split_once('*').unwrap_or((&name, ""));
+    let entries =
+        std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n.len() >= pre.len() + post.len()
+                        && n.starts_with(pre)
+                        && n.ends_with(post)
+                        && !n.starts_with('.')
+                })
+        })
+        .collect();
+    out.sort();
+    Ok(out)
 }
 
 fn describe_metadata(md: &figment::Metadata, key: &str, file: impl Fn() -> String) -> String {

@@ -468,6 +468,44 @@ continue = false
     }
 
     #[test]
+    fn included_files_add_routes_and_name_themselves_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("routes.d")).unwrap();
+        let main = dir.path().join("main.toml");
+        std::fs::write(&main, format!("include = \"routes.d/*.toml\"\n{SRC}[[routes]]\nname = \"main\"\nsource = \"gh\"\nto = \"{G}\"\ncontinue = true\n")).unwrap();
+        std::fs::write(dir.path().join("routes.d/a-team.toml"), format!("[destinations]\nteam-a = \"{G}\"\n[[routes]]\nname = \"a\"\nsource = \"gh\"\nto = \"team-a\"\n")).unwrap();
+        std::fs::write(dir.path().join("routes.d/notes.txt"), "ignored").unwrap();
+        let env = crate::config::EnvStrings::from_vars(Vec::<(String, String)>::new());
+        let cfg = Config::load_with_env(Some(&main), env).unwrap();
+        let sources = crate::inbound::build_sources(&cfg).unwrap();
+        let r = Router::compile(&cfg, &sources, &Templates::builtin().unwrap()).unwrap();
+        let names: Vec<&str> = r.routes().iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["main", "a"]);
+
+        let b = dir.path().join("routes.d/b-team.toml");
+        std::fs::write(
+            &b,
+            format!("[[routes]]\nname = \"b\"\nsource = \"nope\"\nto = \"{G}\"\n"),
+        )
+        .unwrap();
+        let env = crate::config::EnvStrings::from_vars(Vec::<(String, String)>::new());
+        let cfg = Config::load_with_env(Some(&main), env).unwrap();
+        let sources = crate::inbound::build_sources(&cfg).unwrap();
+        let e = Router::compile(&cfg, &sources, &Templates::builtin().unwrap()).unwrap_err();
+        assert_eq!(
+            (e.origin.as_str(), e.key.as_str()),
+            (b.display().to_string().as_str(), "routes[0].source"),
+            "{e}"
+        );
+
+        std::fs::write(&b, "[[routes]]\nname = \"b\"\nsorce = \"gh\"\n").unwrap();
+        let env = crate::config::EnvStrings::from_vars(Vec::<(String, String)>::new());
+        let e = Config::load_with_env(Some(&main), env).unwrap_err();
+        assert_eq!(e.origin, b.display().to_string(), "{e}");
+        assert!(e.key.contains("sorce"), "{e}");
+    }
+
+    #[test]
     fn when_conditions_from_toml() {
         let r = router(&format!(
             r#"{SRC}
