@@ -68,6 +68,7 @@ pub fn check(config_path: Option<&Path>) -> Report {
         ));
     }
     check_templates(&pipeline.templates, &mut r);
+    run_config_tests(&cfg, &pipeline, &mut r);
     for route in pipeline.router.routes() {
         if let Some(t) = &route.template {
             r.line(format!(
@@ -167,20 +168,27 @@ pub fn render(
     Ok(fit_message(text.trim_end(), ROAM_MAX_TEXT_BYTES))
 }
 
-/// `roam-notify routes test`: what the configured routes do with a payload, offline.
-/// For each event the source makes of it: every route's verdict (matched, or the first
-/// condition that failed), then the message each matching route would send and where.
-pub fn explain_routes(
-    config_path: Option<&Path>,
+/// What the pipeline does with one payload, offline (no signature check).
+pub struct Simulated {
+    pub event: String,
+    pub delivery_id: String,
+    pub entity: Option<String>,
+    pub verdicts: Vec<crate::routing::Verdict>,
+    /// (route, chat, text, template error)
+    pub messages: Vec<(String, String, String, Option<String>)>,
+}
+
+/// Parses `body` as `source` would (headers as given) and routes and renders each event.
+/// `Ok(None)`: the source answers it as a connectivity check (nothing posted).
+pub fn simulate(
+    pipeline: &Pipeline,
     source: &str,
     event: Option<&str>,
     body: &[u8],
     headers: &[(String, String)],
-) -> Result<String, String> {
+) -> Result<Option<Vec<Simulated>>, String> {
     use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
-    let cfg = Config::load(config_path).map_err(|e| format!("config error: {e}"))?;
-    let pipeline = Pipeline::compile(&cfg).map_err(|e| format!("config error: {e}"))?;
     let Some(src) = pipeline.sources.get(source) else {
         let mut known: Vec<&str> = pipeline.sources.keys().map(String::as_str).collect();
         known.sort_unstable();
@@ -207,26 +215,74 @@ pub fn explain_routes(
         body,
         url_token: None,
     };
-    // No authentication here: this runs on payloads the operator supplies.
     let parsed = src
         .parse(&req)
         .map_err(|e| format!("the {} source refuses this payload: {e}", src.kind))?;
-    let mut out = String::new();
-    if let crate::inbound::Ack::Pong { event } = &parsed.ack {
-        let _ = writeln!(
-            out,
-            "event {event}: a connectivity check, answered; nothing is posted"
-        );
-        return Ok(out);
+    if matches!(parsed.ack, crate::inbound::Ack::Pong { .. }) {
+        return Ok(None);
     }
+    let mut out = Vec::new();
     for mut ev in parsed.events {
         if let Some(name) = event {
             ev.name = name.to_string();
         }
+        let verdicts = pipeline.router.explain(source, &ev.name, &ev.payload);
+        let (name, delivery_id, entity) =
+            (ev.name.clone(), ev.delivery_id.clone(), ev.entity.clone());
+        let planned = pipeline.plan(src, ev);
+        let messages = planned
+            .event
+            .messages
+            .iter()
+            .map(|m| {
+                let text = serde_json::from_str::<Value>(&m.request)
+                    .ok()
+                    .and_then(|v| v.get("text").and_then(Value::as_str).map(str::to_string))
+                    .unwrap_or_default();
+                (
+                    m.route.clone(),
+                    m.chat.clone(),
+                    text,
+                    m.render_error.clone(),
+                )
+            })
+            .collect();
+        out.push(Simulated {
+            event: name,
+            delivery_id,
+            entity,
+            verdicts,
+            messages,
+        });
+    }
+    Ok(Some(out))
+}
+
+/// `roam-notify routes test`: what the configured routes do with a payload, offline.
+/// For each event the source makes of it: every route's verdict (matched, or the first
+/// condition that failed), then the message each matching route would send and where.
+pub fn explain_routes(
+    config_path: Option<&Path>,
+    source: &str,
+    event: Option<&str>,
+    body: &[u8],
+    headers: &[(String, String)],
+) -> Result<String, String> {
+    let cfg = Config::load(config_path).map_err(|e| format!("config error: {e}"))?;
+    let pipeline = Pipeline::compile(&cfg).map_err(|e| format!("config error: {e}"))?;
+    let mut out = String::new();
+    let Some(events) = simulate(&pipeline, source, event, body, headers)? else {
+        let _ = writeln!(
+            out,
+            "a connectivity check (ping): answered; nothing is posted"
+        );
+        return Ok(out);
+    };
+    for ev in events {
         let _ = writeln!(
             out,
             "event {} (source {}, delivery {}{})",
-            ev.name,
+            ev.event,
             source,
             ev.delivery_id,
             ev.entity
@@ -234,7 +290,7 @@ pub fn explain_routes(
                 .map(|e| format!(", entity {e}"))
                 .unwrap_or_default()
         );
-        for v in pipeline.router.explain(source, &ev.name, &ev.payload) {
+        for v in &ev.verdicts {
             match &v.failed {
                 None => {
                     let _ = writeln!(out, "  match    {}", v.route);
@@ -244,23 +300,89 @@ pub fn explain_routes(
                 }
             }
         }
-        let planned = pipeline.plan(src, ev);
-        if planned.event.messages.is_empty() {
+        if ev.messages.is_empty() {
             let _ = writeln!(out, "  → no message: no route takes this event");
         }
-        for m in &planned.event.messages {
-            let text = serde_json::from_str::<Value>(&m.request)
-                .ok()
-                .and_then(|v| v.get("text").and_then(Value::as_str).map(str::to_string))
-                .unwrap_or_default();
-            let _ = writeln!(out, "  → route {} posts to {}:", m.route, m.chat);
+        for (route, chat, text, err) in &ev.messages {
+            let _ = writeln!(out, "  → route {route} posts to {chat}:");
             for line in text.lines() {
                 let _ = writeln!(out, "    | {line}");
             }
-            if let Some(e) = &m.render_error {
+            if let Some(e) = err {
                 let _ = writeln!(out, "    (template failed, plain fallback used: {e})");
             }
         }
     }
     Ok(out)
+}
+
+/// Runs the config's `[[tests]]`: each names a source, a payload file (relative to the
+/// config file) and what must happen; a failure is a `check` problem.
+fn run_config_tests(cfg: &Config, pipeline: &Pipeline, r: &mut Report) {
+    let base = cfg
+        .file()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    for t in &cfg.tests {
+        let path = base.join(&t.payload);
+        let body = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                r.fail(format!(
+                    "test     FAIL  {}: cannot read {}: {e}",
+                    t.name,
+                    path.display()
+                ));
+                continue;
+            }
+        };
+        let headers: Vec<(String, String)> = t
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let events = match simulate(pipeline, &t.source, t.event.as_deref(), &body, &headers) {
+            Ok(e) => e.unwrap_or_default(),
+            Err(e) => {
+                r.fail(format!("test     FAIL  {}: {e}", t.name));
+                continue;
+            }
+        };
+        let mut routes: Vec<String> = Vec::new();
+        for ev in &events {
+            for v in ev.verdicts.iter().filter(|v| v.failed.is_none()) {
+                routes.push(v.route.clone());
+            }
+        }
+        let texts: Vec<&str> = events
+            .iter()
+            .flat_map(|e| e.messages.iter().map(|m| m.2.as_str()))
+            .collect();
+        let mut problems = Vec::new();
+        if let Some(want) = &t.routes
+            && *want != routes
+        {
+            problems.push(format!("routes {routes:?}, expected {want:?}"));
+        }
+        if let Some(n) = t.messages
+            && n != texts.len()
+        {
+            problems.push(format!("{} message(s), expected {n}", texts.len()));
+        }
+        for c in &t.contains {
+            if !texts.iter().any(|x| x.contains(c.as_str())) {
+                problems.push(format!("no message contains {c:?}"));
+            }
+        }
+        if problems.is_empty() {
+            r.line(format!("test     ok    {}", t.name));
+        } else {
+            r.fail(format!(
+                "test     FAIL  {}: {}",
+                t.name,
+                problems.join("; ")
+            ));
+        }
+    }
 }

@@ -59,12 +59,40 @@ pub struct Config {
     /// Values a route takes when it does not set them.
     #[serde(default)]
     pub route_defaults: RouteDefaults,
+    /// Routing tests run by `roam-notify check`.
+    #[serde(default)]
+    pub tests: Vec<TestConfig>,
     /// Files (globs relative to the config file, `*` in the file name) whose `[[routes]]`
     /// and `[destinations]` are added after this file's: one file per team.
     #[serde(default)]
     pub include: Option<OneOrMany>,
     #[serde(skip)]
     origins: Origins,
+}
+
+/// One `[[tests]]` entry: a payload through a source, and what must come out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestConfig {
+    pub name: String,
+    pub source: String,
+    /// Payload file, relative to the config file.
+    pub payload: PathBuf,
+    /// Headers the source reads (e.g. `X-GitHub-Event`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Overrides the event name the source derives.
+    #[serde(default)]
+    pub event: Option<String>,
+    /// The routes that must match, in order (exactly these).
+    #[serde(default)]
+    pub routes: Option<Vec<String>>,
+    /// How many messages must be produced.
+    #[serde(default)]
+    pub messages: Option<usize>,
+    /// Texts that must each appear in some message.
+    #[serde(default)]
+    pub contains: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

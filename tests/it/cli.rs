@@ -288,3 +288,72 @@ async fn outbox_commands_show_retry_and_drop_messages() {
     );
     app.stop().await;
 }
+
+#[test]
+fn check_runs_routing_tests_from_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        shared().join("fixtures/github/pull_request.closed.merged.json"),
+        dir.path().join("merged.json"),
+    )
+    .unwrap();
+    let cfg = dir.path().join("c.toml");
+    let write = |expected_routes: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"
+[[sources]]
+name = "github"
+kind = "github"
+secret = "x"
+
+[[routes]]
+name = "merged"
+source = "github"
+to = "{CHAT_A}"
+continue = true
+[routes.match]
+"pull_request.merged" = true
+
+[[routes]]
+name = "all"
+source = "github"
+to = "{CHAT_B}"
+
+[[tests]]
+name = "a merged PR goes to both"
+source = "github"
+payload = "merged.json"
+headers = {{ "X-GitHub-Event" = "pull_request" }}
+routes = {expected_routes}
+messages = 2
+contains = ["🟣 Merged [#3 Byao1276 patch 1]"]
+"#
+            ),
+        )
+        .unwrap();
+    };
+    write(r#"["merged", "all"]"#);
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("test     ok    a merged PR goes to both"),
+        "{text}"
+    );
+
+    write(r#"["all"]"#);
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("test     FAIL  a merged PR goes to both: routes [\"merged\", \"all\"], expected [\"all\"]"), "{text}");
+}
