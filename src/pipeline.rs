@@ -9,7 +9,9 @@ use serde_json::json;
 
 use crate::config::{Config, ConfigError};
 use crate::inbound::{self, Event, Source};
-use crate::render::{EventMeta, Templates, event_context};
+use crate::render::{
+    EventMeta, ROAM_MAX_TEXT_BYTES, Templates, event_context, fit_message, split_message,
+};
 use crate::routing::Router;
 use crate::storage::{NewEvent, NewMessage};
 
@@ -86,14 +88,29 @@ impl Pipeline {
                 if let Some(e) = &rendered.error {
                     render_errors.push(e.clone());
                 }
-                let text = with_mentions(&route.mentions, &rendered.text);
-                for chat in &route.to {
-                    messages.push(NewMessage {
-                        route: route.name.clone(),
-                        chat: chat.clone(),
-                        request: chat_post_body(chat, &text),
-                        render_error: rendered.error.clone(),
-                    });
+                // Over Roam's cap: cut with "… N more bytes", or (split_long) post the
+                // first part and the rest as replies in its thread, under one threadKey.
+                let mut parts = vec![rendered.text.clone()];
+                let mut thread_key = None;
+                if route.split_long && rendered.text.len() > ROAM_MAX_TEXT_BYTES {
+                    parts = split_message(&rendered.text, ROAM_MAX_TEXT_BYTES - 200);
+                    thread_key = Some(split_thread_key(&source.name, &delivery_id, &route.name));
+                }
+                for (n, part) in parts.iter().enumerate() {
+                    let text = if n == 0 {
+                        with_mentions(&route.mentions, part)
+                    } else {
+                        part.clone()
+                    };
+                    let text = fit_message(&text, ROAM_MAX_TEXT_BYTES);
+                    for chat in &route.to {
+                        messages.push(NewMessage {
+                            route: route.name.clone(),
+                            chat: chat.clone(),
+                            request: chat_post_body(chat, &text, thread_key.as_deref()),
+                            render_error: rendered.error.clone(),
+                        });
+                    }
                 }
             }
         }
@@ -122,7 +139,20 @@ fn with_mentions(mentions: &[String], text: &str) -> String {
     prefix + &crate::render::fit_message(text, room)
 }
 
-/// The `chat.post` request body (`chat.json`: `chat` plus exactly one content type).
-pub fn chat_post_body(chat: &str, text: &str) -> String {
-    json!({ "chat": chat, "text": text, "markdown": true }).to_string()
+/// The `chat.post` request body (`chat.json`: `chat` plus exactly one content type;
+/// `threadKey` at most 64 characters).
+pub fn chat_post_body(chat: &str, text: &str, thread_key: Option<&str>) -> String {
+    match thread_key {
+        Some(k) => {
+            json!({ "chat": chat, "text": text, "markdown": true, "threadKey": k }).to_string()
+        }
+        None => json!({ "chat": chat, "text": text, "markdown": true }).to_string(),
+    }
+}
+
+/// A stable thread key for one event's split message on one route (Roam: ≤ 64 chars).
+fn split_thread_key(source: &str, delivery_id: &str, route: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(format!("{source}\u{0}{delivery_id}\u{0}{route}"));
+    format!("rn-split-{}", &hex::encode(h)[..32])
 }

@@ -108,6 +108,8 @@ pub struct RouteDefaults {
     pub continue_: Option<bool>,
     #[serde(default)]
     pub mentions: Option<Vec<String>>,
+    #[serde(default)]
+    pub long: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -261,6 +263,10 @@ pub struct RouteConfig {
     /// Who the message mentions: Roam user ids (`U-…`) or `all`.
     #[serde(default)]
     pub mentions: Option<Vec<String>>,
+    /// A message over Roam's 8,000-byte cap: `cut` (default) or `thread` (split, the rest
+    /// posted as replies in the first part's thread).
+    #[serde(default)]
+    pub long: Option<String>,
 }
 
 /// A match value as written: `true` and `42` are compared as the strings "true" and "42".

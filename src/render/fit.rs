@@ -35,6 +35,47 @@ pub fn fit_message(text: &str, limit: usize) -> String {
     out
 }
 
+/// Splits `text` into parts of at most `limit` bytes at line ends (a line longer than a
+/// part is cut at a char boundary). A code fence open at the end of a part is closed there
+/// and reopened at the start of the next, so each part renders on its own.
+pub fn split_message(text: &str, limit: usize) -> Vec<String> {
+    if text.len() <= limit {
+        return vec![text.to_string()];
+    }
+    let reserve = 8; // "\n```" to close a fence, "```\n" to reopen one
+    let budget = limit.saturating_sub(reserve).max(16);
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let push_line = |cur: &mut String, parts: &mut Vec<String>, line: &str| {
+        if !cur.is_empty() && cur.len() + 1 + line.len() > budget {
+            let open = open_fence(cur);
+            let mut done = std::mem::take(cur);
+            if open {
+                done.push_str("\n```");
+                cur.push_str("```\n");
+            }
+            parts.push(done);
+        }
+        if !cur.is_empty() && !cur.ends_with('\n') {
+            cur.push('\n');
+        }
+        cur.push_str(line);
+    };
+    for line in text.split('\n') {
+        let mut rest = line;
+        while rest.len() > budget {
+            let cut = rest.floor_char_boundary(budget);
+            push_line(&mut cur, &mut parts, &rest[..cut]);
+            rest = &rest[cut..];
+        }
+        push_line(&mut cur, &mut parts, rest);
+    }
+    if !cur.trim().is_empty() {
+        parts.push(cur);
+    }
+    parts
+}
+
 /// True when `text` ends inside a fenced code block (an odd number of fence lines).
 fn open_fence(text: &str) -> bool {
     text.lines()
@@ -67,6 +108,24 @@ mod tests {
     }
 
     proptest! {
+        /// Every part fits, no part leaves a fence open, and the parts hold all the text.
+        #[test]
+        fn split_parts_fit_close_fences_and_keep_everything(
+            parts in proptest::collection::vec(prop_oneof!["[a-zé日😀 ]{0,80}", Just("\n```\n".to_string()), Just("\n".to_string())], 0..600),
+            limit in 200usize..3000,
+        ) {
+            let text: String = parts.concat();
+            let out = split_message(&text, limit);
+            for p in &out {
+                prop_assert!(p.len() <= limit, "{} > {}", p.len(), limit);
+                if out.len() > 1 {
+                    prop_assert!(!open_fence(p) || text.matches("```").count() % 2 == 1);
+                }
+            }
+            let strip = |s: &str| s.chars().filter(|c| !c.is_whitespace() && *c != '`').collect::<String>();
+            prop_assert_eq!(strip(&out.concat()), strip(&text));
+        }
+
         #[test]
         fn never_exceeds_limit_or_leaves_a_fence_open(
             parts in proptest::collection::vec(prop_oneof!["[a-zé日😀 ]{0,60}", Just("\n```\n".to_string()), Just("\n".to_string())], 0..400),

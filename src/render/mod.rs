@@ -20,7 +20,7 @@ use handlebars::{Handlebars, handlebars_helper};
 use serde_json::{Value, json};
 
 use crate::config::{Config, ConfigError};
-pub use fit::{ROAM_MAX_TEXT_BYTES, fit_message};
+pub use fit::{ROAM_MAX_TEXT_BYTES, fit_message, split_message};
 
 /// Where a template came from, for `check` reports.
 #[derive(Debug, Clone)]
@@ -213,8 +213,9 @@ impl Templates {
             });
         let error = match result {
             Ok(text) if !text.trim().is_empty() => {
+                // Not cut here: the route decides (cut, or split into a thread).
                 return Rendered {
-                    text: fit_message(text.trim_end(), ROAM_MAX_TEXT_BYTES),
+                    text: text.trim_end().to_string(),
                     template: template.to_string(),
                     error: None,
                 };

@@ -32,6 +32,8 @@ pub struct Route {
     pub continue_: bool,
     /// Prepended to the message as Roam mentions (`<@U-…>`, `<@all>`).
     pub mentions: Vec<String>,
+    /// Over Roam's size cap: split into a thread (true) instead of cutting.
+    pub split_long: bool,
 }
 
 #[derive(Debug)]
@@ -255,6 +257,16 @@ impl Router {
                 template,
                 continue_: rc.continue_.or(d.continue_).unwrap_or(false),
                 mentions,
+                split_long: match rc.long.as_deref().or(d.long.as_deref()) {
+                    None | Some("cut") => false,
+                    Some("thread") => true,
+                    Some(other) => {
+                        return Err(cfg.error(
+                            &key("long"),
+                            format!("{other:?}: use \"cut\" (default) or \"thread\""),
+                        ));
+                    }
+                },
             });
         }
         Ok(Router { routes })

@@ -613,3 +613,69 @@ mentions = ["all", "U-b893c426-6d54-4d9a-8e71-6bd53b26124e"]
     fake.assert_all_valid();
     app.stop().await;
 }
+
+#[tokio::test]
+async fn long_messages_can_be_split_into_a_thread() {
+    let extra = format!(
+        r#"
+[[sources]]
+name = "big"
+kind = "generic"
+auth = "none"
+
+[[routes]]
+name = "big"
+source = "big"
+to = "{CHAT_A}"
+long = "thread"
+"#
+    );
+    let (app, fake, _dir) = app_with(&extra).await;
+    let lines: Vec<String> = (0..900)
+        .map(|i| format!("line {i:04} {}", "é".repeat(8)))
+        .collect();
+    let long = format!("intro\n```\n{}\n```\nthe end", lines.join("\n"));
+    assert!(long.len() > 2 * 8000);
+    let r = app
+        .http
+        .post(app.url("/hooks/big"))
+        .json(&json!({"text": long}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let n: usize = r.json::<Value>().await.unwrap()["messages"]
+        .as_u64()
+        .unwrap() as usize;
+    assert!(n >= 3, "{n} parts");
+    wait_for("all parts", Duration::from_secs(10), || {
+        fake.delivered().len() == n
+    })
+    .await;
+    let sent = fake.delivered();
+    let key = sent[0].body["threadKey"].as_str().unwrap().to_string();
+    assert!(key.len() <= 64);
+    for r in &sent {
+        assert_eq!(
+            r.body["threadKey"],
+            key.as_str(),
+            "every part in one thread"
+        );
+        let t = r.body["text"].as_str().unwrap();
+        assert!(t.len() <= 8000);
+        assert_eq!(
+            t.matches("```").count() % 2,
+            0,
+            "each part closes its fences"
+        );
+    }
+    let all: String = fake.texts().concat();
+    for i in [0, 450, 899] {
+        assert!(all.contains(&format!("line {i:04}")), "line {i} lost");
+    }
+    assert!(
+        fake.texts()[0].starts_with("intro") && fake.texts().last().unwrap().ends_with("the end")
+    );
+    fake.assert_all_valid();
+    app.stop().await;
+}
