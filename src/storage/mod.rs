@@ -516,44 +516,48 @@ impl Store {
     /// messages are kept. An event's delivery id is remembered (deduplicated) until then.
     /// Returns (messages, events) deleted.
     pub async fn prune(&self, cutoff_ms: i64) -> Result<(u64, u64), StoreError> {
-        const BATCH: i64 = 2000;
-        let mut messages = 0;
-        loop {
-            let n = sqlx::query(
+        let messages = self
+            .delete_in_batches(
                 "DELETE FROM messages WHERE id IN (
                      SELECT id FROM messages
                      WHERE status IN ('delivered', 'dropped') AND COALESCE(delivered_at, created_at) < $1
                      LIMIT $2)",
+                cutoff_ms,
             )
-            .bind(cutoff_ms)
-            .bind(BATCH)
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
-            messages += n;
-            if n < BATCH as u64 {
-                break;
-            }
-        }
-        let mut events = 0;
-        loop {
-            let n = sqlx::query(
+            .await?;
+        let events = self
+            .delete_in_batches(
                 "DELETE FROM events WHERE id IN (
                      SELECT e.id FROM events e
                      WHERE e.received_at < $1 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.event_id = e.id)
                      LIMIT $2)",
+                cutoff_ms,
             )
-            .bind(cutoff_ms)
-            .bind(BATCH)
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
-            events += n;
+            .await?;
+        Ok((messages, events))
+    }
+
+    /// Runs `sql` (binding the cutoff and a batch size) until it deletes less than a batch,
+    /// so each write transaction stays short.
+    async fn delete_in_batches(
+        &self,
+        sql: &'static str,
+        cutoff_ms: i64,
+    ) -> Result<u64, StoreError> {
+        const BATCH: i64 = 2000;
+        let mut total = 0;
+        loop {
+            let n = sqlx::query(sql)
+                .bind(cutoff_ms)
+                .bind(BATCH)
+                .execute(&self.writer)
+                .await?
+                .rows_affected();
+            total += n;
             if n < BATCH as u64 {
-                break;
+                return Ok(total);
             }
         }
-        Ok((messages, events))
     }
 
     pub async fn stats(&self) -> Result<OutboxStats, StoreError> {
