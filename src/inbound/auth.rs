@@ -451,11 +451,6 @@ pub fn hmac_parts_match(key: &[u8], parts: &[&[u8]], tag: &[u8]) -> bool {
     mac.verify_slice(tag).is_ok()
 }
 
-/// Constant-time HMAC-SHA256 check of `tag` over `msg`.
-pub fn hmac_sha256_matches(key: &[u8], msg: &[u8], tag: &[u8]) -> bool {
-    hmac_parts_match(key, &[msg], tag)
-}
-
 /// HMAC-SHA256 as lowercase hex; used by tests to sign sample bodies.
 pub fn hmac_sha256_hex(key: &[u8], msg: &[u8]) -> String {
     let mut mac = match HmacSha256::new_from_slice(key) {

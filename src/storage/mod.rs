@@ -248,10 +248,6 @@ impl Store {
         Ok(store)
     }
 
-    pub fn path_of(url: &str) -> Option<PathBuf> {
-        sqlite_path(url)
-    }
-
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut tx = self
             .writer

@@ -395,21 +395,16 @@ async fn a_failing_template_still_sends_a_plain_message_and_counts_the_error() {
     app.stop().await;
 }
 
+/// An unauthenticated generic source `big` routed to CHAT_A; `route_extra` adds route keys.
+fn big_source(route_extra: &str) -> String {
+    format!(
+        "[[sources]]\nname = \"big\"\nkind = \"generic\"\nauth = \"none\"\n\n[[routes]]\nname = \"big\"\nsource = \"big\"\nto = \"{CHAT_A}\"\n{route_extra}\n"
+    )
+}
+
 #[tokio::test]
 async fn long_messages_are_cut_under_roams_cap() {
-    let extra = format!(
-        r#"
-[[sources]]
-name = "big"
-kind = "generic"
-auth = "none"
-
-[[routes]]
-name = "big"
-source = "big"
-to = "{CHAT_A}"
-"#
-    );
+    let extra = big_source("");
     let (app, fake, _dir) = app_with(&extra).await;
     let long = "intro\n```\n".to_string() + &"é".repeat(6000);
     let r = app
@@ -616,20 +611,7 @@ mentions = ["all", "U-b893c426-6d54-4d9a-8e71-6bd53b26124e"]
 
 #[tokio::test]
 async fn long_messages_can_be_split_into_a_thread() {
-    let extra = format!(
-        r#"
-[[sources]]
-name = "big"
-kind = "generic"
-auth = "none"
-
-[[routes]]
-name = "big"
-source = "big"
-to = "{CHAT_A}"
-long = "thread"
-"#
-    );
+    let extra = big_source("long = \"thread\"");
     let (app, fake, _dir) = app_with(&extra).await;
     let lines: Vec<String> = (0..900)
         .map(|i| format!("line {i:04} {}", "é".repeat(8)))
