@@ -11,7 +11,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError};
+use arc_swap::ArcSwap;
+
 use crate::delivery::{DeliveryStatus, DeliveryWorker, Outlet, Pacer, RetryPolicy};
+use crate::grouping::flusher::Flusher;
 use crate::http::{self, AppState, IngestStats, Shared};
 use crate::pipeline::Pipeline;
 use crate::roam::{RoamClient, RoamError};
@@ -50,6 +53,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     worker: DeliveryWorker,
+    flusher: Flusher,
     committer: JoinHandle<()>,
     store: Store,
     request_timeout: Duration,
@@ -105,7 +109,11 @@ impl Application {
             .map_err(|source| StartError::Bind { addr, source })?;
 
         let wake = Arc::new(Notify::new());
-        let (committer, committer_task) = CommitHandle::spawn(store.clone(), wake.clone());
+        let wake_flusher = Arc::new(Notify::new());
+        let (committer, committer_task) =
+            CommitHandle::spawn(store.clone(), wake.clone(), wake_flusher.clone());
+        let pipeline = Arc::new(ArcSwap::from_pointee(pipeline));
+        let flusher = Flusher::new(store.clone(), pipeline.clone(), wake.clone(), wake_flusher);
         let pacer = Arc::new(Pacer::new(cfg.roam.rate_per_second, cfg.roam.burst));
         let delivery = Arc::new(DeliveryStatus::default());
         let retry = RetryPolicy {
@@ -135,6 +143,7 @@ impl Application {
             listener,
             state,
             worker,
+            flusher,
             committer: committer_task,
             store,
             request_timeout: cfg.server.request_timeout,
@@ -153,6 +162,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let app = http::router(self.state.clone(), self.request_timeout);
         let worker = tokio::spawn(self.worker.run(shutdown.clone()));
+        let flusher = tokio::spawn(self.flusher.run(shutdown.clone()));
         let pruner = tokio::spawn(prune_loop(
             self.store.clone(),
             self.retention,
@@ -186,6 +196,7 @@ impl Application {
             );
         }
         let _ = pruner.await;
+        let _ = flusher.await;
         drop(self.state);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.committer).await;
         self.store.close().await;

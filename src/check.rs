@@ -176,6 +176,8 @@ pub struct Simulated {
     pub verdicts: Vec<crate::routing::Verdict>,
     /// (route, chat, text, template error)
     pub messages: Vec<(String, String, String, Option<String>)>,
+    /// (route, group, text): held by a grouping route; it goes out with its group.
+    pub held: Vec<(String, String, String)>,
 }
 
 /// Parses `body` as `source` would (headers as given) and routes and renders each event.
@@ -247,12 +249,29 @@ pub fn simulate(
                 )
             })
             .collect();
+        let held = planned
+            .event
+            .held
+            .iter()
+            .map(|h| {
+                let text = serde_json::from_str::<crate::grouping::Item>(&h.item)
+                    .map(|i| i.text)
+                    .unwrap_or_default();
+                let group = if h.key.starts_with('\u{1}') {
+                    "its own".to_string()
+                } else {
+                    format!("{:?}", h.key.replace('\u{0}', ", "))
+                };
+                (h.route.clone(), group, text)
+            })
+            .collect();
         out.push(Simulated {
             event: name,
             delivery_id,
             entity,
             verdicts,
             messages,
+            held,
         });
     }
     Ok(Some(out))
@@ -300,8 +319,17 @@ pub fn explain_routes(
                 }
             }
         }
-        if ev.messages.is_empty() {
+        if ev.messages.is_empty() && ev.held.is_empty() {
             let _ = writeln!(out, "  → no message: no route takes this event");
+        }
+        for (route, group, text) in &ev.held {
+            let _ = writeln!(
+                out,
+                "  → route {route} holds it in group {group} (grouping, dedup or max_messages); alone it reads:"
+            );
+            for line in text.lines() {
+                let _ = writeln!(out, "    | {line}");
+            }
         }
         for (route, chat, text, err) in &ev.messages {
             let _ = writeln!(out, "  → route {route} posts to {chat}:");
@@ -357,7 +385,12 @@ fn run_config_tests(cfg: &Config, pipeline: &Pipeline, r: &mut Report) {
         }
         let texts: Vec<&str> = events
             .iter()
-            .flat_map(|e| e.messages.iter().map(|m| m.2.as_str()))
+            .flat_map(|e| {
+                e.messages
+                    .iter()
+                    .map(|m| m.2.as_str())
+                    .chain(e.held.iter().map(|h| h.2.as_str()))
+            })
             .collect();
         let mut problems = Vec::new();
         if let Some(want) = &t.routes

@@ -4,7 +4,8 @@
 //! `http::hooks` receives a request → `inbound` verifies and parses it into events →
 //! `routing` picks the routes → `render` writes the text → `storage` commits event and
 //! messages (group commit) → the reply goes out → `delivery` drains the outbox through
-//! the `roam` client, paced and retried.
+//! the `roam` client, paced and retried. Routes that group, deduplicate or cap hold their
+//! events in durable groups that `grouping::flusher` turns into messages when due.
 //! `config` loads and checks everything up front; `app` wires it together; `check`
 //! backs the offline `check` and `render` commands.
 
@@ -14,6 +15,7 @@ pub mod check;
 pub mod config;
 pub mod delivery;
 pub mod fieldpath;
+pub mod grouping;
 pub mod http;
 pub mod inbound;
 pub mod pipeline;

@@ -5,15 +5,16 @@
 
 use std::collections::HashMap;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::config::{Config, ConfigError};
+use crate::grouping::{self, GroupSpec, Hold, Item};
 use crate::inbound::{self, Event, Source};
 use crate::render::{
     EventMeta, ROAM_MAX_TEXT_BYTES, Templates, event_context, fit_message, split_message,
 };
-use crate::routing::Router;
-use crate::storage::{NewEvent, NewMessage};
+use crate::routing::{Route, Router};
+use crate::storage::{HeldItem, MessageOp, NewEvent, NewMessage, now_ms};
 
 pub struct Pipeline {
     pub sources: HashMap<String, Source>,
@@ -78,6 +79,7 @@ impl Pipeline {
             entity: entity.as_deref(),
         };
         let mut messages = Vec::new();
+        let mut held = Vec::new();
         let mut render_errors = Vec::new();
         if !routes.is_empty() {
             // Built once per event, moving the payload in: no copy per route.
@@ -88,30 +90,25 @@ impl Pipeline {
                 if let Some(e) = &rendered.error {
                     render_errors.push(e.clone());
                 }
-                // Over Roam's cap: cut with "… N more bytes", or (split_long) post the
-                // first part and the rest as replies in its thread, under one threadKey.
-                let mut parts = vec![rendered.text.clone()];
-                let mut thread_key = None;
-                if route.split_long && rendered.text.len() > ROAM_MAX_TEXT_BYTES {
-                    parts = split_message(&rendered.text, ROAM_MAX_TEXT_BYTES - 200);
-                    thread_key = Some(split_thread_key(&source.name, &delivery_id, &route.name));
+                if let Some(hold) = &route.hold {
+                    held.push(held_item(route, hold, &meta, data.data(), &rendered.text));
+                    continue;
                 }
-                for (n, part) in parts.iter().enumerate() {
-                    let text = if n == 0 {
-                        with_mentions(&route.mentions, part)
-                    } else {
-                        part.clone()
-                    };
-                    let text = fit_message(&text, ROAM_MAX_TEXT_BYTES);
-                    for chat in &route.to {
-                        messages.push(NewMessage {
-                            route: route.name.clone(),
-                            chat: chat.clone(),
-                            request: chat_post_body(chat, &text, thread_key.as_deref()),
-                            render_error: rendered.error.clone(),
-                        });
-                    }
-                }
+                let addressing = Addressing {
+                    route: &route.name,
+                    to: &route.to,
+                    mentions: &route.mentions,
+                    split_long: route.split_long,
+                    thread: route.thread,
+                    update: route.update,
+                    entity: entity.as_deref(),
+                    split_seed: &format!("{}\u{0}{delivery_id}\u{0}{}", source.name, route.name),
+                };
+                messages.extend(outbox_messages(
+                    &addressing,
+                    &rendered.text,
+                    rendered.error.as_deref(),
+                ));
             }
         }
         Planned {
@@ -122,9 +119,123 @@ impl Pipeline {
                 entity,
                 routes: routes.iter().map(|r| r.name.clone()).collect(),
                 messages,
+                held,
             },
             render_errors,
         }
+    }
+}
+
+/// Where and how one route's message about one event (or one group) goes.
+#[derive(Debug, Clone)]
+pub struct Addressing<'a> {
+    pub route: &'a str,
+    pub to: &'a [String],
+    pub mentions: &'a [String],
+    /// Over Roam's cap: split into thread replies instead of cutting.
+    pub split_long: bool,
+    /// Messages about one entity go into one thread (`threadKey`).
+    pub thread: bool,
+    /// The first message about an entity is edited in place by later ones.
+    pub update: bool,
+    /// What the message is about; thread and update need one.
+    pub entity: Option<&'a str>,
+    /// Seeds the thread key of a split message that has no entity thread.
+    pub split_seed: &'a str,
+}
+
+/// The outbox rows for one rendered text: one per destination chat, or several when
+/// the text is split into thread replies.
+pub fn outbox_messages(
+    a: &Addressing<'_>,
+    text: &str,
+    render_error: Option<&str>,
+) -> Vec<NewMessage> {
+    let entity_thread = match (a.thread, a.entity) {
+        (true, Some(e)) => Some(thread_key("rn-t-", &format!("{}\u{0}{e}", a.route))),
+        _ => None,
+    };
+    // Over Roam's cap: cut with "… N more bytes", or (split_long) post the first part
+    // and the rest as replies in its thread, under one threadKey.
+    let mut parts = vec![text.to_string()];
+    let mut thread = entity_thread.clone();
+    if a.split_long && text.len() > ROAM_MAX_TEXT_BYTES {
+        parts = split_message(text, ROAM_MAX_TEXT_BYTES - 200);
+        thread = thread.or_else(|| Some(thread_key("rn-split-", a.split_seed)));
+    }
+    let upsert_entity = a.entity.filter(|_| a.update);
+    let mut out = Vec::with_capacity(parts.len() * a.to.len());
+    for (n, part) in parts.iter().enumerate() {
+        let text = if n == 0 {
+            with_mentions(a.mentions, part)
+        } else {
+            part.clone()
+        };
+        let text = fit_message(&text, ROAM_MAX_TEXT_BYTES);
+        for chat in a.to {
+            let (op, entity_key) = match upsert_entity {
+                Some(e) if n == 0 => (
+                    MessageOp::Upsert,
+                    Some(format!("{}\u{0}{chat}\u{0}{e}", a.route)),
+                ),
+                _ => (MessageOp::Post, None),
+            };
+            out.push(NewMessage {
+                route: a.route.to_string(),
+                chat: chat.clone(),
+                request: chat_post_body(chat, &text, thread.as_deref(), op == MessageOp::Upsert),
+                render_error: render_error.map(str::to_string),
+                op,
+                entity_key,
+            });
+        }
+    }
+    out
+}
+
+/// An event's item for a held route (see `grouping`).
+fn held_item(
+    route: &Route,
+    hold: &Hold,
+    meta: &EventMeta<'_>,
+    payload: &Value,
+    text: &str,
+) -> HeldItem {
+    let unique = format!("{}\u{0}{}", meta.delivery_id, route.name);
+    let (key, labels) = grouping::group_key(hold, payload, &unique);
+    let item = Item::new(meta.name, meta.entity, text);
+    let spec = GroupSpec {
+        to: route.to.clone(),
+        mentions: route.mentions.clone(),
+        template: hold.template.clone(),
+        thread: route.thread,
+        update: route.update,
+        split_long: route.split_long,
+        interval_ms: hold.interval_ms,
+        repeat_ms: hold.repeat_ms,
+        max_messages: hold.max_messages,
+        max_window_ms: hold.max_window_ms,
+        shown: hold.shown,
+        labels,
+        muted: None,
+        digest: false,
+    };
+    HeldItem {
+        route: route.name.clone(),
+        key,
+        spec: serde_json::to_string(&spec).unwrap_or_default(),
+        fingerprint: grouping::fingerprint(
+            hold,
+            meta.source,
+            meta.name,
+            meta.entity,
+            payload,
+            text,
+        ),
+        flush_at: item.is_resolved().then(now_ms),
+        item: serde_json::to_string(&item).unwrap_or_default(),
+        wait_ms: hold.wait_ms,
+        interval_ms: hold.interval_ms,
     }
 }
 
@@ -141,18 +252,21 @@ fn with_mentions(mentions: &[String], text: &str) -> String {
 
 /// The `chat.post` request body (`chat.json`: `chat` plus exactly one content type;
 /// `threadKey` at most 64 characters).
-pub fn chat_post_body(chat: &str, text: &str, thread_key: Option<&str>) -> String {
-    match thread_key {
-        Some(k) => {
-            json!({ "chat": chat, "text": text, "markdown": true, "threadKey": k }).to_string()
-        }
-        None => json!({ "chat": chat, "text": text, "markdown": true }).to_string(),
+/// `sync` asks Roam for the message's timestamp (needed to edit it later).
+pub fn chat_post_body(chat: &str, text: &str, thread_key: Option<&str>, sync: bool) -> String {
+    let mut body = json!({ "chat": chat, "text": text, "markdown": true });
+    if let Some(k) = thread_key {
+        body["threadKey"] = json!(k);
     }
+    if sync {
+        body["sync"] = json!(true);
+    }
+    body.to_string()
 }
 
-/// A stable thread key for one event's split message on one route (Roam: ≤ 64 chars).
-fn split_thread_key(source: &str, delivery_id: &str, route: &str) -> String {
+/// A stable `threadKey` from `seed` (Roam: at most 64 characters).
+fn thread_key(prefix: &str, seed: &str) -> String {
     use sha2::{Digest, Sha256};
-    let h = Sha256::digest(format!("{source}\u{0}{delivery_id}\u{0}{route}"));
-    format!("rn-split-{}", &hex::encode(h)[..32])
+    let h = Sha256::digest(seed.as_bytes());
+    format!("{prefix}{}", &hex::encode(h)[..32])
 }

@@ -267,6 +267,42 @@ pub struct RouteConfig {
     /// posted as replies in the first part's thread).
     #[serde(default)]
     pub long: Option<String>,
+    /// Later events about the same entity are posted as replies in one Roam thread.
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    pub thread: Option<bool>,
+    /// The first message about an entity is edited in place (`chat.update`) by later ones.
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    pub update: Option<bool>,
+    /// Grouping (see `grouping`): fields whose values make a group; `[]` is one group.
+    #[serde(default)]
+    pub group_by: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    pub group_wait: Option<Duration>,
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    pub group_interval: Option<Duration>,
+    /// The same event (fingerprint) is not sent again within this long.
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    pub repeat_interval: Option<Duration>,
+    /// Fields that identify "the same event" for `repeat_interval`.
+    #[serde(default)]
+    pub fingerprint: Option<Vec<String>>,
+    /// At most this many messages per `max_messages_interval`; the rest become one digest.
+    #[serde(default, deserialize_with = "de::opt_u32")]
+    pub max_messages: Option<u32>,
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    pub max_messages_interval: Option<Duration>,
+    /// Template for a message of several events (default `group`).
+    #[serde(default)]
+    pub group_template: Option<String>,
+    /// Events listed in a group message before "… and N more" (default 10).
+    #[serde(default, deserialize_with = "de::opt_u32")]
+    pub group_shown: Option<u32>,
+    /// Names of `[[mute_windows]]` during which this route sends nothing.
+    #[serde(default)]
+    pub mute: Option<Vec<String>>,
+    /// Muted events are summarised in one message when the window ends.
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    pub mute_summary: Option<bool>,
 }
 
 /// A match value as written: `true` and `42` are compared as the strings "true" and "42".

@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::roam::{RoamClient, RoamError};
-use crate::storage::{OutboxMessage, Store, StoreError, now_ms};
+use crate::storage::{EntityMessage, MessageOp, OutboxMessage, Store, StoreError, now_ms};
 pub use pacer::Pacer;
 pub use retry::RetryPolicy;
 
@@ -163,7 +163,12 @@ impl DeliveryWorker {
                 tracing::warn!(message_id = m.id, chat = %m.chat, route = %m.route,
                     "re-sending a message that was in flight when the daemon stopped; Roam may show it twice");
             }
-            let outcome = self.send(&m).await;
+            // An upsert whose entity already has a message edits that message.
+            let target = match (m.op, m.entity_key.as_deref()) {
+                (MessageOp::Upsert, Some(key)) => self.store.entity_message(key).await?,
+                _ => None,
+            };
+            let outcome = self.send(&m, target).await;
             handled += 1;
             let stop_batch = self.record(&m, outcome).await?;
             if stop_batch || shutdown.is_cancelled() {
@@ -173,30 +178,59 @@ impl DeliveryWorker {
         Ok(Step::Worked(handled))
     }
 
-    async fn send(&self, m: &OutboxMessage) -> Result<(), RoamError> {
-        match &self.outlet {
-            Outlet::Roam(client) => client.chat_post(m.request.clone()).await,
+    /// Sends one message; returns the timestamp of a message it posted for an entity.
+    async fn send(&self, m: &OutboxMessage, target: Option<i64>) -> Result<Option<i64>, RoamError> {
+        let client = match &self.outlet {
+            Outlet::Roam(client) => client,
             Outlet::DryRun => {
                 let text = serde_json::from_str::<serde_json::Value>(&m.request)
                     .ok()
                     .and_then(|v| v.get("text").and_then(|t| t.as_str()).map(str::to_string))
                     .unwrap_or_default();
-                tracing::info!(message_id = m.id, chat = %m.chat, route = %m.route, "dry-run: would post to Roam:\n{text}");
-                Ok(())
+                let what = if target.is_some() { "update" } else { "post" };
+                tracing::info!(message_id = m.id, chat = %m.chat, route = %m.route, "dry-run: would {what} in Roam:\n{text}");
+                return Ok(None);
+            }
+        };
+        if let Some(ts) = target {
+            let (update, reply) = update_requests(&m.request, ts);
+            match client.chat_update(update).await {
+                Ok(()) => {
+                    // With thread = true the change is also a reply, so people see it.
+                    if let Some(reply) = reply {
+                        client.chat_post(reply).await?;
+                    }
+                    return Ok(None);
+                }
+                Err(e) if e.is_message_not_found() => {
+                    tracing::warn!(message_id = m.id, chat = %m.chat, route = %m.route,
+                        "the message to update is gone from Roam; posting a new one");
+                }
+                Err(e) => return Err(e),
             }
         }
+        let ts = client.chat_post(m.request.clone()).await?;
+        Ok(if m.op == MessageOp::Upsert { ts } else { None })
     }
 
     /// Records the outcome; returns true when the rest of the batch must wait (a pause).
     async fn record(
         &self,
         m: &OutboxMessage,
-        outcome: Result<(), RoamError>,
+        outcome: Result<Option<i64>, RoamError>,
     ) -> Result<bool, StoreError> {
         let now = now_ms();
         match outcome {
-            Ok(()) => {
-                self.store.mark_delivered(m.id).await?;
+            Ok(posted) => {
+                let posted = match (posted, m.entity_key.as_deref()) {
+                    (Some(timestamp), Some(entity_key)) => Some(EntityMessage {
+                        entity_key,
+                        chat: &m.chat,
+                        timestamp,
+                    }),
+                    _ => None,
+                };
+                self.store.mark_delivered(m.id, posted).await?;
                 self.status.delivered.fetch_add(1, Ordering::Relaxed);
                 self.auth_failures.store(0, Ordering::Relaxed);
                 self.status.set_error(None);
@@ -264,4 +298,24 @@ impl DeliveryWorker {
             }
         }
     }
+}
+
+/// From an upsert's chat.post body: the chat.update body that edits message `ts`, and,
+/// when the body has a `threadKey`, the reply to post in the entity's thread.
+fn update_requests(post_body: &str, ts: i64) -> (String, Option<String>) {
+    let v: serde_json::Value = serde_json::from_str(post_body).unwrap_or_default();
+    let update = serde_json::json!({
+        "chat": v.get("chat"),
+        "timestamp": ts,
+        "text": v.get("text"),
+        "markdown": v.get("markdown").and_then(|m| m.as_bool()).unwrap_or(true),
+    });
+    let reply = v.get("threadKey").map(|_| {
+        let mut r = v.clone();
+        if let Some(o) = r.as_object_mut() {
+            o.remove("sync");
+        }
+        r.to_string()
+    });
+    (update.to_string(), reply)
 }

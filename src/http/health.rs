@@ -44,8 +44,8 @@ async fn readyz(State(st): State<AppState>) -> (StatusCode, Json<serde_json::Val
         "storage": storage,
         "config": {
             "loaded": true,
-            "sources": st.pipeline.sources.len(),
-            "routes": st.pipeline.router.routes().len(),
+            "sources": st.pipeline.load().sources.len(),
+            "routes": st.pipeline.load().router.routes().len(),
         },
         "dry_run": st.dry_run,
         "outbox": outbox,

@@ -65,7 +65,8 @@ async fn receive(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let Some(source) = st.pipeline.sources.get(&source_name) else {
+    let pipeline = st.pipeline.load();
+    let Some(source) = pipeline.sources.get(&source_name) else {
         tracing::warn!(source = %source_name, "refused: unknown source");
         return Err(ApiError::UnknownSource(source_name));
     };
@@ -101,7 +102,7 @@ async fn receive(
     let parsed_ack = parsed.ack.clone();
     let mut planned = Vec::with_capacity(parsed.events.len());
     for ev in parsed.events {
-        let p = st.pipeline.plan(source, ev);
+        let p = pipeline.plan(source, ev);
         for e in &p.render_errors {
             st.ingest.template_errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!(source = %source.name, delivery_id = %p.event.delivery_id, event = %p.event.name, error = %e,
@@ -125,10 +126,10 @@ async fn receive(
     let mut events = Vec::new();
     for ((delivery_id, name, routes), result) in summary.into_iter().zip(results) {
         let (status, routes, messages) = match result {
-            Committed::Inserted { messages, .. } => {
+            Committed::Inserted { messages, held, .. } => {
                 any_new = true;
                 st.ingest.accepted.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(source = %source.name, delivery_id = %delivery_id, event = %name, routes = ?routes, messages, "accepted");
+                tracing::info!(source = %source.name, delivery_id = %delivery_id, event = %name, routes = ?routes, messages, held, "accepted");
                 ("accepted", routes, messages)
             }
             Committed::Duplicate { routes } => {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::http::StatusCode;
 use tower_http::timeout::TimeoutLayer;
@@ -33,7 +34,8 @@ pub struct IngestStats {
 
 #[derive(Debug)]
 pub struct Shared {
-    pub pipeline: Pipeline,
+    /// Swapped whole by a reload; each request uses the one it loaded.
+    pub pipeline: Arc<ArcSwap<Pipeline>>,
     pub committer: CommitHandle,
     pub store: Store,
     pub dry_run: bool,

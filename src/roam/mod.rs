@@ -37,6 +37,18 @@ impl RoamError {
     pub fn is_transient(&self) -> bool {
         matches!(self, RoamError::Unavailable { .. } | RoamError::Network(_))
     }
+
+    /// `chat.update`'s target is gone (deleted in Roam): post a new message instead.
+    pub fn is_message_not_found(&self) -> bool {
+        matches!(self, RoamError::Rejected { status, detail }
+            if *status == 404 || detail.contains("message_not_found"))
+    }
+}
+
+/// `chat.post`'s answer (`timestamp` only when synchronous).
+#[derive(Debug, Deserialize)]
+struct Posted {
+    timestamp: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,18 +99,31 @@ impl RoamClient {
         })
     }
 
-    /// `POST /chat.post` with a prepared JSON body.
-    pub async fn chat_post(&self, body: String) -> Result<(), RoamError> {
+    /// `POST /chat.post` with a prepared JSON body. Returns the message's timestamp when
+    /// Roam gives one (requests with `sync` or `threadKey`).
+    pub async fn chat_post(&self, body: String) -> Result<Option<i64>, RoamError> {
+        let body = self.post_json("chat.post", body).await?;
+        Ok(serde_json::from_str::<Posted>(&body)
+            .ok()
+            .and_then(|p| p.timestamp))
+    }
+
+    /// `POST /chat.update`: edits a message the bot posted.
+    pub async fn chat_update(&self, body: String) -> Result<(), RoamError> {
+        self.post_json("chat.update", body).await.map(|_| ())
+    }
+
+    async fn post_json(&self, method: &str, body: String) -> Result<String, RoamError> {
         let resp = self
             .http
-            .post(format!("{}/chat.post", self.base))
+            .post(format!("{}/{method}", self.base))
             .bearer_auth(self.key.expose())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
             .send()
             .await
             .map_err(network_error)?;
-        classify(resp).await.map(|_| ())
+        classify(resp).await
     }
 
     /// `GET /token.info`: who the key belongs to and what it may do.

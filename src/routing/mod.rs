@@ -8,11 +8,14 @@
 
 pub mod when;
 
+use std::time::Duration;
+
 use regex::Regex;
 use serde_json::Value;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, RouteConfig};
 use crate::fieldpath::{FieldPath, scalar_text};
+use crate::grouping::Hold;
 use crate::inbound::Source;
 use crate::render::Templates;
 
@@ -34,6 +37,10 @@ pub struct Route {
     pub mentions: Vec<String>,
     /// Over Roam's size cap: split into a thread (true) instead of cutting.
     pub split_long: bool,
+    pub thread: bool,
+    pub update: bool,
+    /// Grouping, dedup and caps; None: one message per event, at once.
+    pub hold: Option<Hold>,
 }
 
 #[derive(Debug)]
@@ -247,7 +254,11 @@ impl Router {
                     cfg.error(&full, problem)
                 })?),
             };
+            let hold = compile_hold(cfg, i, rc, templates)?;
             routes.push(Route {
+                thread: rc.thread.unwrap_or(false),
+                update: rc.update.unwrap_or(false),
+                hold,
                 name: rc.name.clone(),
                 source,
                 events,
@@ -312,6 +323,92 @@ impl Router {
         }
         out
     }
+}
+
+/// Defaults as in Alertmanager for grouping routes; a route that only deduplicates or
+/// caps sends each event as soon as the flusher sees it.
+const DEFAULT_GROUP_WAIT: Duration = Duration::from_secs(30);
+const DEFAULT_GROUP_INTERVAL: Duration = Duration::from_secs(300);
+const DEFAULT_MAX_MESSAGES_INTERVAL: Duration = Duration::from_secs(600);
+const DEFAULT_GROUP_SHOWN: u32 = 10;
+
+fn compile_hold(
+    cfg: &Config,
+    i: usize,
+    rc: &RouteConfig,
+    templates: &Templates,
+) -> Result<Option<Hold>, ConfigError> {
+    let key = |k: &str| format!("routes[{i}].{k}");
+    let holds = rc.group_by.is_some()
+        || rc.group_wait.is_some()
+        || rc.group_interval.is_some()
+        || rc.repeat_interval.is_some()
+        || rc.max_messages.is_some();
+    if !holds {
+        for (set, k) in [
+            (rc.fingerprint.is_some(), "fingerprint"),
+            (rc.group_template.is_some(), "group_template"),
+            (rc.group_shown.is_some(), "group_shown"),
+            (rc.max_messages_interval.is_some(), "max_messages_interval"),
+        ] {
+            if set {
+                return Err(cfg.error(&key(k), "has no effect without group_by, group_wait, group_interval, repeat_interval or max_messages"));
+            }
+        }
+        return Ok(None);
+    }
+    let paths = |k: &str, list: &[String]| -> Result<Vec<FieldPath>, ConfigError> {
+        list.iter()
+            .enumerate()
+            .map(|(n, p)| {
+                FieldPath::parse(p).map_err(|e| cfg.error(&format!("routes[{i}].{k}[{n}]"), e))
+            })
+            .collect()
+    };
+    let group_by = match &rc.group_by {
+        None => None,
+        Some(list) => Some(paths("group_by", list)?),
+    };
+    let grouping = group_by.is_some();
+    let ms = |d: Duration| d.as_millis().min(i64::MAX as u128) as i64;
+    let wait = rc.group_wait.unwrap_or(if grouping {
+        DEFAULT_GROUP_WAIT
+    } else {
+        Duration::ZERO
+    });
+    let interval = rc.group_interval.unwrap_or(if grouping {
+        DEFAULT_GROUP_INTERVAL
+    } else {
+        Duration::ZERO
+    });
+    if rc.max_messages == Some(0) {
+        return Err(cfg.error(&key("max_messages"), "must be at least 1"));
+    }
+    if let Some(t) = &rc.group_template
+        && !templates.has(t)
+    {
+        return Err(cfg.error(
+            &key("group_template"),
+            format!("unknown template {t:?} (add templates/{t}.hbs or use the built-in \"group\")"),
+        ));
+    }
+    let window = rc
+        .max_messages_interval
+        .unwrap_or(DEFAULT_MAX_MESSAGES_INTERVAL);
+    if window.is_zero() {
+        return Err(cfg.error(&key("max_messages_interval"), "must be longer than 0s"));
+    }
+    Ok(Some(Hold {
+        group_by,
+        wait_ms: ms(wait),
+        interval_ms: ms(interval),
+        repeat_ms: rc.repeat_interval.map(ms),
+        max_messages: rc.max_messages,
+        max_window_ms: ms(window),
+        template: rc.group_template.clone(),
+        shown: rc.group_shown.unwrap_or(DEFAULT_GROUP_SHOWN).max(1) as usize,
+        fingerprint: paths("fingerprint", rc.fingerprint.as_deref().unwrap_or(&[]))?,
+    }))
 }
 
 impl Route {

@@ -39,10 +39,15 @@ impl std::fmt::Debug for CommitHandle {
 }
 
 impl CommitHandle {
-    /// Starts the writer. `on_new_messages` is notified after a commit that queued messages.
-    pub fn spawn(store: Store, on_new_messages: Arc<Notify>) -> (CommitHandle, JoinHandle<()>) {
+    /// Starts the writer. `on_new_messages` is notified after a commit that queued
+    /// messages, `on_held` after one that held items back in groups.
+    pub fn spawn(
+        store: Store,
+        on_new_messages: Arc<Notify>,
+        on_held: Arc<Notify>,
+    ) -> (CommitHandle, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let task = tokio::spawn(writer(store, rx, on_new_messages));
+        let task = tokio::spawn(writer(store, rx, on_new_messages, on_held));
         (CommitHandle { tx }, task)
     }
 
@@ -58,7 +63,12 @@ impl CommitHandle {
     }
 }
 
-async fn writer(store: Store, mut rx: mpsc::Receiver<Job>, notify: Arc<Notify>) {
+async fn writer(
+    store: Store,
+    mut rx: mpsc::Receiver<Job>,
+    notify: Arc<Notify>,
+    on_held: Arc<Notify>,
+) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         let mut count = jobs[0].events.len();
@@ -82,6 +92,9 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Job>, notify: Arc<Notify>) 
                 let queued = results
                     .iter()
                     .any(|r| matches!(r, Committed::Inserted { messages, .. } if *messages > 0));
+                let held = results
+                    .iter()
+                    .any(|r| matches!(r, Committed::Inserted { held, .. } if *held > 0));
                 let mut results = results.into_iter();
                 for (reply, n) in replies {
                     let mine: Vec<Committed> = results.by_ref().take(n).collect();
@@ -89,6 +102,9 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Job>, notify: Arc<Notify>) 
                 }
                 if queued {
                     notify.notify_one();
+                }
+                if held {
+                    on_held.notify_one();
                 }
             }
             Err(e) => {

@@ -10,6 +10,7 @@
 //!   due rows, sends, then records the outcome in a new statement.
 
 pub mod committer;
+mod groups;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -24,6 +25,9 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row};
 
 const SCHEMA_V1: &str = include_str!("schema.sql");
+const SCHEMA_V2: &str = include_str!("schema_v2.sql");
+
+pub use groups::{DueGroup, GroupFlush, HeldItem, Silence, StoredItem};
 
 /// SQLite allows 32,766 bound values per statement; an event row binds 7.
 const EVENT_ROWS_PER_STATEMENT: usize = 1000;
@@ -54,6 +58,9 @@ pub struct NewEvent {
     pub entity: Option<String>,
     pub routes: Vec<String>,
     pub messages: Vec<NewMessage>,
+    /// Items for grouped, deduplicated, capped or muted routes: they wait in a group
+    /// and go out later as one message (`grouping`).
+    pub held: Vec<HeldItem>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +70,38 @@ pub struct NewMessage {
     /// The chat.post JSON body.
     pub request: String,
     pub render_error: Option<String>,
+    pub op: MessageOp,
+    /// For `Upsert`: route NUL chat NUL entity, the key of `entity_messages`.
+    pub entity_key: Option<String>,
+}
+
+/// How a message reaches Roam.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MessageOp {
+    /// `chat.post` the request.
+    #[default]
+    Post,
+    /// The first message about an entity is posted (sync, to learn its timestamp);
+    /// later ones edit it in place with `chat.update` (and reply in its thread if the
+    /// request has a `threadKey`).
+    Upsert,
+}
+
+impl MessageOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageOp::Post => "post",
+            MessageOp::Upsert => "upsert",
+        }
+    }
+
+    fn parse(s: &str) -> MessageOp {
+        if s == "upsert" {
+            MessageOp::Upsert
+        } else {
+            MessageOp::Post
+        }
+    }
 }
 
 /// What committing one event did.
@@ -71,11 +110,11 @@ pub enum Committed {
     Inserted {
         event_id: i64,
         messages: usize,
+        /// Items waiting in groups (`grouping`).
+        held: usize,
     },
     /// Same (source, delivery_id) seen before: nothing written. The routes it matched then.
-    Duplicate {
-        routes: Vec<String>,
-    },
+    Duplicate { routes: Vec<String> },
 }
 
 /// A message due for delivery.
@@ -88,6 +127,17 @@ pub struct OutboxMessage {
     pub attempts: i64,
     pub created_at: i64,
     pub maybe_duplicate: bool,
+    pub op: MessageOp,
+    pub entity_key: Option<String>,
+}
+
+/// The Roam message posted for an entity: what a later `chat.update` edits.
+#[derive(Debug, Clone, Copy)]
+pub struct EntityMessage<'a> {
+    pub entity_key: &'a str,
+    pub chat: &'a str,
+    /// Roam's message timestamp (µs).
+    pub timestamp: i64,
 }
 
 /// A message as the operator sees it (`roam-notify outbox`).
@@ -206,6 +256,8 @@ fn outbox_json(messages: &[NewMessage]) -> Option<String> {
                 "chat": m.chat,
                 "request": m.request,
                 "render_error": m.render_error,
+                "op": m.op.as_str(),
+                "entity_key": m.entity_key,
             })
         })
         .collect();
@@ -272,6 +324,16 @@ impl Store {
                 .await
                 .map_err(StoreError::Migrate)?;
         }
+        if version.unwrap_or(0) < 2 {
+            sqlx::raw_sql(SCHEMA_V2)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Migrate)?;
+            sqlx::query("INSERT INTO schema_version (version) VALUES (2)")
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Migrate)?;
+        }
         tx.commit().await.map_err(StoreError::Migrate)
     }
 
@@ -284,29 +346,32 @@ impl Store {
         // (source, delivery_id) -> new row id, for the rows the INSERT actually wrote.
         let key = |source: &str, delivery: &str| format!("{source}\u{0}{delivery}");
         let mut inserted: HashMap<String, i64> = HashMap::with_capacity(events.len());
-        for chunk in events.chunks(EVENT_ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO events (source, delivery_id, name, entity, routes, received_at, outbox) ",
-            );
-            q.push_values(chunk, |mut row, ev| {
-                row.push_bind(&ev.source)
-                    .push_bind(&ev.delivery_id)
-                    .push_bind(&ev.name)
-                    .push_bind(&ev.entity)
-                    .push_bind(serde_json::to_string(&ev.routes).unwrap_or_else(|_| "[]".into()))
-                    .push_bind(now)
-                    .push_bind(outbox_json(&ev.messages));
-            });
-            q.push(
-                " ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id, source, delivery_id",
-            );
-            for row in q.build().fetch_all(&self.writer).await? {
-                let id: i64 = row.try_get(0)?;
-                let source: String = row.try_get(1)?;
-                let delivery: String = row.try_get(2)?;
-                inserted.insert(key(&source, &delivery), id);
-            }
+        // Held items go in with their events, atomically: then a transaction is needed.
+        // Without them each chunk is one statement, atomic by itself.
+        let any_held = events.iter().any(|e| !e.held.is_empty());
+        let mut conn = self.writer.acquire().await?;
+        if any_held {
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
         }
+        let result = self
+            .insert_events(&mut conn, events, now, &mut inserted)
+            .await;
+        let result = match result {
+            Ok(()) if any_held => {
+                match groups::insert_held(&mut conn, events, &inserted, now).await {
+                    Ok(()) => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| ()),
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        };
+        if let Err(e) = result {
+            if any_held {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            }
+            return Err(e.into());
+        }
+        drop(conn);
         // The first event with a given key got the row; any other is a duplicate.
         let mut out = Vec::with_capacity(events.len());
         for ev in events {
@@ -314,6 +379,7 @@ impl Store {
                 Some(event_id) => out.push(Committed::Inserted {
                     event_id,
                     messages: ev.messages.len(),
+                    held: ev.held.len(),
                 }),
                 None => {
                     let prev: Option<String> = sqlx::query_scalar(
@@ -331,6 +397,40 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    async fn insert_events(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        events: &[NewEvent],
+        now: i64,
+        inserted: &mut HashMap<String, i64>,
+    ) -> Result<(), sqlx::Error> {
+        let key = |source: &str, delivery: &str| format!("{source}\u{0}{delivery}");
+        for chunk in events.chunks(EVENT_ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events (source, delivery_id, name, entity, routes, received_at, outbox) ",
+            );
+            q.push_values(chunk, |mut row, ev| {
+                row.push_bind(&ev.source)
+                    .push_bind(&ev.delivery_id)
+                    .push_bind(&ev.name)
+                    .push_bind(&ev.entity)
+                    .push_bind(serde_json::to_string(&ev.routes).unwrap_or_else(|_| "[]".into()))
+                    .push_bind(now)
+                    .push_bind(outbox_json(&ev.messages));
+            });
+            q.push(
+                " ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id, source, delivery_id",
+            );
+            for row in q.build().fetch_all(&mut *conn).await? {
+                let id: i64 = row.try_get(0)?;
+                let source: String = row.try_get(1)?;
+                let delivery: String = row.try_get(2)?;
+                inserted.insert(key(&source, &delivery), id);
+            }
+        }
+        Ok(())
     }
 
     /// At start-up: messages that were being sent when the process stopped go back to
@@ -353,7 +453,8 @@ impl Store {
     ) -> Result<Vec<OutboxMessage>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{HEADS}
-             SELECT m.id, m.chat, m.route, m.request, m.attempts, m.created_at, m.maybe_duplicate
+             SELECT m.id, m.chat, m.route, m.request, m.attempts, m.created_at, m.maybe_duplicate,
+                    m.op, m.entity_key
              FROM heads m
              WHERE m.status = 'pending' AND m.next_attempt_at <= $1
              ORDER BY m.next_attempt_at, m.id LIMIT $2"
@@ -372,6 +473,8 @@ impl Store {
                     attempts: r.try_get("attempts")?,
                     created_at: r.try_get("created_at")?,
                     maybe_duplicate: r.try_get::<i64, _>("maybe_duplicate")? != 0,
+                    op: MessageOp::parse(r.try_get::<&str, _>("op")?),
+                    entity_key: r.try_get("entity_key")?,
                 })
             })
             .collect()
@@ -397,13 +500,45 @@ impl Store {
         Ok(())
     }
 
-    pub async fn mark_delivered(&self, id: i64) -> Result<(), StoreError> {
+    /// Marks a message delivered; `posted` records the Roam message that now stands for
+    /// its entity (an upsert's first post), in the same transaction.
+    pub async fn mark_delivered(
+        &self,
+        id: i64,
+        posted: Option<EntityMessage<'_>>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
         sqlx::query("UPDATE messages SET status = 'delivered', delivered_at = $2, last_error = NULL WHERE id = $1")
             .bind(id)
-            .bind(now_ms())
-            .execute(&self.writer)
+            .bind(now)
+            .execute(&mut *tx)
             .await?;
+        if let Some(p) = posted {
+            sqlx::query(
+                "INSERT INTO entity_messages (entity_key, chat, timestamp, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (entity_key) DO UPDATE SET chat = excluded.chat, timestamp = excluded.timestamp,
+                     updated_at = excluded.updated_at",
+            )
+            .bind(p.entity_key)
+            .bind(p.chat)
+            .bind(p.timestamp)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// The Roam message (timestamp) that stands for an entity, if one was posted.
+    pub async fn entity_message(&self, entity_key: &str) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT timestamp FROM entity_messages WHERE entity_key = $1")
+                .bind(entity_key)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
     }
 
     /// Back to pending, due at `next_at`. `count_attempt = false` for waits that are not
@@ -526,10 +661,20 @@ impl Store {
                 "DELETE FROM events WHERE id IN (
                      SELECT e.id FROM events e
                      WHERE e.received_at < $1 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.event_id = e.id)
+                       AND NOT EXISTS (SELECT 1 FROM group_items g WHERE g.event_id = e.id)
                      LIMIT $2)",
                 cutoff_ms,
             )
             .await?;
+        // Dedup memory, entity map and idle groups expire with the same retention.
+        for sql in [
+            "DELETE FROM fingerprints WHERE (route, fingerprint) IN (SELECT route, fingerprint FROM fingerprints WHERE sent_at < $1 LIMIT $2)",
+            "DELETE FROM entity_messages WHERE rowid IN (SELECT rowid FROM entity_messages WHERE updated_at < $1 LIMIT $2)",
+            "DELETE FROM groups WHERE id IN (SELECT id FROM groups WHERE flush_at IS NULL AND COALESCE(last_flush_at, 0) < $1
+                 AND NOT EXISTS (SELECT 1 FROM group_items i WHERE i.group_id = groups.id) LIMIT $2)",
+        ] {
+            self.delete_in_batches(sql, cutoff_ms).await?;
+        }
         Ok((messages, events))
     }
 
@@ -602,8 +747,11 @@ mod tests {
                     chat: c.to_string(),
                     request: format!("{{\"chat\":\"{c}\",\"text\":\"{id}\"}}"),
                     render_error: None,
+                    op: MessageOp::Post,
+                    entity_key: None,
                 })
                 .collect(),
+            held: vec![],
         }
     }
 
@@ -663,13 +811,13 @@ mod tests {
         assert!(later.iter().all(|m| m.chat != "A"), "{later:?}");
         assert_eq!(later.len(), 2);
         for m in &later {
-            s.mark_delivered(m.id).await.unwrap();
+            s.mark_delivered(m.id, None).await.unwrap();
         }
         // B's second message is now its head; A still waits; C is done.
         let next = s.due_messages(now, 10).await.unwrap();
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].chat, "B");
-        s.mark_delivered(next[0].id).await.unwrap();
+        s.mark_delivered(next[0].id, None).await.unwrap();
         assert_eq!(s.next_due_at().await.unwrap(), Some(now + 60_000));
         let st = s.stats().await.unwrap();
         assert_eq!((st.pending, st.delivered, st.dead), (2, 3, 0));
@@ -691,7 +839,7 @@ mod tests {
         .unwrap();
         let due = s.due_messages(now_ms() + 1, 10).await.unwrap();
         let by_chat = |c: &str| due.iter().find(|m| m.chat == c).unwrap().id;
-        s.mark_delivered(by_chat("A")).await.unwrap();
+        s.mark_delivered(by_chat("A"), None).await.unwrap();
         s.mark_dead(by_chat("B"), "403").await.unwrap();
         // C stays pending.
         let (m, e) = s.prune(now_ms() + 60_000).await.unwrap();

@@ -1,0 +1,186 @@
+//! Noise control: routes that group, deduplicate, cap or mute their events.
+//!
+//! A route with `group_by`, `group_wait`, `group_interval`, `repeat_interval` or
+//! `max_messages` (or a muted route that summarises) does not queue a message per event.
+//! Its events become *items* in a durable group (`storage::groups`), committed with the
+//! event, and the [`flusher`] later turns each due group into one message:
+//! - a new group waits `group_wait` for company, later messages of the group come at
+//!   most every `group_interval`; a resolved event makes its group due at once;
+//! - items whose fingerprint the route sent within `repeat_interval` are dropped, and
+//!   identical items pending together are one line with a count;
+//! - when sending the due groups one by one would exceed `max_messages` per
+//!   `max_messages_interval`, they go out as one digest message instead.
+//!
+//! A group of one item is sent as that item's own message; larger groups use the
+//! `group` template (or the route's `group_template`).
+
+pub mod flusher;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::fieldpath::{FieldPath, scalar_text};
+
+/// A route's grouping settings, compiled from its config.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    /// None: every event is its own group (dedup and caps only).
+    pub group_by: Option<Vec<FieldPath>>,
+    pub wait_ms: i64,
+    pub interval_ms: i64,
+    pub repeat_ms: Option<i64>,
+    pub max_messages: Option<u32>,
+    pub max_window_ms: i64,
+    /// Template for messages of several items.
+    pub template: Option<String>,
+    /// Items listed in a group message; the rest are counted.
+    pub shown: usize,
+    /// Fields that identify "the same event" for `repeat_interval`; empty: the event's
+    /// name and entity, or its rendered text when it has no entity.
+    pub fingerprint: Vec<FieldPath>,
+}
+
+/// What a group needs to become a message, stored with the group (see `storage::groups`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GroupSpec {
+    pub to: Vec<String>,
+    pub mentions: Vec<String>,
+    pub template: Option<String>,
+    pub thread: bool,
+    pub update: bool,
+    pub split_long: bool,
+    pub interval_ms: i64,
+    pub repeat_ms: Option<i64>,
+    pub max_messages: Option<u32>,
+    pub max_window_ms: i64,
+    pub shown: usize,
+    /// The `group_by` fields and their values for this group.
+    pub labels: BTreeMap<String, String>,
+    /// Set on a mute summary group: the mute window's name.
+    #[serde(default)]
+    pub muted: Option<String>,
+    /// Set on the `max_messages` overflow digest.
+    #[serde(default)]
+    pub digest: bool,
+}
+
+/// One event's line in a group message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Item {
+    pub event: String,
+    /// The last part of the event name: `firing`, `resolved`, `completed`, ...
+    pub status: String,
+    pub entity: Option<String>,
+    /// The first line of the event's message.
+    pub title: String,
+    /// The event's whole message, sent as is when the group has only this item.
+    pub text: String,
+}
+
+impl Item {
+    pub fn new(event: &str, entity: Option<&str>, text: &str) -> Item {
+        let title = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect();
+        Item {
+            event: event.to_string(),
+            status: event.rsplit('.').next().unwrap_or(event).to_string(),
+            entity: entity.map(str::to_string),
+            title,
+            text: text.to_string(),
+        }
+    }
+
+    pub fn is_resolved(&self) -> bool {
+        self.status == "resolved"
+    }
+}
+
+/// The group key and its labels: the `group_by` values joined, or `unique` when the
+/// route does not group.
+pub fn group_key(hold: &Hold, payload: &Value, unique: &str) -> (String, BTreeMap<String, String>) {
+    let Some(paths) = &hold.group_by else {
+        return (format!("\u{1}{unique}"), BTreeMap::new());
+    };
+    let mut labels = BTreeMap::new();
+    for p in paths {
+        let v = p.lookup(payload).and_then(scalar_text).unwrap_or_default();
+        labels.insert(p.as_str().to_string(), v);
+    }
+    let key = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("\u{0}");
+    (key, labels)
+}
+
+/// What makes two events "the same" for `repeat_interval`.
+pub fn fingerprint(
+    hold: &Hold,
+    source: &str,
+    event: &str,
+    entity: Option<&str>,
+    payload: &Value,
+    text: &str,
+) -> String {
+    let mut h = Sha256::new();
+    h.update(source.as_bytes());
+    h.update([0]);
+    h.update(event.as_bytes());
+    h.update([0]);
+    if !hold.fingerprint.is_empty() {
+        for p in &hold.fingerprint {
+            let v = p.lookup(payload).map(|v| v.to_string()).unwrap_or_default();
+            h.update(v.as_bytes());
+            h.update([0]);
+        }
+    } else if let Some(e) = entity {
+        h.update(e.as_bytes());
+    } else {
+        h.update(text.as_bytes());
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+/// An item with how many identical ones were pending with it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Line {
+    #[serde(flatten)]
+    pub item: Item,
+    pub repeats: u64,
+}
+
+/// The data a group template sees (see `templates/group.sample.json`).
+pub fn group_context(
+    route: &str,
+    spec: &GroupSpec,
+    lines: &[Line],
+    suppressed: usize,
+) -> serde_json::Value {
+    let count: u64 = lines.iter().map(|l| l.repeats).sum();
+    let mut statuses: BTreeMap<&str, u64> = BTreeMap::new();
+    for l in lines {
+        *statuses.entry(l.item.status.as_str()).or_default() += l.repeats;
+    }
+    let shown: Vec<&Line> = lines.iter().take(spec.shown).collect();
+    serde_json::json!({
+        "route": route,
+        "count": count,
+        "statuses": statuses,
+        "labels": spec.labels,
+        "shown": shown,
+        "more": lines.len().saturating_sub(spec.shown),
+        "suppressed": suppressed,
+        "digest": spec.digest,
+        "muted": spec.muted,
+    })
+}

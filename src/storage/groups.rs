@@ -1,0 +1,386 @@
+//! Storage for grouped routes (pending groups, their items, dedup fingerprints, the
+//! `max_messages` budget) and for silences. The policy lives in `grouping`; this file
+//! only reads and writes rows, each change in one transaction.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::sqlite::Sqlite;
+use sqlx::{QueryBuilder, Row, SqliteConnection};
+
+use super::{NewEvent, NewMessage, Store, StoreError, now_ms};
+
+/// One event's contribution to a group on a held route.
+#[derive(Debug, Clone)]
+pub struct HeldItem {
+    pub route: String,
+    /// The group within the route (the `group_by` values).
+    pub key: String,
+    /// The route's grouping settings (JSON `grouping::GroupSpec`), stored with the group.
+    pub spec: String,
+    pub fingerprint: String,
+    /// JSON `grouping::Item`.
+    pub item: String,
+    /// A new group waits this long for more events before its first message.
+    pub wait_ms: i64,
+    /// A group that has sent waits this long before its next message.
+    pub interval_ms: i64,
+    /// Send the group at this time regardless (a resolved alert: now; a mute window: its end).
+    pub flush_at: Option<i64>,
+}
+
+/// A group whose time has come.
+#[derive(Debug, Clone)]
+pub struct DueGroup {
+    pub id: i64,
+    pub route: String,
+    pub key: String,
+    pub spec: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredItem {
+    pub id: i64,
+    pub group_id: i64,
+    pub event_id: i64,
+    pub fingerprint: String,
+    pub item: String,
+}
+
+/// What sending some groups wrote: applied in one transaction.
+#[derive(Debug, Clone)]
+pub struct GroupFlush {
+    pub route: String,
+    pub group_ids: Vec<i64>,
+    /// Items up to this id were read and are consumed; later ones stay for the next message.
+    pub upto_item_id: i64,
+    /// (event id the message is filed under, message).
+    pub messages: Vec<(i64, NewMessage)>,
+    /// Fingerprints sent now (for `repeat_interval`).
+    pub fingerprints: Vec<String>,
+    /// The route's `max_messages` window after this flush: (start, messages sent in it).
+    pub window: Option<(i64, i64)>,
+    pub interval_ms: i64,
+}
+
+/// A silence as stored (`roam-notify silence add`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Silence {
+    pub id: i64,
+    /// JSON: `routing::silence::Matcher`.
+    pub matcher: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub comment: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expired: bool,
+}
+
+fn push_ids(q: &mut QueryBuilder<Sqlite>, ids: &[i64]) {
+    q.push("(");
+    let mut sep = q.separated(", ");
+    for id in ids {
+        sep.push_bind(*id);
+    }
+    q.push(")");
+}
+
+/// Inside the commit transaction: the held items of the events that were inserted
+/// (a duplicate delivery holds nothing back).
+pub(super) async fn insert_held(
+    conn: &mut SqliteConnection,
+    events: &[NewEvent],
+    inserted: &HashMap<String, i64>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let mut done = HashSet::new();
+    for ev in events.iter().filter(|e| !e.held.is_empty()) {
+        let key = format!("{}\u{0}{}", ev.source, ev.delivery_id);
+        let Some(&event_id) = inserted.get(&key) else {
+            continue;
+        };
+        if !done.insert(key) {
+            continue;
+        }
+        for h in &ev.held {
+            let group_id: i64 = sqlx::query_scalar(
+                "INSERT INTO groups (route, key, spec, flush_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (route, key) DO UPDATE SET spec = excluded.spec,
+                   flush_at = CASE
+                     WHEN $5 IS NOT NULL THEN COALESCE(MIN(groups.flush_at, $5), $5)
+                     WHEN groups.flush_at IS NOT NULL THEN groups.flush_at
+                     WHEN groups.last_flush_at IS NULL THEN $6 + $7
+                     ELSE MAX($6, groups.last_flush_at + $8) END
+                 RETURNING id",
+            )
+            .bind(&h.route)
+            .bind(&h.key)
+            .bind(&h.spec)
+            .bind(h.flush_at.unwrap_or(now + h.wait_ms))
+            .bind(h.flush_at)
+            .bind(now)
+            .bind(h.wait_ms)
+            .bind(h.interval_ms)
+            .fetch_one(&mut *conn)
+            .await?;
+            sqlx::query(
+                "INSERT INTO group_items (group_id, event_id, fingerprint, item, received_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(group_id)
+            .bind(event_id)
+            .bind(&h.fingerprint)
+            .bind(&h.item)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Groups due at `now`, by route.
+    pub async fn due_groups(&self, now: i64, limit: i64) -> Result<Vec<DueGroup>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, route, key, spec FROM groups INDEXED BY groups_due
+             WHERE flush_at IS NOT NULL AND flush_at <= $1 ORDER BY route, flush_at, id LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DueGroup {
+                    id: r.try_get(0)?,
+                    route: r.try_get(1)?,
+                    key: r.try_get(2)?,
+                    spec: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// When the next group is due (unix ms).
+    pub async fn next_group_due(&self) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(flush_at) FROM groups INDEXED BY groups_due WHERE flush_at IS NOT NULL",
+        )
+        .fetch_one(&self.reader)
+        .await?)
+    }
+
+    /// Items pending in these groups, oldest first.
+    pub async fn group_items(&self, group_ids: &[i64]) -> Result<Vec<StoredItem>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT id, group_id, event_id, fingerprint, item FROM group_items WHERE group_id IN ",
+        );
+        push_ids(&mut q, group_ids);
+        q.push(" ORDER BY id");
+        let rows = q.build().fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredItem {
+                    id: r.try_get(0)?,
+                    group_id: r.try_get(1)?,
+                    event_id: r.try_get(2)?,
+                    fingerprint: r.try_get(3)?,
+                    item: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Items pending per route (for `/readyz`).
+    pub async fn held_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT g.route, COUNT(*) FROM group_items i JOIN groups g ON g.id = i.group_id GROUP BY g.route ORDER BY g.route",
+        )
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// Fingerprints this route sent at or after `since`.
+    pub async fn sent_fingerprints(
+        &self,
+        route: &str,
+        since: i64,
+    ) -> Result<HashSet<String>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT fingerprint FROM fingerprints WHERE route = $1 AND sent_at >= $2",
+        )
+        .bind(route)
+        .bind(since)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// The route's `max_messages` window: (start, messages sent in it).
+    pub async fn route_window(&self, route: &str) -> Result<Option<(i64, i64)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT window_start, sent FROM route_windows WHERE route = $1")
+                .bind(route)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+
+    /// Queues a group's message and consumes its items, atomically: a crash before this
+    /// commits sends nothing and keeps the items; after it, the message is in the outbox.
+    pub async fn apply_flush(&self, f: &GroupFlush) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        for (event_id, m) in &f.messages {
+            sqlx::query(
+                "INSERT INTO messages (event_id, route, chat, request, status, created_at, next_attempt_at, render_error, op, entity_key)
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $5, $6, $7, $8)",
+            )
+            .bind(event_id)
+            .bind(&m.route)
+            .bind(&m.chat)
+            .bind(&m.request)
+            .bind(now)
+            .bind(&m.render_error)
+            .bind(m.op.as_str())
+            .bind(&m.entity_key)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM group_items WHERE id <= ");
+        q.push_bind(f.upto_item_id).push(" AND group_id IN ");
+        push_ids(&mut q, &f.group_ids);
+        q.build().execute(&mut *tx).await?;
+        let mut q = QueryBuilder::<Sqlite>::new("UPDATE groups SET last_flush_at = ");
+        q.push_bind(now)
+            .push(", flush_at = CASE WHEN EXISTS (SELECT 1 FROM group_items i WHERE i.group_id = groups.id) THEN ")
+            .push_bind(now + f.interval_ms)
+            .push(" ELSE NULL END WHERE id IN ");
+        push_ids(&mut q, &f.group_ids);
+        q.build().execute(&mut *tx).await?;
+        for fp in &f.fingerprints {
+            sqlx::query(
+                "INSERT INTO fingerprints (route, fingerprint, sent_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (route, fingerprint) DO UPDATE SET sent_at = excluded.sent_at",
+            )
+            .bind(&f.route)
+            .bind(fp)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some((start, sent)) = f.window {
+            sqlx::query(
+                "INSERT INTO route_windows (route, window_start, sent) VALUES ($1, $2, $3)
+                 ON CONFLICT (route) DO UPDATE SET window_start = excluded.window_start, sent = excluded.sent",
+            )
+            .bind(&f.route)
+            .bind(start)
+            .bind(sent)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Moves the pending items of `group_ids` into the route's group `key` (created with
+    /// `spec` if needed), due at `flush_at` at the latest: the `max_messages` overflow digest.
+    pub async fn merge_groups(
+        &self,
+        route: &str,
+        key: &str,
+        spec: &str,
+        group_ids: &[i64],
+        flush_at: i64,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let target: i64 = sqlx::query_scalar(
+            "INSERT INTO groups (route, key, spec, flush_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (route, key) DO UPDATE SET spec = excluded.spec,
+               flush_at = COALESCE(MIN(groups.flush_at, excluded.flush_at), excluded.flush_at)
+             RETURNING id",
+        )
+        .bind(route)
+        .bind(key)
+        .bind(spec)
+        .bind(flush_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        let others: Vec<i64> = group_ids.iter().copied().filter(|&g| g != target).collect();
+        if !others.is_empty() {
+            let mut q = QueryBuilder::<Sqlite>::new("UPDATE group_items SET group_id = ");
+            q.push_bind(target).push(" WHERE group_id IN ");
+            push_ids(&mut q, &others);
+            q.build().execute(&mut *tx).await?;
+            let mut q =
+                QueryBuilder::<Sqlite>::new("UPDATE groups SET flush_at = NULL, last_flush_at = ");
+            q.push_bind(now).push(" WHERE id IN ");
+            push_ids(&mut q, &others);
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn add_silence(
+        &self,
+        matcher: &str,
+        starts_at: i64,
+        ends_at: i64,
+        comment: &str,
+        created_by: &str,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO silences (matcher, starts_at, ends_at, comment, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(matcher)
+        .bind(starts_at)
+        .bind(ends_at)
+        .bind(comment)
+        .bind(created_by)
+        .bind(now_ms())
+        .fetch_one(&self.writer)
+        .await?)
+    }
+
+    /// Silences not yet over (and, with `all`, the expired ones too), newest first.
+    pub async fn list_silences(&self, all: bool) -> Result<Vec<Silence>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, matcher, starts_at, ends_at, comment, created_by, created_at, expired FROM silences
+             WHERE $1 OR (expired = 0 AND ends_at > $2) ORDER BY id DESC",
+        )
+        .bind(all)
+        .bind(now_ms())
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Silence {
+                    id: r.try_get(0)?,
+                    matcher: r.try_get(1)?,
+                    starts_at: r.try_get(2)?,
+                    ends_at: r.try_get(3)?,
+                    comment: r.try_get(4)?,
+                    created_by: r.try_get(5)?,
+                    created_at: r.try_get(6)?,
+                    expired: r.try_get::<i64, _>(7)? != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Ends a silence now. False when there is no such active silence.
+    pub async fn expire_silence(&self, id: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE silences SET expired = 1, ends_at = MIN(ends_at, $2) WHERE id = $1 AND expired = 0",
+        )
+        .bind(id)
+        .bind(now_ms())
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+}
