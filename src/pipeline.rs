@@ -91,7 +91,15 @@ impl Pipeline {
                     render_errors.push(e.clone());
                 }
                 if let Some(hold) = &route.hold {
-                    held.push(held_item(route, hold, &meta, data.data(), &rendered.text));
+                    let line = self.item_line(source.kind, &data);
+                    held.push(held_item(
+                        route,
+                        hold,
+                        &meta,
+                        data.data(),
+                        &rendered.text,
+                        line,
+                    ));
                     continue;
                 }
                 let addressing = Addressing {
@@ -200,10 +208,14 @@ fn held_item(
     meta: &EventMeta<'_>,
     payload: &Value,
     text: &str,
+    line: Option<String>,
 ) -> HeldItem {
     let unique = format!("{}\u{0}{}", meta.delivery_id, route.name);
     let (key, labels) = grouping::group_key(hold, payload, &unique);
-    let item = Item::new(meta.name, meta.entity, text);
+    let mut item = Item::new(meta.name, meta.entity, text);
+    if let Some(line) = line {
+        item.title = line;
+    }
     let spec = GroupSpec {
         to: route.to.clone(),
         mentions: route.mentions.clone(),
@@ -236,6 +248,26 @@ fn held_item(
         item: serde_json::to_string(&item).unwrap_or_default(),
         wait_ms: hold.wait_ms,
         interval_ms: hold.interval_ms,
+    }
+}
+
+impl Pipeline {
+    /// An event's one-line form in group messages: the kind's `line` template (e.g.
+    /// `alertmanager/line`) if it has one and it renders, else None (the first line of
+    /// its message is used).
+    fn item_line(&self, kind: &str, data: &handlebars::Context) -> Option<String> {
+        let name = format!("{kind}/line");
+        if !self.templates.has(&name) {
+            return None;
+        }
+        match self.templates.render_context(&name, data) {
+            Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "line template failed; using the message's first line");
+                None
+            }
+        }
     }
 }
 

@@ -37,6 +37,15 @@ async fn readyz(State(st): State<AppState>) -> (StatusCode, Json<serde_json::Val
             false,
         ),
     };
+    // Events waiting in groups (grouping, dedup, max_messages, mute summaries), by route.
+    let held: serde_json::Map<String, serde_json::Value> = st
+        .store
+        .held_counts()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(route, n)| (route, json!(n)))
+        .collect();
     let i = &st.ingest;
     let d = &st.delivery;
     let body = json!({
@@ -49,6 +58,7 @@ async fn readyz(State(st): State<AppState>) -> (StatusCode, Json<serde_json::Val
         },
         "dry_run": st.dry_run,
         "outbox": outbox,
+        "held": held,
         "delivery": {
             "delivered": d.delivered.load(Ordering::Relaxed),
             "retried": d.retried.load(Ordering::Relaxed),

@@ -195,6 +195,20 @@ impl Templates {
         })
     }
 
+    /// Renders `name` against an event's context as is (strict).
+    pub fn render_context(
+        &self,
+        name: &str,
+        data: &handlebars::Context,
+    ) -> Result<String, RenderError> {
+        self.hbs
+            .render_with_context(name, data)
+            .map_err(|e| RenderError {
+                name: name.to_string(),
+                message: render_error_text(&e),
+            })
+    }
+
     /// Renders an event for posting: never fails. On a template error the plain fallback
     /// form is used and the error is returned alongside, for logging and counting.
     /// `data` comes from [`event_context`], built once per event for all its routes.

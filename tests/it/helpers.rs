@@ -55,6 +55,8 @@ pub struct Recorded {
     pub schema_errors: Vec<String>,
     /// The status the fake answered.
     pub status: u16,
+    /// chat.post: the message timestamp the fake handed out.
+    pub given_ts: Option<i64>,
 }
 
 /// A scripted answer for the next chat.post.
@@ -79,8 +81,13 @@ struct FakeState {
 pub struct FakeRoam {
     pub url: String,
     state: Arc<Mutex<FakeState>>,
-    validator: Arc<jsonschema::Validator>,
     _stop: Arc<DropGuard>,
+}
+
+/// Validators for the request bodies the fake checks.
+struct Validators {
+    post: jsonschema::Validator,
+    update: jsonschema::Validator,
 }
 
 struct DropGuard(CancellationToken);
@@ -90,19 +97,15 @@ impl Drop for DropGuard {
     }
 }
 
-/// The chat.post request schema from Roam's published spec, closed against extra fields
-/// (so we also catch a field the spec does not define).
-fn chat_post_validator() -> jsonschema::Validator {
+/// A request schema from Roam's published spec, closed against extra fields (so we
+/// also catch a field the spec does not define).
+fn request_validator(path: &str) -> jsonschema::Validator {
     let spec: Value =
         serde_json::from_slice(&std::fs::read(shared().join("roam-openapi/chat.json")).unwrap())
             .unwrap();
     let mut schema =
-        spec["paths"]["/chat.post"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-            .clone();
-    assert!(
-        schema.is_object(),
-        "chat.post schema not found in chat.json"
-    );
+        spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"].clone();
+    assert!(schema.is_object(), "{path} schema not found in chat.json");
     schema["additionalProperties"] = json!(false);
     jsonschema::validator_for(&schema).unwrap()
 }
@@ -110,11 +113,15 @@ fn chat_post_validator() -> jsonschema::Validator {
 impl FakeRoam {
     pub async fn start() -> FakeRoam {
         let state = Arc::new(Mutex::new(FakeState::default()));
-        let validator = Arc::new(chat_post_validator());
+        let validators = Arc::new(Validators {
+            post: request_validator("/chat.post"),
+            update: request_validator("/chat.update"),
+        });
         let app = Router::new()
             .route("/v0/chat.post", post(chat_post))
+            .route("/v0/chat.update", post(chat_update))
             .route("/v0/token.info", get(token_info))
-            .with_state((state.clone(), validator.clone()));
+            .with_state((state.clone(), validators));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
@@ -127,7 +134,6 @@ impl FakeRoam {
         FakeRoam {
             url: format!("http://{addr}/v0"),
             state,
-            validator,
             _stop: Arc::new(DropGuard(stop)),
         }
     }
@@ -157,6 +163,14 @@ impl FakeRoam {
             .collect()
     }
 
+    /// chat.update requests answered 2xx.
+    pub fn updates(&self) -> Vec<Recorded> {
+        self.recorded()
+            .into_iter()
+            .filter(|r| r.path.ends_with("chat.update") && (200..300).contains(&r.status))
+            .collect()
+    }
+
     pub fn texts(&self) -> Vec<String> {
         self.delivered()
             .iter()
@@ -178,15 +192,64 @@ impl FakeRoam {
     }
 }
 
-type FakeCtx = (Arc<Mutex<FakeState>>, Arc<jsonschema::Validator>);
+type FakeCtx = (Arc<Mutex<FakeState>>, Arc<Validators>);
 
-async fn chat_post(
-    State((state, validator)): State<FakeCtx>,
+/// The first message timestamp the fake hands out; each chat.post gets the next one.
+pub const FIRST_TS: i64 = 1765602474760032;
+
+async fn chat_update(
+    State((state, validators)): State<FakeCtx>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let schema_errors: Vec<String> = validator
+    let schema_errors: Vec<String> = validators
+        .update
+        .iter_errors(&value)
+        .map(|e| e.to_string())
+        .collect();
+    let mut s = state.lock().unwrap();
+    let known = s.recorded.iter().any(|r| {
+        r.given_ts.is_some() && r.given_ts == value.get("timestamp").and_then(Value::as_i64)
+    });
+    let (status, resp) = if known {
+        (
+            200,
+            Json(json!({"chat": value["chat"], "timestamp": value["timestamp"]})).into_response(),
+        )
+    } else {
+        (
+            404,
+            (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "message_not_found"})),
+            )
+                .into_response(),
+        )
+    };
+    s.recorded.push(Recorded {
+        path: "/v0/chat.update".into(),
+        authorization: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        body: value,
+        at: Instant::now(),
+        schema_errors,
+        status,
+        given_ts: None,
+    });
+    resp
+}
+
+async fn chat_post(
+    State((state, validators)): State<FakeCtx>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let schema_errors: Vec<String> = validators
+        .post
         .iter_errors(&value)
         .map(|e| e.to_string())
         .collect();
@@ -198,19 +261,29 @@ async fn chat_post(
             s.script.pop_front().unwrap_or(Reply::Ok)
         }
     };
+    let ts = FIRST_TS + state.lock().unwrap().recorded.len() as i64;
+    let ok = Json(json!({"chat": "C-0f7e1d1c-0000-4000-8000-000000000001", "timestamp": ts}));
     let (status, resp) = match reply {
-        Reply::Ok => (200, Json(json!({"chat": "C-0f7e1d1c-0000-4000-8000-000000000001", "timestamp": 1765602474760032i64})).into_response()),
+        Reply::Ok => (200, ok.into_response()),
         Reply::Slow(d) => {
             tokio::time::sleep(d).await;
-            (200, Json(json!({"chat": "C-0f7e1d1c-0000-4000-8000-000000000001", "timestamp": 1765602474760033i64})).into_response())
+            (200, ok.into_response())
         }
         Reply::Status(code, msg) => {
             let st = StatusCode::from_u16(code).unwrap();
-            (code, (st, Json(json!({"error": msg.unwrap_or("fake failure")}))).into_response())
+            (
+                code,
+                (st, Json(json!({"error": msg.unwrap_or("fake failure")}))).into_response(),
+            )
         }
         Reply::RateLimited(retry_after) => (
             429,
-            (StatusCode::TOO_MANY_REQUESTS, [("retry-after", retry_after)], Json(json!({"error": "rate limited"}))).into_response(),
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", retry_after)],
+                Json(json!({"error": "rate limited"})),
+            )
+                .into_response(),
         ),
     };
     state.lock().unwrap().recorded.push(Recorded {
@@ -223,6 +296,7 @@ async fn chat_post(
         at: Instant::now(),
         schema_errors,
         status,
+        given_ts: (status == 200).then_some(ts),
     });
     resp
 }
@@ -244,6 +318,7 @@ async fn token_info(State((state, _)): State<FakeCtx>, headers: HeaderMap) -> Re
         at: Instant::now(),
         schema_errors: vec![],
         status,
+        given_ts: None,
     });
     (StatusCode::from_u16(status).unwrap(), Json(body)).into_response()
 }

@@ -7,5 +7,6 @@ mod helpers;
 mod cli;
 mod delivery;
 mod hooks;
+mod noise;
 mod process;
 mod sources;
