@@ -18,6 +18,7 @@ use crate::grouping::flusher::Flusher;
 use crate::http::{self, AppState, IngestStats, Shared};
 use crate::pipeline::Pipeline;
 use crate::roam::{RoamClient, RoamError};
+use crate::routing::quiet::{CompiledSilence, Matcher};
 use crate::storage::committer::CommitHandle;
 use crate::storage::{Store, StoreError};
 
@@ -48,6 +49,9 @@ impl StartError {
         }
     }
 }
+
+/// How often the daemon re-reads silences added with `roam-notify silence`.
+pub const SILENCE_REFRESH: Duration = Duration::from_secs(2);
 
 pub struct Application {
     listener: TcpListener,
@@ -112,6 +116,9 @@ impl Application {
         let wake_flusher = Arc::new(Notify::new());
         let (committer, committer_task) =
             CommitHandle::spawn(store.clone(), wake.clone(), wake_flusher.clone());
+        let mut pipeline = pipeline;
+        let stored_silences = Arc::new(ArcSwap::from_pointee(load_stored_silences(&store).await?));
+        pipeline.stored_silences = stored_silences.clone();
         let pipeline = Arc::new(ArcSwap::from_pointee(pipeline));
         let flusher = Flusher::new(store.clone(), pipeline.clone(), wake.clone(), wake_flusher);
         let pacer = Arc::new(Pacer::new(cfg.roam.rate_per_second, cfg.roam.burst));
@@ -163,6 +170,11 @@ impl Application {
         let app = http::router(self.state.clone(), self.request_timeout);
         let worker = tokio::spawn(self.worker.run(shutdown.clone()));
         let flusher = tokio::spawn(self.flusher.run(shutdown.clone()));
+        let silences = tokio::spawn(refresh_silences(
+            self.store.clone(),
+            self.state.pipeline.load().stored_silences.clone(),
+            shutdown.clone(),
+        ));
         let pruner = tokio::spawn(prune_loop(
             self.store.clone(),
             self.retention,
@@ -197,11 +209,57 @@ impl Application {
         }
         let _ = pruner.await;
         let _ = flusher.await;
+        let _ = silences.await;
         drop(self.state);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.committer).await;
         self.store.close().await;
         tracing::info!("stopped");
         result
+    }
+}
+
+/// Silences from storage, compiled; a row that no longer compiles is logged and skipped.
+async fn load_stored_silences(store: &Store) -> Result<Vec<CompiledSilence>, StoreError> {
+    let mut out = Vec::new();
+    for s in store.list_silences(false).await? {
+        let compiled = serde_json::from_str::<Matcher>(&s.matcher)
+            .map_err(|e| e.to_string())
+            .and_then(|m| {
+                CompiledSilence::compile(
+                    format!("silence #{}", s.id),
+                    s.comment.clone(),
+                    s.starts_at,
+                    s.ends_at,
+                    &m,
+                )
+                .map_err(|(k, p)| format!("{k}: {p}"))
+            });
+        match compiled {
+            Ok(c) => out.push(c),
+            Err(e) => {
+                tracing::error!(silence = s.id, error = %e, "stored silence cannot be used; ignoring it")
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Re-reads stored silences every `SILENCE_REFRESH`, so `roam-notify silence add` takes
+/// effect in a running daemon (and in every replica sharing the database).
+async fn refresh_silences(
+    store: Store,
+    target: Arc<ArcSwap<Vec<CompiledSilence>>>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(SILENCE_REFRESH);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => match load_stored_silences(&store).await {
+                Ok(list) => target.store(Arc::new(list)),
+                Err(e) => tracing::warn!(error = %e, "cannot re-read silences; keeping the ones loaded"),
+            },
+            _ = shutdown.cancelled() => break,
+        }
     }
 }
 

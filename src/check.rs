@@ -178,6 +178,8 @@ pub struct Simulated {
     pub messages: Vec<(String, String, String, Option<String>)>,
     /// (route, group, text): held by a grouping route; it goes out with its group.
     pub held: Vec<(String, String, String)>,
+    /// Matched routes that are silenced or muted now.
+    pub quiet: Vec<String>,
 }
 
 /// Parses `body` as `source` would (headers as given) and routes and renders each event.
@@ -272,6 +274,7 @@ pub fn simulate(
             verdicts,
             messages,
             held,
+            quiet: planned.quiet.iter().map(ToString::to_string).collect(),
         });
     }
     Ok(Some(out))
@@ -319,7 +322,10 @@ pub fn explain_routes(
                 }
             }
         }
-        if ev.messages.is_empty() && ev.held.is_empty() {
+        for q in &ev.quiet {
+            let _ = writeln!(out, "  → quiet: {q}");
+        }
+        if ev.messages.is_empty() && ev.held.is_empty() && ev.quiet.is_empty() {
             let _ = writeln!(out, "  → no message: no route takes this event");
         }
         for (route, group, text) in &ev.held {

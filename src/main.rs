@@ -64,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         command: OutboxCli,
     },
+    /// Silence events for a while: add, list, expire (stored; the daemon applies them).
+    Silence {
+        #[command(subcommand)]
+        command: SilenceCli,
+    },
     /// Exit 0 if the daemon configured here answers GET /healthz (for Docker HEALTHCHECK).
     Healthcheck {
         /// Address to probe instead of server.listen.
@@ -95,6 +100,48 @@ enum OutboxCli {
     },
     /// Give up on a pending or dead message: kept, marked dropped, never sent.
     Drop { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum SilenceCli {
+    /// Add a silence: matching events are not sent until it ends.
+    Add {
+        /// A field condition: path=value, path!=value, path=~regex or path!~regex
+        /// (repeatable; all must hold), e.g. commonLabels.alertname=DiskFull.
+        #[arg(long = "match", short = 'm')]
+        matchers: Vec<String>,
+        /// Only events from this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only events whose name matches this pattern (`*` globs; repeatable).
+        #[arg(long = "event")]
+        events: Vec<String>,
+        /// Only messages of this route (repeatable).
+        #[arg(long = "route")]
+        routes: Vec<String>,
+        /// Start (RFC 3339); default now.
+        #[arg(long)]
+        starts: Option<String>,
+        /// How long, e.g. 2h, 30m.
+        #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "until")]
+        duration: Option<std::time::Duration>,
+        /// End (RFC 3339), instead of --duration.
+        #[arg(long)]
+        until: Option<String>,
+        /// Why (shown in logs and `silence list`).
+        #[arg(long)]
+        comment: String,
+        /// Who added it.
+        #[arg(long, env = "USER", default_value = "cli")]
+        by: String,
+    },
+    /// Active and pending silences (with --all, expired ones too).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// End a silence now.
+    Expire { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -138,6 +185,7 @@ fn main() -> ExitCode {
         } => render(cli.config, &template, &payload, event, &source),
         Command::Healthcheck { addr } => healthcheck(cli.config, addr),
         Command::Outbox { command } => outbox(cli.config, command),
+        Command::Silence { command } => silence(cli.config, command),
         Command::Routes {
             command:
                 RoutesCommand::Test {
@@ -322,6 +370,53 @@ fn outbox(config: Option<PathBuf>, command: OutboxCli) -> ExitCode {
         Err(code) => return code,
     };
     match rt.block_on(run(&cfg, cmd)) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("roam-notify: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn silence(config: Option<PathBuf>, command: SilenceCli) -> ExitCode {
+    use roam_notify::admin::{SilenceCommand, run_silence};
+    let cfg = match load_config(config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let cmd = match command {
+        SilenceCli::Add {
+            matchers,
+            source,
+            events,
+            routes,
+            starts,
+            duration,
+            until,
+            comment,
+            by,
+        } => SilenceCommand::Add {
+            matchers,
+            source,
+            events,
+            routes,
+            starts,
+            duration,
+            until,
+            comment,
+            by,
+        },
+        SilenceCli::List { all } => SilenceCommand::List { all },
+        SilenceCli::Expire { id } => SilenceCommand::Expire { id },
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(run_silence(&cfg, cmd)) {
         Ok(out) => {
             print!("{out}");
             ExitCode::SUCCESS

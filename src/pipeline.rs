@@ -7,12 +7,17 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
 use crate::config::{Config, ConfigError};
 use crate::grouping::{self, GroupSpec, Hold, Item};
 use crate::inbound::{self, Event, Source};
 use crate::render::{
     EventMeta, ROAM_MAX_TEXT_BYTES, Templates, event_context, fit_message, split_message,
 };
+use crate::routing::quiet::CompiledSilence;
 use crate::routing::{Route, Router};
 use crate::storage::{HeldItem, MessageOp, NewEvent, NewMessage, now_ms};
 
@@ -20,6 +25,55 @@ pub struct Pipeline {
     pub sources: HashMap<String, Source>,
     pub templates: Templates,
     pub router: Router,
+    /// Silences added with `roam-notify silence add`, refreshed from storage by the
+    /// daemon; shared by every pipeline a reload builds.
+    pub stored_silences: Arc<ArcSwap<Vec<CompiledSilence>>>,
+}
+
+/// Why a matched route sends nothing now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Quiet {
+    Silenced {
+        route: String,
+        silence: String,
+        comment: String,
+    },
+    Muted {
+        route: String,
+        window: String,
+        until_ms: i64,
+        summary: bool,
+    },
+}
+
+impl std::fmt::Display for Quiet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Quiet::Silenced {
+                route,
+                silence,
+                comment,
+            } => {
+                write!(f, "route {route} silenced by {silence} ({comment})")
+            }
+            Quiet::Muted {
+                route,
+                window,
+                until_ms,
+                summary,
+            } => {
+                let until = chrono::DateTime::from_timestamp_millis(*until_ms)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default();
+                write!(f, "route {route} muted by window {window} until {until}")?;
+                if *summary {
+                    f.write_str("; summarised then")
+                } else {
+                    f.write_str("; not sent")
+                }
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -36,6 +90,8 @@ impl std::fmt::Debug for Pipeline {
 pub struct Planned {
     pub event: NewEvent,
     pub render_errors: Vec<String>,
+    /// Matched routes that send nothing now (silenced or muted).
+    pub quiet: Vec<Quiet>,
 }
 
 impl Pipeline {
@@ -48,6 +104,7 @@ impl Pipeline {
             sources: sources.into_iter().map(|s| (s.name.clone(), s)).collect(),
             templates,
             router,
+            stored_silences: Arc::default(),
         })
     }
 
@@ -81,14 +138,45 @@ impl Pipeline {
         let mut messages = Vec::new();
         let mut held = Vec::new();
         let mut render_errors = Vec::new();
+        let mut quiet = Vec::new();
         if !routes.is_empty() {
             // Built once per event, moving the payload in: no copy per route.
             let data = event_context(&meta, payload);
+            let now = now_ms();
             for route in &routes {
+                if let Some(q) = self.silenced(now, &meta, route, data.data()) {
+                    quiet.push(q);
+                    continue;
+                }
+                let muted = route.muted_at(now);
+                if let Some((window, until_ms)) = muted {
+                    quiet.push(Quiet::Muted {
+                        route: route.name.clone(),
+                        window: window.name.clone(),
+                        until_ms,
+                        summary: route.mute_summary,
+                    });
+                    if !route.mute_summary {
+                        continue;
+                    }
+                }
                 let template = self.templates.resolve(route.template.as_deref(), &name);
                 let rendered = self.templates.render_event(&template, &meta, &data);
                 if let Some(e) = &rendered.error {
                     render_errors.push(e.clone());
+                }
+                if let Some((window, until_ms)) = muted {
+                    let line = self.item_line(source.kind, &data);
+                    held.push(muted_item(
+                        route,
+                        &window.name,
+                        until_ms,
+                        &meta,
+                        data.data(),
+                        &rendered.text,
+                        line,
+                    ));
+                    continue;
                 }
                 if let Some(hold) = &route.hold {
                     let line = self.item_line(source.kind, &data);
@@ -130,7 +218,29 @@ impl Pipeline {
                 held,
             },
             render_errors,
+            quiet,
         }
+    }
+
+    /// The first silence (config, then stored) that covers this route's message.
+    fn silenced(
+        &self,
+        now: i64,
+        meta: &EventMeta<'_>,
+        route: &Route,
+        payload: &Value,
+    ) -> Option<Quiet> {
+        let stored = self.stored_silences.load();
+        self.router
+            .silences
+            .iter()
+            .chain(stored.iter())
+            .find(|s| s.silences(now, meta.source, meta.name, &route.name, payload))
+            .map(|s| Quiet::Silenced {
+                route: route.name.clone(),
+                silence: s.label.clone(),
+                comment: s.comment.clone(),
+            })
     }
 }
 
@@ -201,6 +311,42 @@ pub fn outbox_messages(
     out
 }
 
+/// An event's item in the summary of a mute window, sent when the window ends.
+fn muted_item(
+    route: &Route,
+    window: &str,
+    until_ms: i64,
+    meta: &EventMeta<'_>,
+    payload: &Value,
+    text: &str,
+    line: Option<String>,
+) -> HeldItem {
+    let mut spec = group_spec(route, route.hold.as_ref(), Default::default());
+    spec.muted = Some(window.to_string());
+    let mut item = Item::new(meta.name, meta.entity, text);
+    if let Some(line) = line {
+        item.title = line;
+    }
+    let no_hold = Hold::default();
+    HeldItem {
+        route: route.name.clone(),
+        key: format!("\u{3}muted\u{0}{window}\u{0}{until_ms}"),
+        spec: serde_json::to_string(&spec).unwrap_or_default(),
+        fingerprint: grouping::fingerprint(
+            route.hold.as_ref().unwrap_or(&no_hold),
+            meta.source,
+            meta.name,
+            meta.entity,
+            payload,
+            text,
+        ),
+        item: serde_json::to_string(&item).unwrap_or_default(),
+        wait_ms: 0,
+        interval_ms: 0,
+        flush_at: Some(until_ms),
+    }
+}
+
 /// An event's item for a held route (see `grouping`).
 fn held_item(
     route: &Route,
@@ -216,22 +362,7 @@ fn held_item(
     if let Some(line) = line {
         item.title = line;
     }
-    let spec = GroupSpec {
-        to: route.to.clone(),
-        mentions: route.mentions.clone(),
-        template: hold.template.clone(),
-        thread: route.thread,
-        update: route.update,
-        split_long: route.split_long,
-        interval_ms: hold.interval_ms,
-        repeat_ms: hold.repeat_ms,
-        max_messages: hold.max_messages,
-        max_window_ms: hold.max_window_ms,
-        shown: hold.shown,
-        labels,
-        muted: None,
-        digest: false,
-    };
+    let spec = group_spec(route, Some(hold), labels);
     HeldItem {
         route: route.name.clone(),
         key,
@@ -248,6 +379,32 @@ fn held_item(
         item: serde_json::to_string(&item).unwrap_or_default(),
         wait_ms: hold.wait_ms,
         interval_ms: hold.interval_ms,
+    }
+}
+
+/// What the flusher needs to send a group of this route.
+fn group_spec(
+    route: &Route,
+    hold: Option<&Hold>,
+    labels: std::collections::BTreeMap<String, String>,
+) -> GroupSpec {
+    let d = Hold::default();
+    let h = hold.unwrap_or(&d);
+    GroupSpec {
+        to: route.to.clone(),
+        mentions: route.mentions.clone(),
+        template: h.template.clone(),
+        thread: route.thread,
+        update: route.update,
+        split_long: route.split_long,
+        interval_ms: h.interval_ms,
+        repeat_ms: h.repeat_ms,
+        max_messages: h.max_messages,
+        max_window_ms: h.max_window_ms,
+        shown: h.shown,
+        labels,
+        muted: None,
+        digest: false,
     }
 }
 

@@ -62,12 +62,58 @@ pub struct Config {
     /// Routing tests run by `roam-notify check`.
     #[serde(default)]
     pub tests: Vec<TestConfig>,
+    /// Named times of day when routes that list them in `mute` send nothing.
+    #[serde(default)]
+    pub mute_windows: Vec<MuteWindowConfig>,
+    /// Silences kept in the config (more can be added with `roam-notify silence add`).
+    #[serde(default)]
+    pub silences: Vec<SilenceConfig>,
     /// Files (globs relative to the config file, `*` in the file name) whose `[[routes]]`
     /// and `[destinations]` are added after this file's: one file per team.
     #[serde(default)]
     pub include: Option<OneOrMany>,
     #[serde(skip)]
     origins: Origins,
+}
+
+/// One `[[mute_windows]]` entry: from `start` to `end` local time in `timezone`, on the
+/// listed weekdays (the day the window starts; default every day).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MuteWindowConfig {
+    pub name: String,
+    /// IANA time zone name, e.g. `Europe/Berlin` (default UTC).
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub weekdays: Option<Vec<String>>,
+    /// `HH:MM`
+    pub start: String,
+    /// `HH:MM`; at or before `start` means the next day.
+    pub end: String,
+}
+
+/// One `[[silences]]` entry: events matching it are not sent between `starts` and `ends`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceConfig {
+    pub comment: String,
+    /// RFC 3339; default: always started.
+    #[serde(default)]
+    pub starts: Option<String>,
+    /// RFC 3339.
+    pub ends: String,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    #[serde(default)]
+    pub routes: Option<Vec<String>>,
+    /// Field path -> expected value (exact, or `/regex/`), as in a route's `match`.
+    #[serde(default, rename = "match")]
+    pub match_: BTreeMap<String, MatchValue>,
+    #[serde(default)]
+    pub when: Option<serde_json::Value>,
 }
 
 /// One `[[tests]]` entry: a payload through a source, and what must come out.

@@ -43,6 +43,23 @@ pub struct Hold {
     pub fingerprint: Vec<FieldPath>,
 }
 
+impl Default for Hold {
+    /// A route that holds nothing back: what a mute summary of a plain route uses.
+    fn default() -> Hold {
+        Hold {
+            group_by: None,
+            wait_ms: 0,
+            interval_ms: 0,
+            repeat_ms: None,
+            max_messages: None,
+            max_window_ms: 600_000,
+            template: None,
+            shown: 10,
+            fingerprint: Vec::new(),
+        }
+    }
+}
+
 /// What a group needs to become a message, stored with the group (see `storage::groups`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct GroupSpec {

@@ -73,6 +73,8 @@ async fn readyz(State(st): State<AppState>) -> (StatusCode, Json<serde_json::Val
             "unauthorized": i.unauthorized.load(Ordering::Relaxed),
             "bad_requests": i.bad_requests.load(Ordering::Relaxed),
             "template_errors": i.template_errors.load(Ordering::Relaxed),
+            "silenced": i.silenced.load(Ordering::Relaxed),
+            "muted": i.muted.load(Ordering::Relaxed),
         },
     });
     let code = if ok {

@@ -18,6 +18,7 @@ use serde_json::json;
 
 use super::{ApiError, AppState};
 use crate::inbound::{Ack, Inbound};
+use crate::pipeline::Quiet;
 use crate::storage::Committed;
 
 pub fn router(max_body: usize) -> Router<AppState> {
@@ -101,8 +102,18 @@ async fn receive(
 
     let parsed_ack = parsed.ack.clone();
     let mut planned = Vec::with_capacity(parsed.events.len());
+    let mut quiet: Vec<Vec<String>> = Vec::with_capacity(parsed.events.len());
     for ev in parsed.events {
         let p = pipeline.plan(source, ev);
+        for q in &p.quiet {
+            let counter = match q {
+                Quiet::Silenced { .. } => &st.ingest.silenced,
+                Quiet::Muted { .. } => &st.ingest.muted,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(source = %source.name, delivery_id = %p.event.delivery_id, event = %p.event.name, "{q}");
+        }
+        quiet.push(p.quiet.iter().map(ToString::to_string).collect());
         for e in &p.render_errors {
             st.ingest.template_errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!(source = %source.name, delivery_id = %p.event.delivery_id, event = %p.event.name, error = %e,
@@ -124,7 +135,9 @@ async fn receive(
     let mut total_messages = 0;
     let mut all_routes: Vec<String> = Vec::new();
     let mut events = Vec::new();
-    for ((delivery_id, name, routes), result) in summary.into_iter().zip(results) {
+    for (((delivery_id, name, routes), result), quiet) in
+        summary.into_iter().zip(results).zip(quiet)
+    {
         let (status, routes, messages) = match result {
             Committed::Inserted { messages, held, .. } => {
                 any_new = true;
@@ -144,7 +157,11 @@ async fn receive(
                 all_routes.push(r.clone());
             }
         }
-        events.push(json!({"delivery_id": delivery_id, "event": name, "status": status, "routes": routes, "messages": messages}));
+        let mut entry = json!({"delivery_id": delivery_id, "event": name, "status": status, "routes": routes, "messages": messages});
+        if !quiet.is_empty() && status == "accepted" {
+            entry["quiet"] = json!(quiet);
+        }
+        events.push(entry);
     }
     let code = if any_new || events.is_empty() {
         StatusCode::ACCEPTED
@@ -160,6 +177,10 @@ async fn receive(
         "messages": total_messages,
         "events": events,
     });
+    let mut body = body;
+    if let Some(q) = first.get("quiet") {
+        body["quiet"] = q.clone();
+    }
     if let Ack::Soap = parsed_ack {
         return Ok((
             StatusCode::OK,

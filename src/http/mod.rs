@@ -30,6 +30,10 @@ pub struct IngestStats {
     pub unauthorized: AtomicU64,
     pub bad_requests: AtomicU64,
     pub template_errors: AtomicU64,
+    /// Route messages not sent because a silence covered them.
+    pub silenced: AtomicU64,
+    /// Route messages not sent (or held for a summary) in a mute window.
+    pub muted: AtomicU64,
 }
 
 #[derive(Debug)]

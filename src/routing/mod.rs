@@ -6,8 +6,10 @@
 //! it sets `continue = true`. [`Router::explain`] reports, for every route, the first
 //! condition that failed, for debug logs and the CLI.
 
+pub mod quiet;
 pub mod when;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use regex::Regex;
@@ -18,6 +20,7 @@ use crate::fieldpath::{FieldPath, scalar_text};
 use crate::grouping::Hold;
 use crate::inbound::Source;
 use crate::render::Templates;
+use quiet::MuteWindow;
 
 /// Roam's tagged ids: a chat, group or address (`chat.json` `TaggedUUID`).
 const TAGGED_ID: &str =
@@ -41,6 +44,21 @@ pub struct Route {
     pub update: bool,
     /// Grouping, dedup and caps; None: one message per event, at once.
     pub hold: Option<Hold>,
+    /// Mute windows during which this route sends nothing.
+    pub mute: Vec<Arc<MuteWindow>>,
+    /// Muted events are summarised in one message when the window ends.
+    pub mute_summary: bool,
+}
+
+impl Route {
+    /// The mute window `now` falls in and when it ends (unix ms), if any.
+    pub fn muted_at(&self, now_ms: i64) -> Option<(&MuteWindow, i64)> {
+        let at = chrono::DateTime::from_timestamp_millis(now_ms)?;
+        self.mute.iter().find_map(|w| {
+            w.active_until(at)
+                .map(|end| (w.as_ref(), end.timestamp_millis()))
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -127,6 +145,8 @@ pub struct Verdict {
 #[derive(Debug, Default)]
 pub struct Router {
     routes: Vec<Route>,
+    /// `[[silences]]` from the config.
+    pub silences: Vec<quiet::CompiledSilence>,
 }
 
 impl Router {
@@ -136,6 +156,8 @@ impl Router {
         templates: &Templates,
     ) -> Result<Router, ConfigError> {
         let tagged = Regex::new(TAGGED_ID).map_err(|e| cfg.error("routes", e.to_string()))?;
+        let windows = compile_mute_windows(cfg)?;
+        let silences = compile_silences(cfg)?;
         let mut routes = Vec::with_capacity(cfg.routes.len());
         for (i, rc) in cfg.routes.iter().enumerate() {
             let key = |k: &str| format!("routes[{i}].{k}");
@@ -255,7 +277,32 @@ impl Router {
                 })?),
             };
             let hold = compile_hold(cfg, i, rc, templates)?;
+            let mut mute = Vec::new();
+            for (n, w) in rc.mute.iter().flatten().enumerate() {
+                match windows.iter().find(|x| x.name == *w) {
+                    Some(x) => mute.push(x.clone()),
+                    None => {
+                        let known: Vec<&str> = windows.iter().map(|x| x.name.as_str()).collect();
+                        return Err(cfg.error(
+                            &format!("routes[{i}].mute[{n}]"),
+                            format!(
+                                "no [[mute_windows]] named {w:?} (configured: {})",
+                                if known.is_empty() {
+                                    "none".into()
+                                } else {
+                                    known.join(", ")
+                                }
+                            ),
+                        ));
+                    }
+                }
+            }
+            if rc.mute_summary == Some(true) && mute.is_empty() {
+                return Err(cfg.error(&key("mute_summary"), "has no effect without `mute`"));
+            }
             routes.push(Route {
+                mute,
+                mute_summary: rc.mute_summary.unwrap_or(false),
                 thread: rc.thread.unwrap_or(false),
                 update: rc.update.unwrap_or(false),
                 hold,
@@ -280,7 +327,7 @@ impl Router {
                 },
             });
         }
-        Ok(Router { routes })
+        Ok(Router { routes, silences })
     }
 
     pub fn routes(&self) -> &[Route] {
@@ -323,6 +370,86 @@ impl Router {
         }
         out
     }
+}
+
+fn compile_mute_windows(cfg: &Config) -> Result<Vec<Arc<MuteWindow>>, ConfigError> {
+    let mut out: Vec<Arc<MuteWindow>> = Vec::new();
+    for (i, w) in cfg.mute_windows.iter().enumerate() {
+        let key = |k: &str| format!("mute_windows[{i}].{k}");
+        if out.iter().any(|x| x.name == w.name) {
+            return Err(cfg.error(&key("name"), format!("{:?} is used twice", w.name)));
+        }
+        let tz: chrono_tz::Tz = match &w.timezone {
+            None => chrono_tz::UTC,
+            Some(t) => t.parse().map_err(|_| {
+                cfg.error(
+                    &key("timezone"),
+                    format!("{t:?} is not an IANA time zone name like \"Europe/Berlin\""),
+                )
+            })?,
+        };
+        let mut days = [w.weekdays.is_none(); 7];
+        for (n, d) in w.weekdays.iter().flatten().enumerate() {
+            let lower = d.trim().to_ascii_lowercase();
+            let Some(ix) = quiet::WEEKDAYS.iter().position(|x| lower.starts_with(x)) else {
+                return Err(cfg.error(
+                    &format!("mute_windows[{i}].weekdays[{n}]"),
+                    format!("{d:?}: use mon, tue, wed, thu, fri, sat or sun"),
+                ));
+            };
+            days[ix] = true;
+        }
+        out.push(Arc::new(MuteWindow {
+            name: w.name.clone(),
+            tz,
+            days,
+            start: quiet::parse_time_of_day(&w.start).map_err(|e| cfg.error(&key("start"), e))?,
+            end: quiet::parse_time_of_day(&w.end).map_err(|e| cfg.error(&key("end"), e))?,
+        }));
+    }
+    Ok(out)
+}
+
+fn compile_silences(cfg: &Config) -> Result<Vec<quiet::CompiledSilence>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, s) in cfg.silences.iter().enumerate() {
+        let key = |k: &str| format!("silences[{i}].{k}");
+        let starts = match &s.starts {
+            None => 0,
+            Some(t) => quiet::parse_instant(t).map_err(|e| cfg.error(&key("starts"), e))?,
+        };
+        let ends = quiet::parse_instant(&s.ends).map_err(|e| cfg.error(&key("ends"), e))?;
+        let mut all: Vec<Value> = s
+            .match_
+            .iter()
+            .map(|(path, v)| {
+                let v = &v.0;
+                if v.len() >= 2 && v.starts_with('/') && v.ends_with('/') {
+                    serde_json::json!({"field": path, "regex": &v[1..v.len() - 1]})
+                } else {
+                    serde_json::json!({"field": path, "equals": v})
+                }
+            })
+            .collect();
+        all.extend(s.when.clone());
+        let matcher = quiet::Matcher {
+            source: s.source.clone(),
+            events: s.events.clone(),
+            routes: s.routes.clone(),
+            when: (!all.is_empty()).then(|| serde_json::json!({ "all": all })),
+        };
+        out.push(
+            quiet::CompiledSilence::compile(
+                format!("config silences[{i}]"),
+                s.comment.clone(),
+                starts,
+                ends,
+                &matcher,
+            )
+            .map_err(|(k, p)| cfg.error(&key(&k), p))?,
+        );
+    }
+    Ok(out)
 }
 
 /// Defaults as in Alertmanager for grouping routes; a route that only deduplicates or

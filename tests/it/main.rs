@@ -9,4 +9,5 @@ mod delivery;
 mod hooks;
 mod noise;
 mod process;
+mod quiet;
 mod sources;
