@@ -17,6 +17,7 @@ use crate::delivery::{DeliveryStatus, DeliveryWorker, Outlet, Pacer, RetryPolicy
 use crate::grouping::flusher::Flusher;
 use crate::http::{self, AppState, IngestStats, Shared};
 use crate::pipeline::Pipeline;
+use crate::reload::Reloader;
 use crate::roam::{RoamClient, RoamError};
 use crate::routing::quiet::{CompiledSilence, Matcher};
 use crate::storage::committer::CommitHandle;
@@ -55,6 +56,7 @@ pub const SILENCE_REFRESH: Duration = Duration::from_secs(2);
 
 pub struct Application {
     listener: TcpListener,
+    admin: Option<TcpListener>,
     state: AppState,
     worker: DeliveryWorker,
     flusher: Flusher,
@@ -111,6 +113,14 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        let admin = match cfg.admin_addr() {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
 
         let wake = Arc::new(Notify::new());
         let wake_flusher = Arc::new(Notify::new());
@@ -136,7 +146,11 @@ impl Application {
             wake,
             delivery.clone(),
         );
+        let reloader = Arc::new(Reloader::new(cfg.clone(), pipeline.clone()));
         let state = Arc::new(Shared {
+            reloader,
+            reloads_ok: Default::default(),
+            reloads_failed: Default::default(),
             pipeline,
             committer,
             store: store.clone(),
@@ -148,6 +162,7 @@ impl Application {
         });
         Ok(Application {
             listener,
+            admin,
             state,
             worker,
             flusher,
@@ -161,6 +176,16 @@ impl Application {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The admin listener's address, if it is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Reloads the configuration (what SIGHUP does).
+    pub fn reloader(&self) -> Arc<Reloader> {
+        self.state.reloader.clone()
     }
 
     /// Serves until `shutdown` fires, then drains: stops accepting, lets in-flight
@@ -180,6 +205,14 @@ impl Application {
             self.retention,
             shutdown.clone(),
         ));
+        let admin = self.admin.map(|l| {
+            let router = http::admin_router(self.state.clone());
+            tokio::spawn(
+                axum::serve(l, router)
+                    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                    .into_future(),
+            )
+        });
         let server = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .into_future();
@@ -209,6 +242,9 @@ impl Application {
         }
         let _ = pruner.await;
         let _ = flusher.await;
+        if let Some(a) = admin {
+            let _ = tokio::time::timeout_at(deadline, a).await;
+        }
         let _ = silences.await;
         drop(self.state);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.committer).await;

@@ -19,6 +19,7 @@ pub mod grouping;
 pub mod http;
 pub mod inbound;
 pub mod pipeline;
+pub mod reload;
 pub mod render;
 pub mod roam;
 pub mod routing;

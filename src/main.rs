@@ -254,8 +254,12 @@ fn serve(config: Option<PathBuf>) -> ExitCode {
             }
             Err(e) => tracing::warn!(error = %e, "listening (address unknown)"),
         }
+        if let Some(addr) = app.admin_addr() {
+            tracing::info!(%addr, "admin listener: GET /metrics, POST /-/reload");
+        }
         let shutdown = CancellationToken::new();
         tokio::spawn(signal_shutdown(shutdown.clone()));
+        tokio::spawn(reload_on_sighup(app.reloader()));
         match app.run_until_stopped(shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -264,6 +268,28 @@ fn serve(config: Option<PathBuf>) -> ExitCode {
             }
         }
     })
+}
+
+/// SIGHUP reloads the configuration; an invalid one is refused and logged.
+async fn reload_on_sighup(reloader: std::sync::Arc<roam_notify::reload::Reloader>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; use POST /-/reload on the admin listener");
+                return;
+            }
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            // Success and refusal are both logged by the reloader.
+            let _ = reloader.reload().await;
+        }
+    }
+    #[cfg(not(unix))]
+    drop(reloader);
 }
 
 /// SIGTERM (Docker, Kubernetes, systemd) or Ctrl-C starts a graceful shutdown.

@@ -172,6 +172,10 @@ pub struct ServerConfig {
     /// How long SIGTERM waits for in-flight requests and the current send.
     #[serde(deserialize_with = "de::duration")]
     pub shutdown_timeout: Duration,
+    /// Address of the admin listener (`/metrics`, `/-/reload`); `""` turns it off.
+    /// Keep it private: it is never the public webhook port.
+    #[serde(deserialize_with = "de::string_like")]
+    pub admin_listen: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -376,6 +380,8 @@ impl OneOrMany {
 struct Origins {
     figment: Option<Figment>,
     file: Option<PathBuf>,
+    /// Loaded by `load` (file and environment), so a reload can do the same again.
+    reloadable: bool,
     /// Routes from included files: (index of the first one, how many, the file).
     included: Vec<(usize, usize, PathBuf)>,
 }
@@ -414,7 +420,15 @@ impl Config {
             fig = fig.merge(Toml::file(p));
         }
         fig = fig.merge(env);
-        Self::from_figment(fig, path.map(Path::to_path_buf))
+        let mut cfg = Self::from_figment(fig, path.map(Path::to_path_buf))?;
+        cfg.origins.reloadable = true;
+        Ok(cfg)
+    }
+
+    /// How to load this configuration again (hot reload): `Some(file)` when it came from
+    /// `load` (the file, if any, plus the environment), None for an in-memory config.
+    pub fn reload_source(&self) -> Option<Option<PathBuf>> {
+        self.origins.reloadable.then(|| self.origins.file.clone())
     }
 
     /// Loads from a TOML string (tests, `routes test`); environment is ignored.
@@ -434,6 +448,7 @@ impl Config {
         cfg.origins = Origins {
             figment: Some(fig),
             file,
+            reloadable: false,
             included: Vec::new(),
         };
         cfg.load_includes()?;
@@ -545,6 +560,16 @@ impl Config {
     }
 
     /// True when no Roam API key is configured: messages are logged, not posted.
+    fn admin_listen_addr_raw(&self) -> Option<&str> {
+        let a = self.server.admin_listen.trim();
+        (!a.is_empty() && a != "off").then_some(a)
+    }
+
+    /// The admin listener's address; None when turned off.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_listen_addr_raw().and_then(|a| a.parse().ok())
+    }
+
     pub fn dry_run(&self) -> bool {
         self.roam.api_key.is_none()
     }
@@ -583,6 +608,22 @@ impl Config {
                     "{:?} is not an address like 127.0.0.1:8080",
                     self.server.listen
                 ),
+            ));
+        }
+        if let Some(a) = self.admin_listen_addr_raw()
+            && a.parse::<SocketAddr>().is_err()
+        {
+            return Err(self.error(
+                "server.admin_listen",
+                format!("{a:?} is not an address like 127.0.0.1:9090 (\"\" turns it off)"),
+            ));
+        }
+        if self.admin_listen_addr_raw() == Some(self.server.listen.trim())
+            && !self.server.listen.ends_with(":0")
+        {
+            return Err(self.error(
+                "server.admin_listen",
+                "must differ from server.listen: the admin endpoints never share the public webhook port",
             ));
         }
         if self.server.max_body == 0 {

@@ -25,6 +25,8 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
+    #[error("reload refused, the running configuration stays: {0}")]
+    ReloadRefused(String),
 }
 
 impl ApiError {
@@ -44,6 +46,7 @@ impl ApiError {
             ApiError::BodyRead(_) => StatusCode::BAD_REQUEST,
             ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::ReloadRefused(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -56,6 +59,7 @@ impl ApiError {
             ApiError::Storage(_) => "storage_unavailable",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::ReloadRefused(_) => "invalid_config",
         }
     }
 }

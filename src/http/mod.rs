@@ -3,6 +3,7 @@
 //! Each area owns its `router()`; this module merges them, adds the request timeout,
 //! and answers unknown paths and methods with JSON errors.
 
+mod admin;
 pub mod error;
 mod health;
 mod hooks;
@@ -18,6 +19,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::delivery::{DeliveryStatus, Pacer};
 use crate::pipeline::Pipeline;
+use crate::reload::Reloader;
 use crate::storage::Store;
 use crate::storage::committer::CommitHandle;
 pub use error::ApiError;
@@ -47,6 +49,9 @@ pub struct Shared {
     pub pacer: Arc<Pacer>,
     pub delivery: Arc<DeliveryStatus>,
     pub ingest: IngestStats,
+    pub reloader: Arc<Reloader>,
+    pub reloads_ok: AtomicU64,
+    pub reloads_failed: AtomicU64,
 }
 
 pub type AppState = Arc<Shared>;
@@ -63,4 +68,9 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             request_timeout,
         ))
         .with_state(state)
+}
+
+/// The admin listener's router (`/metrics`, `/-/reload`).
+pub fn admin_router(state: AppState) -> Router {
+    admin::router(state)
 }

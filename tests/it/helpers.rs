@@ -330,6 +330,7 @@ pub fn test_config(roam_url: &str, db: &Path, extra: &str) -> String {
         r#"
 [server]
 listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
 [roam]
 base_url = "{roam_url}"
 api_key = "{KEY}"
@@ -362,6 +363,7 @@ to = "G-88bebce7-6cbb-4666-96f9-5c02d73e6661"
 /// A daemon running in this process on a free port.
 pub struct TestApp {
     pub addr: SocketAddr,
+    pub admin: Option<SocketAddr>,
     pub http: reqwest::Client,
     pub shutdown: CancellationToken,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -372,14 +374,26 @@ impl TestApp {
     pub async fn spawn(toml: &str) -> TestApp {
         let cfg =
             Config::from_toml_str(toml, "test.toml").unwrap_or_else(|e| panic!("test config: {e}"));
+        Self::start(cfg).await
+    }
+
+    /// From a config file, as `serve --config FILE` loads it (so it can be reloaded).
+    pub async fn spawn_file(path: &Path) -> TestApp {
+        let cfg = Config::load(Some(path)).unwrap_or_else(|e| panic!("test config: {e}"));
+        Self::start(cfg).await
+    }
+
+    async fn start(cfg: Config) -> TestApp {
         let app = Application::build(cfg)
             .await
             .unwrap_or_else(|e| panic!("build: {e}"));
         let addr = app.local_addr().unwrap();
+        let admin = app.admin_addr();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
         TestApp {
             addr,
+            admin,
             http: reqwest::Client::new(),
             shutdown,
             task,
@@ -389,6 +403,13 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!(
+            "http://{}{path}",
+            self.admin.expect("admin listener is off")
+        )
     }
 
     /// POSTs a GitHub-style delivery signed with `secret`.

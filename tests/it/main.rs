@@ -10,4 +10,5 @@ mod hooks;
 mod noise;
 mod process;
 mod quiet;
+mod reload;
 mod sources;

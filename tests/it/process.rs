@@ -33,6 +33,7 @@ impl Daemon {
             .arg("--config")
             .arg(config)
             .env("ROAM_NOTIFY__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("ROAM_NOTIFY__SERVER__ADMIN_LISTEN", "127.0.0.1:0")
             .env_remove("ROAM_NOTIFY_ROAM_API_KEY")
             .env_remove("ROAM_NOTIFY_CONFIG")
             .stdout(Stdio::null())
@@ -86,10 +87,26 @@ impl Daemon {
     }
 
     fn sigterm(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    fn signal(&self, sig: i32) {
         // SAFETY: sending a signal to our own child process.
         unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
+            libc::kill(self.child.id() as i32, sig);
         }
+    }
+
+    async fn routes(&self) -> i64 {
+        let r: serde_json::Value = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{}/readyz", self.port))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["config"]["routes"].as_i64().unwrap()
     }
 
     fn log(&self) -> String {
@@ -387,6 +404,26 @@ fn config_errors_exit_2_with_one_line_naming_file_and_key() {
             "needs `secret`",
         ),
         (
+            "[server]\nlisten = \"127.0.0.1:8080\"\nadmin_listen = \"127.0.0.1:8080\"\n",
+            "server.admin_listen",
+            "never share the public webhook port",
+        ),
+        (
+            "[[mute_windows]]\nname = \"n\"\ntimezone = \"Europe/Berln\"\nstart = \"22:00\"\nend = \"07:00\"\n",
+            "mute_windows[0].timezone",
+            "not an IANA time zone",
+        ),
+        (
+            "[[sources]]\nname = \"gh\"\nkind = \"github\"\nsecret = \"x\"\n[[routes]]\nname = \"r\"\nsource = \"gh\"\nto = \"G-88bebce7-6cbb-4666-96f9-5c02d73e6661\"\nmute = [\"nights\"]\n",
+            "routes[0].mute[0]",
+            "no [[mute_windows]] named",
+        ),
+        (
+            "[[sources]]\nname = \"gh\"\nkind = \"github\"\nsecret = \"x\"\n[[routes]]\nname = \"r\"\nsource = \"gh\"\nto = \"G-88bebce7-6cbb-4666-96f9-5c02d73e6661\"\ngroup_shown = 3\n",
+            "routes[0].group_shown",
+            "has no effect without group_by",
+        ),
+        (
             "[[sources]]\nname = \"gh\"\nkind = \"github\"\nsecret = \"${env:ROAM_NOTIFY_TEST_UNSET_VAR}\"\n",
             "sources[0].secret",
             "ROAM_NOTIFY_TEST_UNSET_VAR is not set",
@@ -553,4 +590,56 @@ secret = "${{env:ROAM_NOTIFY_TEST_BEARER}}"
             "secret {s:?} leaked into the log:\n{text}"
         );
     }
+}
+
+#[tokio::test]
+async fn sighup_reloads_a_valid_config_and_keeps_the_old_one_when_invalid() {
+    let fake = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &fake, ROUTE_ALL_GITHUB);
+    let d = Daemon::start(&config, free_port(), &dir.path().join("log"), &[]).await;
+    assert_eq!(d.routes().await, 1);
+    let two = test_config(
+        &fake.url,
+        &dir.path().join("db/roam-notify.db"),
+        &routes_by_event(),
+    );
+    std::fs::write(&config, &two).unwrap();
+    d.signal(libc::SIGHUP);
+    let start = Instant::now();
+    while d.routes().await != 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "SIGHUP did not reload:\n{}",
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    std::fs::write(
+        &config,
+        format!("{two}\n[[routes]]\nname = \"bad\"\nsource = \"nope\"\nto = \"{CHAT_A}\"\n"),
+    )
+    .unwrap();
+    d.signal(libc::SIGHUP);
+    let start = Instant::now();
+    while !d.log().contains("reload refused") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no refusal logged:\n{}",
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let log = d.log();
+    assert!(
+        log.contains("routes[2].source") && log.contains("unknown source"),
+        "{log}"
+    );
+    assert_eq!(d.routes().await, 2, "the good config keeps running");
+    assert_eq!(
+        d.github("push", "after-refusal", &fixture("github/push.json"))
+            .await,
+        202
+    );
+    d.sigterm();
 }

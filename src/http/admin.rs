@@ -1,0 +1,197 @@
+//! The admin listener (`server.admin_listen`, 127.0.0.1 by default; never the public
+//! webhook port): `/metrics` for Prometheus and `POST /-/reload`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde_json::json;
+
+use super::{ApiError, AppState};
+use crate::reload::ReloadError;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/-/reload", post(reload))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+}
+
+async fn reload(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    match st.reloader.reload().await {
+        Ok(report) => {
+            st.reloads_ok.fetch_add(1, Ordering::Relaxed);
+            Ok((
+                StatusCode::OK,
+                Json(json!({
+                    "status": "reloaded",
+                    "sources": report.sources,
+                    "routes": report.routes,
+                    "restart_needed": report.restart_needed,
+                })),
+            ))
+        }
+        Err(e) => {
+            st.reloads_failed.fetch_add(1, Ordering::Relaxed);
+            Err(match e {
+                ReloadError::Invalid(c) => ApiError::ReloadRefused(c.to_string()),
+                other => ApiError::ReloadRefused(other.to_string()),
+            })
+        }
+    }
+}
+
+/// Prometheus text format. Label values are escaped per the exposition format.
+async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
+    let mut out = String::with_capacity(4096);
+    let i = &st.ingest;
+    family(
+        &mut out,
+        "roam_notify_webhooks_total",
+        "counter",
+        "Webhook requests by result.",
+    );
+    for (result, v) in [
+        ("accepted", &i.accepted),
+        ("duplicate", &i.duplicates),
+        ("unauthorized", &i.unauthorized),
+        ("bad_request", &i.bad_requests),
+    ] {
+        let _ = writeln!(
+            out,
+            "roam_notify_webhooks_total{{result=\"{result}\"}} {}",
+            v.load(Ordering::Relaxed)
+        );
+    }
+    family(
+        &mut out,
+        "roam_notify_template_errors_total",
+        "counter",
+        "Messages rendered in the fallback form because a template failed.",
+    );
+    let _ = writeln!(
+        out,
+        "roam_notify_template_errors_total {}",
+        i.template_errors.load(Ordering::Relaxed)
+    );
+    family(
+        &mut out,
+        "roam_notify_quiet_total",
+        "counter",
+        "Route messages not sent now, by reason.",
+    );
+    let _ = writeln!(
+        out,
+        "roam_notify_quiet_total{{reason=\"silenced\"}} {}",
+        i.silenced.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "roam_notify_quiet_total{{reason=\"muted\"}} {}",
+        i.muted.load(Ordering::Relaxed)
+    );
+    let d = &st.delivery;
+    family(
+        &mut out,
+        "roam_notify_messages_total",
+        "counter",
+        "Delivery outcomes of outbox messages.",
+    );
+    for (outcome, v) in [
+        ("delivered", &d.delivered),
+        ("retried", &d.retried),
+        ("dead", &d.dead_lettered),
+        ("rate_limited", &d.rate_limited),
+    ] {
+        let _ = writeln!(
+            out,
+            "roam_notify_messages_total{{outcome=\"{outcome}\"}} {}",
+            v.load(Ordering::Relaxed)
+        );
+    }
+    family(
+        &mut out,
+        "roam_notify_config_reloads_total",
+        "counter",
+        "Reloads by result.",
+    );
+    let _ = writeln!(
+        out,
+        "roam_notify_config_reloads_total{{result=\"ok\"}} {}",
+        st.reloads_ok.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "roam_notify_config_reloads_total{{result=\"invalid\"}} {}",
+        st.reloads_failed.load(Ordering::Relaxed)
+    );
+    if let Ok(s) = st.store.stats().await {
+        family(
+            &mut out,
+            "roam_notify_outbox_messages",
+            "gauge",
+            "Outbox messages by status.",
+        );
+        let _ = writeln!(
+            out,
+            "roam_notify_outbox_messages{{status=\"pending\"}} {}",
+            s.pending
+        );
+        let _ = writeln!(
+            out,
+            "roam_notify_outbox_messages{{status=\"dead\"}} {}",
+            s.dead
+        );
+        family(
+            &mut out,
+            "roam_notify_outbox_oldest_pending_age_seconds",
+            "gauge",
+            "Age of the oldest message not yet delivered (0 when none).",
+        );
+        let _ = writeln!(
+            out,
+            "roam_notify_outbox_oldest_pending_age_seconds {}",
+            s.oldest_pending_age_seconds.unwrap_or(0.0)
+        );
+    }
+    if let Ok(held) = st.store.held_counts().await {
+        family(
+            &mut out,
+            "roam_notify_held_events",
+            "gauge",
+            "Events waiting in groups (grouping, dedup, max_messages, mute summaries), by route.",
+        );
+        for (route, n) in held {
+            let _ = writeln!(
+                out,
+                "roam_notify_held_events{{route=\"{}\"}} {n}",
+                label(&route)
+            );
+        }
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Escapes a label value: backslash, double quote and newline.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

@@ -1,0 +1,223 @@
+//! Hot reload under load: a valid config is swapped in, an invalid one is refused with
+//! its reason, and every webhook accepted meanwhile is posted exactly once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+const TEAM_B: &str = r#"
+[[routes]]
+name = "team-b"
+source = "github"
+to = "C-11111111-2222-4333-8444-555555555555"
+"#;
+
+#[tokio::test]
+async fn reload_under_load_swaps_valid_and_refuses_invalid_without_losing_anything() {
+    const PUSHES: usize = 300;
+    let roam = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let db = dir.path().join("t.db");
+    // The first route continues, so a route added behind it also matches.
+    let v1 = test_config(
+        &roam.url,
+        &db,
+        &ROUTE_ALL_GITHUB.replace("to =", "continue = true\nto ="),
+    );
+    std::fs::write(&path, &v1).unwrap();
+    let app = Arc::new(TestApp::spawn_file(&path).await);
+
+    let sent = Arc::new(AtomicUsize::new(0));
+    let to_b = Arc::new(AtomicUsize::new(0));
+    let mut load = Vec::new();
+    for w in 0..8 {
+        let (app, sent, to_b) = (app.clone(), sent.clone(), to_b.clone());
+        load.push(tokio::spawn(async move {
+            for i in (w..PUSHES).step_by(8) {
+                let r = app
+                    .github(
+                        "push",
+                        &format!("load-{i}"),
+                        &fixture("github/push.json"),
+                        SECRET,
+                    )
+                    .await;
+                assert_eq!(r.status(), 202, "push {i} during reloads");
+                let body: Value = r.json().await.unwrap();
+                if body["routes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r == "team-b")
+                {
+                    to_b.fetch_add(1, Ordering::Relaxed);
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let http = reqwest::Client::new();
+    wait_for("a third of the load", Duration::from_secs(30), || {
+        sent.load(Ordering::Relaxed) >= PUSHES / 3
+    })
+    .await;
+    std::fs::write(&path, format!("{v1}{TEAM_B}")).unwrap();
+    let r = http.post(app.admin_url("/-/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "reloaded");
+    assert_eq!(body["routes"], 2);
+    assert_eq!(body["restart_needed"], serde_json::json!([]));
+
+    wait_for("two thirds of the load", Duration::from_secs(30), || {
+        sent.load(Ordering::Relaxed) >= 2 * PUSHES / 3
+    })
+    .await;
+    let broken = format!("{v1}{TEAM_B}template = \"no/such\"\n");
+    std::fs::write(&path, broken).unwrap();
+    let r = http.post(app.admin_url("/-/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_config");
+    let msg = body["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&path.display().to_string())
+            && msg.contains("routes[1].template")
+            && msg.contains("no/such"),
+        "{msg}"
+    );
+
+    for t in load {
+        t.await.unwrap();
+    }
+    let to_b = to_b.load(Ordering::Relaxed);
+    assert!(
+        to_b > 0 && to_b < PUSHES,
+        "the new route took the pushes after the reload: {to_b}"
+    );
+    wait_for(
+        "every accepted push delivered",
+        Duration::from_secs(60),
+        || roam.delivered().len() == PUSHES + to_b,
+    )
+    .await;
+    let ready = app.wait_ready(|r| r["outbox"]["pending"] == 0).await;
+    assert_eq!(
+        ready["config"]["routes"], 2,
+        "the refused config did not replace the good one"
+    );
+    let delivered = roam.delivered();
+    assert_eq!(
+        delivered
+            .iter()
+            .filter(|r| r.body["chat"] == CHAT_A)
+            .count(),
+        PUSHES,
+        "each push once on the first route"
+    );
+    assert_eq!(
+        delivered
+            .iter()
+            .filter(|r| r.body["chat"] == CHAT_B)
+            .count(),
+        to_b
+    );
+
+    let metrics = http
+        .get(app.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("roam_notify_config_reloads_total{result=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("roam_notify_config_reloads_total{result=\"invalid\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "roam_notify_webhooks_total{{result=\"accepted\"}} {PUSHES}"
+        )),
+        "{metrics}"
+    );
+
+    // Keys read at start-up are reported, not silently ignored.
+    std::fs::write(
+        &path,
+        format!("{v1}{TEAM_B}").replace("[server]\n", "[server]\nmax_body = \"2MiB\"\n"),
+    )
+    .unwrap();
+    let body: Value = http
+        .post(app.admin_url("/-/reload"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["restart_needed"],
+        serde_json::json!(["server.max_body"]),
+        "{body}"
+    );
+
+    match Arc::try_unwrap(app) {
+        Ok(app) => app.stop().await,
+        Err(_) => panic!("app still shared"),
+    }
+}
+
+#[tokio::test]
+async fn admin_endpoints_are_not_on_the_public_port() {
+    let roam = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&test_config(
+        &roam.url,
+        &dir.path().join("t.db"),
+        ROUTE_ALL_GITHUB,
+    ))
+    .await;
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(app.url("/metrics")).send().await.unwrap().status(),
+        404
+    );
+    assert_eq!(
+        http.post(app.url("/-/reload"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let m = http.get(app.admin_url("/metrics")).send().await.unwrap();
+    assert_eq!(m.status(), 200);
+    assert!(
+        m.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    // Started from an in-memory config: nothing to re-read, and it says so.
+    let r = http.post(app.admin_url("/-/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("in-memory config"),
+        "{body}"
+    );
+    app.stop().await;
+}
