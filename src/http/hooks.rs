@@ -133,25 +133,27 @@ async fn receive(
 
     let mut any_new = false;
     let mut total_messages = 0;
+    let mut total_held = 0;
     let mut all_routes: Vec<String> = Vec::new();
     let mut events = Vec::new();
     for (((delivery_id, name, routes), result), quiet) in
         summary.into_iter().zip(results).zip(quiet)
     {
-        let (status, routes, messages) = match result {
+        let (status, routes, messages, held) = match result {
             Committed::Inserted { messages, held, .. } => {
                 any_new = true;
                 st.ingest.accepted.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(source = %source.name, delivery_id = %delivery_id, event = %name, routes = ?routes, messages, held, "accepted");
-                ("accepted", routes, messages)
+                ("accepted", routes, messages, held)
             }
             Committed::Duplicate { routes } => {
                 st.ingest.duplicates.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(source = %source.name, delivery_id = %delivery_id, event = %name, "duplicate delivery; nothing new queued");
-                ("duplicate", routes, 0)
+                ("duplicate", routes, 0, 0)
             }
         };
         total_messages += messages;
+        total_held += held;
         for r in &routes {
             if !all_routes.contains(r) {
                 all_routes.push(r.clone());
@@ -160,6 +162,10 @@ async fn receive(
         let mut entry = json!({"delivery_id": delivery_id, "event": name, "status": status, "routes": routes, "messages": messages});
         if !quiet.is_empty() && status == "accepted" {
             entry["quiet"] = json!(quiet);
+        }
+        if held > 0 {
+            // Waiting in a group (grouping, dedup, max_messages or a mute summary).
+            entry["held"] = json!(held);
         }
         events.push(entry);
     }
@@ -180,6 +186,9 @@ async fn receive(
     let mut body = body;
     if let Some(q) = first.get("quiet") {
         body["quiet"] = q.clone();
+    }
+    if total_held > 0 {
+        body["held"] = json!(total_held);
     }
     if let Ack::Soap = parsed_ack {
         return Ok((
