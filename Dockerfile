@@ -32,11 +32,14 @@ COPY --from=build /roam-notify /usr/local/bin/roam-notify
 COPY config.toml.example /etc/roam-notify/config.toml.example
 USER roam
 WORKDIR /data
-# In a container: listen on all interfaces, keep the database on the volume.
+# In a container: listen on all interfaces, keep the database on the volume. The admin
+# listener (/metrics, /-/reload) is on 9090 for Prometheus inside the cluster network;
+# publish only 8080 to the outside.
 ENV ROAM_NOTIFY__SERVER__LISTEN=0.0.0.0:8080 \
+    ROAM_NOTIFY__SERVER__ADMIN_LISTEN=0.0.0.0:9090 \
     ROAM_NOTIFY__STORAGE__URL=sqlite:///data/roam-notify.db
 VOLUME ["/data"]
-EXPOSE 8080
+EXPOSE 8080 9090
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 CMD ["roam-notify", "healthcheck"]
 # Docker sends SIGTERM, then SIGKILL after 10 s; server.shutdown_timeout (8 s) fits.
 STOPSIGNAL SIGTERM
