@@ -357,3 +357,62 @@ contains = ["🟣 Merged [#3 Byao1276 patch 1]"]
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("test     FAIL  a merged PR goes to both: routes [\"merged\", \"all\"], expected [\"all\"]"), "{text}");
 }
+
+#[test]
+fn routes_test_shows_grouping_and_quiet_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[storage]
+url = "sqlite://{db}"
+[[sources]]
+name = "am"
+kind = "alertmanager"
+secret = "u:p"
+[[silences]]
+comment = "known flapping"
+ends = "2999-01-01T00:00:00Z"
+routes = ["silenced"]
+[[routes]]
+name = "grouped"
+source = "am"
+to = "{CHAT_A}"
+group_by = ["commonLabels.alertname"]
+continue = true
+[[routes]]
+name = "silenced"
+source = "am"
+to = "{CHAT_B}"
+"#,
+            db = dir.path().join("x.db").display()
+        ),
+    )
+    .unwrap();
+    let out = bin()
+        .args(["routes", "test", "--config"])
+        .arg(&cfg)
+        .args(["--source", "am", "--payload"])
+        .arg(shared().join("fixtures/alertmanager/firing.two-alerts.zulip.json"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(
+            "→ route grouped holds it in group \"commonLabels.alertname=High CPU Temperature\""
+        ),
+        "{text}"
+    );
+    assert!(text.contains("| 🔥 **FIRING**"), "{text}");
+    assert!(
+        text.contains("→ quiet: route silenced silenced by config silences[0] (known flapping)"),
+        "{text}"
+    );
+}
