@@ -130,26 +130,47 @@ fn table(rows: &[MessageRecord]) -> String {
 }
 
 /// `roam-notify silence …`: silences stored in the database, read by the running daemon
-/// within `SILENCE_REFRESH` (see `app`).
-#[derive(Debug)]
+/// within `SILENCE_REFRESH` (see `app`). Also the command line's definition.
+#[derive(Debug, clap::Subcommand)]
 pub enum SilenceCommand {
+    /// Add a silence: matching events are not sent until it ends.
     Add {
+        /// A field condition: path=value, path!=value, path=~regex or path!~regex
+        /// (repeatable; all must hold), e.g. commonLabels.alertname=DiskFull.
+        #[arg(long = "match", short = 'm')]
         matchers: Vec<String>,
+        /// Only events from this source.
+        #[arg(long)]
         source: Option<String>,
+        /// Only events whose name matches this pattern (`*` globs; repeatable).
+        #[arg(long = "event")]
         events: Vec<String>,
+        /// Only messages of this route (repeatable).
+        #[arg(long = "route")]
         routes: Vec<String>,
+        /// Start (RFC 3339); default now.
+        #[arg(long)]
         starts: Option<String>,
+        /// How long, e.g. 2h, 30m.
+        #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "until")]
         duration: Option<std::time::Duration>,
+        /// End (RFC 3339), instead of --duration.
+        #[arg(long)]
         until: Option<String>,
+        /// Why (shown in logs and `silence list`).
+        #[arg(long)]
         comment: String,
+        /// Who added it.
+        #[arg(long, env = "USER", default_value = "cli")]
         by: String,
     },
+    /// Active and pending silences (with --all, expired ones too).
     List {
+        #[arg(long)]
         all: bool,
     },
-    Expire {
-        id: i64,
-    },
+    /// End a silence now.
+    Expire { id: i64 },
 }
 
 pub async fn run_silence(cfg: &Config, cmd: SilenceCommand) -> Result<String, String> {

@@ -67,7 +67,7 @@ enum Command {
     /// Silence events for a while: add, list, expire (stored; the daemon applies them).
     Silence {
         #[command(subcommand)]
-        command: SilenceCli,
+        command: roam_notify::admin::SilenceCommand,
     },
     /// Exit 0 if the daemon configured here answers GET /healthz (for Docker HEALTHCHECK).
     Healthcheck {
@@ -100,48 +100,6 @@ enum OutboxCli {
     },
     /// Give up on a pending or dead message: kept, marked dropped, never sent.
     Drop { id: i64 },
-}
-
-#[derive(Subcommand)]
-enum SilenceCli {
-    /// Add a silence: matching events are not sent until it ends.
-    Add {
-        /// A field condition: path=value, path!=value, path=~regex or path!~regex
-        /// (repeatable; all must hold), e.g. commonLabels.alertname=DiskFull.
-        #[arg(long = "match", short = 'm')]
-        matchers: Vec<String>,
-        /// Only events from this source.
-        #[arg(long)]
-        source: Option<String>,
-        /// Only events whose name matches this pattern (`*` globs; repeatable).
-        #[arg(long = "event")]
-        events: Vec<String>,
-        /// Only messages of this route (repeatable).
-        #[arg(long = "route")]
-        routes: Vec<String>,
-        /// Start (RFC 3339); default now.
-        #[arg(long)]
-        starts: Option<String>,
-        /// How long, e.g. 2h, 30m.
-        #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "until")]
-        duration: Option<std::time::Duration>,
-        /// End (RFC 3339), instead of --duration.
-        #[arg(long)]
-        until: Option<String>,
-        /// Why (shown in logs and `silence list`).
-        #[arg(long)]
-        comment: String,
-        /// Who added it.
-        #[arg(long, env = "USER", default_value = "cli")]
-        by: String,
-    },
-    /// Active and pending silences (with --all, expired ones too).
-    List {
-        #[arg(long)]
-        all: bool,
-    },
-    /// End a silence now.
-    Expire { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -373,10 +331,6 @@ fn render(
 
 fn outbox(config: Option<PathBuf>, command: OutboxCli) -> ExitCode {
     use roam_notify::admin::{OutboxCommand, run};
-    let cfg = match load_config(config.as_deref()) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
     let cmd = match command {
         OutboxCli::List {
             status,
@@ -391,58 +345,30 @@ fn outbox(config: Option<PathBuf>, command: OutboxCli) -> ExitCode {
         OutboxCli::Retry { id, all_dead } => OutboxCommand::Retry { id, all_dead },
         OutboxCli::Drop { id } => OutboxCommand::Drop { id },
     };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    match rt.block_on(run(&cfg, cmd)) {
-        Ok(out) => {
-            print!("{out}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("roam-notify: {e}");
-            ExitCode::from(1)
-        }
-    }
+    store_command(config, |cfg| async move { run(&cfg, cmd).await })
 }
 
-fn silence(config: Option<PathBuf>, command: SilenceCli) -> ExitCode {
-    use roam_notify::admin::{SilenceCommand, run_silence};
+fn silence(config: Option<PathBuf>, command: roam_notify::admin::SilenceCommand) -> ExitCode {
+    store_command(config, |cfg| async move {
+        roam_notify::admin::run_silence(&cfg, command).await
+    })
+}
+
+/// Runs a command that opens the configured storage and prints its answer.
+fn store_command<F, Fut>(config: Option<PathBuf>, run: F) -> ExitCode
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: std::future::Future<Output = Result<String, String>>,
+{
     let cfg = match load_config(config.as_deref()) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let cmd = match command {
-        SilenceCli::Add {
-            matchers,
-            source,
-            events,
-            routes,
-            starts,
-            duration,
-            until,
-            comment,
-            by,
-        } => SilenceCommand::Add {
-            matchers,
-            source,
-            events,
-            routes,
-            starts,
-            duration,
-            until,
-            comment,
-            by,
-        },
-        SilenceCli::List { all } => SilenceCommand::List { all },
-        SilenceCli::Expire { id } => SilenceCommand::Expire { id },
-    };
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match rt.block_on(run_silence(&cfg, cmd)) {
+    match rt.block_on(run(cfg)) {
         Ok(out) => {
             print!("{out}");
             ExitCode::SUCCESS

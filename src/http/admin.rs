@@ -50,10 +50,10 @@ async fn reload(State(st): State<AppState>) -> Result<impl IntoResponse, ApiErro
 
 /// Prometheus text format. Label values are escaped per the exposition format.
 async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
-    let mut out = String::with_capacity(4096);
+    let mut m = Metrics(String::with_capacity(4096));
+    let load = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
     let i = &st.ingest;
-    family(
-        &mut out,
+    m.family(
         "roam_notify_webhooks_total",
         "counter",
         "Webhook requests by result.",
@@ -64,42 +64,35 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         ("unauthorized", &i.unauthorized),
         ("bad_request", &i.bad_requests),
     ] {
-        let _ = writeln!(
-            out,
-            "roam_notify_webhooks_total{{result=\"{result}\"}} {}",
-            v.load(Ordering::Relaxed)
-        );
+        m.sample("roam_notify_webhooks_total", &[("result", result)], load(v));
     }
-    family(
-        &mut out,
+    m.family(
         "roam_notify_template_errors_total",
         "counter",
         "Messages rendered in the fallback form because a template failed.",
     );
-    let _ = writeln!(
-        out,
-        "roam_notify_template_errors_total {}",
-        i.template_errors.load(Ordering::Relaxed)
+    m.sample(
+        "roam_notify_template_errors_total",
+        &[],
+        load(&i.template_errors),
     );
-    family(
-        &mut out,
+    m.family(
         "roam_notify_quiet_total",
         "counter",
         "Route messages not sent now, by reason.",
     );
-    let _ = writeln!(
-        out,
-        "roam_notify_quiet_total{{reason=\"silenced\"}} {}",
-        i.silenced.load(Ordering::Relaxed)
+    m.sample(
+        "roam_notify_quiet_total",
+        &[("reason", "silenced")],
+        load(&i.silenced),
     );
-    let _ = writeln!(
-        out,
-        "roam_notify_quiet_total{{reason=\"muted\"}} {}",
-        i.muted.load(Ordering::Relaxed)
+    m.sample(
+        "roam_notify_quiet_total",
+        &[("reason", "muted")],
+        load(&i.muted),
     );
     let d = &st.delivery;
-    family(
-        &mut out,
+    m.family(
         "roam_notify_messages_total",
         "counter",
         "Delivery outcomes of outbox messages.",
@@ -110,70 +103,58 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         ("dead", &d.dead_lettered),
         ("rate_limited", &d.rate_limited),
     ] {
-        let _ = writeln!(
-            out,
-            "roam_notify_messages_total{{outcome=\"{outcome}\"}} {}",
-            v.load(Ordering::Relaxed)
+        m.sample(
+            "roam_notify_messages_total",
+            &[("outcome", outcome)],
+            load(v),
         );
     }
-    family(
-        &mut out,
+    m.family(
         "roam_notify_config_reloads_total",
         "counter",
         "Reloads by result.",
     );
-    let _ = writeln!(
-        out,
-        "roam_notify_config_reloads_total{{result=\"ok\"}} {}",
-        st.reloads_ok.load(Ordering::Relaxed)
+    m.sample(
+        "roam_notify_config_reloads_total",
+        &[("result", "ok")],
+        load(&st.reloads_ok),
     );
-    let _ = writeln!(
-        out,
-        "roam_notify_config_reloads_total{{result=\"invalid\"}} {}",
-        st.reloads_failed.load(Ordering::Relaxed)
+    m.sample(
+        "roam_notify_config_reloads_total",
+        &[("result", "invalid")],
+        load(&st.reloads_failed),
     );
     if let Ok(s) = st.store.stats().await {
-        family(
-            &mut out,
+        m.family(
             "roam_notify_outbox_messages",
             "gauge",
             "Outbox messages by status.",
         );
-        let _ = writeln!(
-            out,
-            "roam_notify_outbox_messages{{status=\"pending\"}} {}",
-            s.pending
+        m.sample(
+            "roam_notify_outbox_messages",
+            &[("status", "pending")],
+            s.pending,
         );
-        let _ = writeln!(
-            out,
-            "roam_notify_outbox_messages{{status=\"dead\"}} {}",
-            s.dead
-        );
-        family(
-            &mut out,
+        m.sample("roam_notify_outbox_messages", &[("status", "dead")], s.dead);
+        m.family(
             "roam_notify_outbox_oldest_pending_age_seconds",
             "gauge",
             "Age of the oldest message not yet delivered (0 when none).",
         );
-        let _ = writeln!(
-            out,
-            "roam_notify_outbox_oldest_pending_age_seconds {}",
-            s.oldest_pending_age_seconds.unwrap_or(0.0)
+        m.sample(
+            "roam_notify_outbox_oldest_pending_age_seconds",
+            &[],
+            s.oldest_pending_age_seconds.unwrap_or(0.0),
         );
     }
     if let Ok(held) = st.store.held_counts().await {
-        family(
-            &mut out,
+        m.family(
             "roam_notify_held_events",
             "gauge",
             "Events waiting in groups (grouping, dedup, max_messages, mute summaries), by route.",
         );
         for (route, n) in held {
-            let _ = writeln!(
-                out,
-                "roam_notify_held_events{{route=\"{}\"}} {n}",
-                label(&route)
-            );
+            m.sample("roam_notify_held_events", &[("route", &route)], n);
         }
     }
     (
@@ -181,12 +162,29 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        out,
+        m.0,
     )
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+/// A Prometheus text exposition being written.
+struct Metrics(String);
+
+impl Metrics {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            let list: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", label(v)))
+                .collect();
+            let _ = write!(self.0, "{{{}}}", list.join(","));
+        }
+        let _ = writeln!(self.0, " {value}");
+    }
 }
 
 /// Escapes a label value: backslash, double quote and newline.

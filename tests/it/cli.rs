@@ -1,15 +1,6 @@
 //! The offline commands: check, render, healthcheck.
 
-use std::process::Command;
-
 use crate::helpers::*;
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_roam-notify"));
-    c.env_remove("ROAM_NOTIFY_CONFIG")
-        .env_remove("ROAM_NOTIFY_ROAM_API_KEY");
-    c
-}
 
 fn repo(rel: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)

@@ -59,6 +59,38 @@ pub struct Recorded {
     pub given_ts: Option<i64>,
 }
 
+impl Recorded {
+    fn new(
+        path: &str,
+        headers: &HeaderMap,
+        body: Value,
+        schema_errors: Vec<String>,
+        status: u16,
+        given_ts: Option<i64>,
+    ) -> Recorded {
+        Recorded {
+            path: path.into(),
+            authorization: headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            body,
+            at: Instant::now(),
+            schema_errors,
+            status,
+            given_ts,
+        }
+    }
+}
+
+/// The binary under test, without the caller's config or key in its environment.
+pub fn bin() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_roam-notify"));
+    c.env_remove("ROAM_NOTIFY_CONFIG")
+        .env_remove("ROAM_NOTIFY_ROAM_API_KEY");
+    c
+}
+
 /// A scripted answer for the next chat.post.
 #[derive(Debug, Clone)]
 pub enum Reply {
@@ -227,18 +259,14 @@ async fn chat_update(
                 .into_response(),
         )
     };
-    s.recorded.push(Recorded {
-        path: "/v0/chat.update".into(),
-        authorization: headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-        body: value,
-        at: Instant::now(),
+    s.recorded.push(Recorded::new(
+        "/v0/chat.update",
+        &headers,
+        value,
         schema_errors,
         status,
-        given_ts: None,
-    });
+        None,
+    ));
     resp
 }
 
@@ -286,18 +314,14 @@ async fn chat_post(
                 .into_response(),
         ),
     };
-    state.lock().unwrap().recorded.push(Recorded {
-        path: "/v0/chat.post".into(),
-        authorization: headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-        body: value,
-        at: Instant::now(),
+    state.lock().unwrap().recorded.push(Recorded::new(
+        "/v0/chat.post",
+        &headers,
+        value,
         schema_errors,
         status,
-        given_ts: (status == 200).then_some(ts),
-    });
+        (status == 200).then_some(ts),
+    ));
     resp
 }
 
@@ -308,18 +332,14 @@ async fn token_info(State((state, _)): State<FakeCtx>, headers: HeaderMap) -> Re
         json!({"addr": "B-b893c426-6d54-4d9a-8e71-6bd53b26124e", "scopes": ["chat:send_message"],
                "roam": {"id": "12QJUIKR29", "name": "Test Org", "imageUrl": "https://ro.am/i", "iconUrl": "https://ro.am/c"}}),
     ));
-    s.recorded.push(Recorded {
-        path: "/v0/token.info".into(),
-        authorization: headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-        body: Value::Null,
-        at: Instant::now(),
-        schema_errors: vec![],
+    s.recorded.push(Recorded::new(
+        "/v0/token.info",
+        &headers,
+        Value::Null,
+        vec![],
         status,
-        given_ts: None,
-    });
+        None,
+    ));
     (StatusCode::from_u16(status).unwrap(), Json(body)).into_response()
 }
 

@@ -22,6 +22,14 @@ secret = "{AM_AUTH}"
     )
 }
 
+/// The `am` source and one route from it to CHAT_A with `keys`.
+fn am_route(name: &str, keys: &str) -> String {
+    format!(
+        "{}\n[[routes]]\nname = \"{name}\"\nsource = \"am\"\nto = \"{CHAT_A}\"\n{keys}",
+        am_source()
+    )
+}
+
 /// An Alertmanager (webhook v4) body with one alert, as Alertmanager sends it when it
 /// groups by every label (`group_by: ['...']`): one notification per alert.
 fn alert(name: &str, instance: &str, status: &str) -> Vec<u8> {
@@ -76,16 +84,11 @@ fn pending(ready: &Value) -> i64 {
 async fn update_edits_the_first_message_and_thread_replies_under_it() {
     let roam = FakeRoam::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let extra = format!(
-        r#"{}
-[[routes]]
-name = "alerts"
-source = "am"
-to = "{CHAT_A}"
-update = true
+    let extra = am_route(
+        "alerts",
+        r#"update = true
 thread = true
 "#,
-        am_source()
     );
     let app = TestApp::spawn(&test_config(&roam.url, &dir.path().join("t.db"), &extra)).await;
     let firing = fixture("alertmanager/firing.two-alerts.zulip.json");
@@ -146,9 +149,10 @@ async fn update_falls_back_to_a_new_post_when_the_message_is_gone() {
     let roam = FakeRoam::start().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
-    let extra = format!(
-        "{}\n[[routes]]\nname = \"alerts\"\nsource = \"am\"\nto = \"{CHAT_A}\"\nupdate = true\n",
-        am_source()
+    let extra = am_route(
+        "alerts",
+        r#"update = true
+"#,
     );
     let app = TestApp::spawn(&test_config(&roam.url, &db, &extra)).await;
     assert_eq!(
@@ -198,17 +202,12 @@ async fn alert_storm_becomes_a_few_messages_per_group() {
     let names = ["DiskFull", "HighCPU", "InstanceDown"];
     let roam = FakeRoam::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let extra = format!(
-        r#"{}
-[[routes]]
-name = "storm"
-source = "am"
-to = "{CHAT_A}"
-group_by = ["commonLabels.alertname"]
+    let extra = am_route(
+        "storm",
+        r#"group_by = ["commonLabels.alertname"]
 group_wait = "1s"
 group_interval = "3s"
 "#,
-        am_source()
     );
     let app = TestApp::spawn(&test_config(&roam.url, &dir.path().join("t.db"), &extra)).await;
     let app = std::sync::Arc::new(app);
@@ -281,16 +280,11 @@ group_interval = "3s"
 async fn resolved_alert_flushes_its_group_at_once() {
     let roam = FakeRoam::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let extra = format!(
-        r#"{}
-[[routes]]
-name = "grouped"
-source = "am"
-to = "{CHAT_A}"
-group_by = ["commonLabels.alertname"]
+    let extra = am_route(
+        "grouped",
+        r#"group_by = ["commonLabels.alertname"]
 group_wait = "1h"
 "#,
-        am_source()
     );
     let app = TestApp::spawn(&test_config(&roam.url, &dir.path().join("t.db"), &extra)).await;
     assert_eq!(
@@ -371,9 +365,11 @@ async fn repeats_within_repeat_interval_are_not_resent() {
 async fn over_max_messages_the_rest_is_one_digest() {
     let roam = FakeRoam::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let extra = format!(
-        "{}\n[[routes]]\nname = \"capped\"\nsource = \"am\"\nto = \"{CHAT_A}\"\nmax_messages = 2\nmax_messages_interval = \"3s\"\n",
-        am_source()
+    let extra = am_route(
+        "capped",
+        r#"max_messages = 2
+max_messages_interval = "3s"
+"#,
     );
     let app = TestApp::spawn(&test_config(&roam.url, &dir.path().join("t.db"), &extra)).await;
     for (i, n) in [1, 2].iter().enumerate() {
@@ -425,16 +421,11 @@ async fn a_pending_group_survives_a_restart_and_is_sent_once() {
     let roam = FakeRoam::start().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
-    let extra = format!(
-        r#"{}
-[[routes]]
-name = "grouped"
-source = "am"
-to = "{CHAT_A}"
-group_by = ["commonLabels.alertname"]
+    let extra = am_route(
+        "grouped",
+        r#"group_by = ["commonLabels.alertname"]
 group_wait = "3s"
 "#,
-        am_source()
     );
     let cfg = test_config(&roam.url, &db, &extra);
     let app = TestApp::spawn(&cfg).await;

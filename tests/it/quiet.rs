@@ -2,19 +2,11 @@
 //! `roam-notify silence` while the daemon runs, and a mute window that summarises.
 //! (Mute windows across DST changes are unit-tested in `routing::quiet`.)
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_roam-notify"));
-    c.env_remove("ROAM_NOTIFY_CONFIG")
-        .env_remove("ROAM_NOTIFY_ROAM_API_KEY");
-    c
-}
 
 /// The push fixture on another branch, so it is a different event.
 fn push_on(branch: &str) -> Vec<u8> {
