@@ -271,3 +271,108 @@ fn fmt_ms(ms: i64) -> String {
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_else(|| ms.to_string())
 }
+
+/// `roam-notify transcripts …`
+#[derive(Debug, clap::Subcommand)]
+pub enum TranscriptsCommand {
+    /// Process the transcripts of a time range now (the checkpoint is neither used nor
+    /// moved). Transcripts already posted are skipped; a running daemon delivers the
+    /// messages (within a minute).
+    Backfill {
+        /// Start of the range: a date (2026-11-01, UTC) or an RFC 3339 time.
+        #[arg(long)]
+        since: String,
+        /// End of the range (default: now).
+        #[arg(long)]
+        until: Option<String>,
+        /// Fetch and render, print the messages, commit nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// A date (`2026-11-01`, midnight UTC) or an RFC 3339 time.
+fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d") {
+        return Ok(d.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    crate::routing::quiet::parse_instant(s)
+        .map(|ms| chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default())
+}
+
+pub async fn run_transcripts(cfg: &Config, cmd: TranscriptsCommand) -> Result<String, String> {
+    use std::sync::Arc;
+
+    use crate::delivery::Pacer;
+    use crate::pipeline::Pipeline;
+    use crate::roam::RoamClient;
+    use crate::storage::committer::CommitHandle;
+    use crate::transcripts::sweep::{Range, Sweeper};
+    use crate::transcripts::{Settings, TranscriptStatus};
+
+    let TranscriptsCommand::Backfill {
+        since,
+        until,
+        dry_run,
+    } = cmd;
+    let range = Range {
+        since: parse_since(&since)?,
+        until: until.as_deref().map(parse_since).transpose()?,
+    };
+    let Some(key) = cfg.roam.api_key.clone() else {
+        return Err(
+            "transcripts are fetched from Roam: set roam.api_key (or ROAM_NOTIFY_ROAM_API_KEY)"
+                .into(),
+        );
+    };
+    let mut cfg = cfg.clone();
+    // The transcript source exists for routing even when the schedule is off.
+    cfg.transcripts.enabled = true;
+    let pipeline = Pipeline::compile(&cfg).map_err(|e| format!("config error: {e}"))?;
+    let client = RoamClient::new(&cfg.roam.base_url, key, cfg.roam.request_timeout)
+        .map_err(|e| e.to_string())?;
+    let store = Store::open(&cfg.storage.url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (committer, writer) =
+        CommitHandle::spawn(store.clone(), Default::default(), Default::default());
+    let sweeper = Sweeper::new(
+        store.clone(),
+        client,
+        Arc::new(Pacer::new(cfg.roam.rate_per_second, cfg.roam.burst)),
+        Arc::new(arc_swap::ArcSwap::from_pointee(pipeline)),
+        committer,
+        Settings::from_config(&cfg.transcripts),
+        Arc::new(TranscriptStatus::default()),
+    );
+    let never = tokio_util::sync::CancellationToken::new();
+    let report = sweeper
+        .sweep("backfill", Some(range), dry_run, &never)
+        .await
+        .map_err(|e| e.to_string());
+    drop(sweeper);
+    let _ = writer.await;
+    store.close().await;
+    let r = report?;
+    let mut out = format!(
+        "{}: {} listed, {} {}, {} already posted, {} still live, {} failed ({} pages)\n",
+        if dry_run { "dry run" } else { "backfill" },
+        r.listed,
+        r.processed,
+        if dry_run { "would be posted" } else { "posted" },
+        r.already,
+        r.skipped_live,
+        r.failed,
+        r.pages
+    );
+    for (id, route, chat, text) in &r.planned {
+        let _ = writeln!(out, "\ntranscript {id} → route {route} posts to {chat}:");
+        for line in text.lines() {
+            let _ = writeln!(out, "    | {line}");
+        }
+    }
+    if r.failed > 0 {
+        return Err(format!("{out}some transcripts failed; see the log"));
+    }
+    Ok(out)
+}

@@ -22,6 +22,9 @@ use crate::roam::{RoamClient, RoamError};
 use crate::routing::quiet::{CompiledSilence, Matcher};
 use crate::storage::committer::CommitHandle;
 use crate::storage::{Store, StoreError};
+use crate::transcripts::schedule::Schedule;
+use crate::transcripts::sweep::Sweeper;
+use crate::transcripts::{Settings as TranscriptSettings, TranscriptStatus};
 
 /// Why the daemon could not start. `exit_code` is 2 for problems the operator must fix
 /// in the configuration (including a wrong Roam key), 1 otherwise.
@@ -60,6 +63,8 @@ pub struct Application {
     state: AppState,
     worker: DeliveryWorker,
     flusher: Flusher,
+    /// Transcript processing, when enabled and a Roam key is set.
+    transcripts: Option<(Schedule, Arc<Sweeper>)>,
     committer: JoinHandle<()>,
     store: Store,
     request_timeout: Duration,
@@ -103,6 +108,10 @@ impl Application {
             }
         };
 
+        let outlet_client = match &outlet {
+            Outlet::Roam(c) => Some(c.clone()),
+            Outlet::DryRun => None,
+        };
         let store = Store::open(&cfg.storage.url).await?;
         let recovered = store.recover_in_flight().await?;
         if !recovered.is_empty() {
@@ -147,7 +156,41 @@ impl Application {
             delivery.clone(),
         );
         let reloader = Arc::new(Reloader::new(cfg.clone(), pipeline.clone()));
+        let transcript_status = Arc::new(TranscriptStatus::default());
+        let transcript_wake = Arc::new(Notify::new());
+        let transcripts = match (&cfg.transcripts.enabled, &outlet_client) {
+            (false, _) => {
+                transcript_status
+                    .update(|s| s.disabled = Some("[transcripts] enabled = false".into()));
+                None
+            }
+            (true, None) => {
+                tracing::warn!(
+                    "[transcripts] is enabled but no Roam API key is set (dry-run): transcripts cannot be fetched, so none are processed"
+                );
+                transcript_status.update(|s| s.disabled = Some("no Roam API key (dry-run)".into()));
+                None
+            }
+            (true, Some(client)) => {
+                let schedule =
+                    Schedule::parse(&cfg.transcripts.schedule, &cfg.transcripts.timezone)
+                        .map_err(|(k, p)| cfg.error(&format!("transcripts.{k}"), p))?;
+                let sweeper = Arc::new(Sweeper::new(
+                    store.clone(),
+                    client.clone(),
+                    pacer.clone(),
+                    pipeline.clone(),
+                    committer.clone(),
+                    TranscriptSettings::from_config(&cfg.transcripts),
+                    transcript_status.clone(),
+                ));
+                Some((schedule, sweeper))
+            }
+        };
         let state = Arc::new(Shared {
+            transcripts: transcripts.as_ref().map(|(_, s)| s.clone()),
+            transcript_status,
+            transcript_wake,
             reloader,
             reloads_ok: Default::default(),
             reloads_failed: Default::default(),
@@ -166,6 +209,7 @@ impl Application {
             state,
             worker,
             flusher,
+            transcripts,
             committer: committer_task,
             store,
             request_timeout: cfg.server.request_timeout,
@@ -195,6 +239,17 @@ impl Application {
         let app = http::router(self.state.clone(), self.request_timeout);
         let worker = tokio::spawn(self.worker.run(shutdown.clone()));
         let flusher = tokio::spawn(self.flusher.run(shutdown.clone()));
+        let mut transcript_tasks = Vec::new();
+        if let Some((schedule, sweeper)) = self.transcripts {
+            transcript_tasks.push(tokio::spawn(crate::transcripts::schedule::run(
+                schedule,
+                sweeper.clone(),
+                shutdown.clone(),
+            )));
+            transcript_tasks.push(tokio::spawn(
+                sweeper.run_queue(self.state.transcript_wake.clone(), shutdown.clone()),
+            ));
+        }
         let silences = tokio::spawn(refresh_silences(
             self.store.clone(),
             self.state.pipeline.load().stored_silences.clone(),
@@ -246,6 +301,13 @@ impl Application {
             let _ = tokio::time::timeout_at(deadline, a).await;
         }
         let _ = silences.await;
+        for t in transcript_tasks {
+            if tokio::time::timeout_at(deadline, t).await.is_err() {
+                tracing::warn!(
+                    "transcript processing did not stop within the shutdown timeout; it resumes from its checkpoint"
+                );
+            }
+        }
         drop(self.state);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.committer).await;
         self.store.close().await;

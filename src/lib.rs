@@ -24,5 +24,6 @@ pub mod render;
 pub mod roam;
 pub mod routing;
 pub mod storage;
+pub mod transcripts;
 
 pub use app::{Application, StartError};

@@ -69,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: roam_notify::admin::SilenceCommand,
     },
+    /// Post-meeting transcripts: backfill a range on demand.
+    Transcripts {
+        #[command(subcommand)]
+        command: roam_notify::admin::TranscriptsCommand,
+    },
     /// Exit 0 if the daemon configured here answers GET /healthz (for Docker HEALTHCHECK).
     Healthcheck {
         /// Address to probe instead of server.listen.
@@ -144,6 +149,9 @@ fn main() -> ExitCode {
         Command::Healthcheck { addr } => healthcheck(cli.config, addr),
         Command::Outbox { command } => outbox(cli.config, command),
         Command::Silence { command } => silence(cli.config, command),
+        Command::Transcripts { command } => store_command(cli.config, |cfg| async move {
+            roam_notify::admin::run_transcripts(&cfg, command).await
+        }),
         Command::Routes {
             command:
                 RoutesCommand::Test {

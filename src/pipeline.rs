@@ -100,6 +100,13 @@ impl Pipeline {
         let sources = inbound::build_sources(cfg)?;
         let templates = Templates::load(cfg)?;
         let router = Router::compile(cfg, &sources, &templates)?;
+        if cfg.transcripts.enabled {
+            crate::transcripts::schedule::Schedule::parse(
+                &cfg.transcripts.schedule,
+                &cfg.transcripts.timezone,
+            )
+            .map_err(|(k, p)| cfg.error(&format!("transcripts.{k}"), p))?;
+        }
         Ok(Pipeline {
             sources: sources.into_iter().map(|s| (s.name.clone(), s)).collect(),
             templates,
@@ -205,6 +212,9 @@ impl Pipeline {
                     &rendered.text,
                     rendered.error.as_deref(),
                 ));
+                if route.dm_assignees {
+                    messages.extend(self.assignee_messages(route, data.data(), &mut render_errors));
+                }
             }
         }
         Planned {
@@ -243,6 +253,9 @@ impl Pipeline {
             })
     }
 }
+
+/// The template of a transcript's direct message to an action-item assignee.
+const ASSIGNEE_TEMPLATE: &str = "roam/assignee";
 
 /// Where and how one route's message about one event (or one group) goes.
 #[derive(Debug, Clone)]
@@ -409,6 +422,67 @@ fn group_spec(
 }
 
 impl Pipeline {
+    /// Transcripts: one direct message per action-item assignee with a Roam user id
+    /// (`assignee_user`, resolved by the transcript worker), listing their items.
+    fn assignee_messages(
+        &self,
+        route: &Route,
+        payload: &Value,
+        errors: &mut Vec<String>,
+    ) -> Vec<NewMessage> {
+        let items = payload
+            .get("action_items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut by_user: Vec<(String, Vec<Value>)> = Vec::new();
+        for it in items {
+            let Some(user) = it
+                .get("assignee_user")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            match by_user.iter_mut().find(|(u, _)| *u == user) {
+                Some((_, list)) => list.push(it),
+                None => by_user.push((user, vec![it])),
+            }
+        }
+        let mut out = Vec::new();
+        for (user, mine) in by_user {
+            let mut ctx = payload.clone();
+            if let Some(o) = ctx.as_object_mut() {
+                o.insert(
+                    "assignee".into(),
+                    json!({ "user": user, "name": mine[0].get("assignee_name") }),
+                );
+                o.insert("my_items".into(), json!(mine));
+            }
+            let text = match self.templates.render_raw(ASSIGNEE_TEMPLATE, &ctx) {
+                Ok(t) => t.trim_end().to_string(),
+                Err(e) => {
+                    errors.push(e.to_string());
+                    let titles: Vec<&str> = mine
+                        .iter()
+                        .filter_map(|i| i.get("title").and_then(Value::as_str))
+                        .collect();
+                    format!("Your action items: {}", titles.join("; "))
+                }
+            };
+            let text = fit_message(&text, ROAM_MAX_TEXT_BYTES);
+            out.push(NewMessage {
+                route: route.name.clone(),
+                chat: user.clone(),
+                request: chat_post_body(&user, &text, None, false),
+                render_error: None,
+                op: MessageOp::Post,
+                entity_key: None,
+            });
+        }
+        out
+    }
+
     /// An event's one-line form in group messages: the kind's `line` template (e.g.
     /// `alertmanager/line`) if it has one and it renders, else None (the first line of
     /// its message is used).

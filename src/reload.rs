@@ -133,5 +133,16 @@ fn restart_keys(old: &Config, new: &Config) -> Vec<&'static str> {
         old.log.level != new.log.level || old.log.format != new.log.format,
         "log",
     );
+    let (a, b) = (&old.transcripts, &new.transcripts);
+    check(
+        a.enabled != b.enabled
+            || a.schedule != b.schedule
+            || a.timezone != b.timezone
+            || a.source != b.source
+            || a.lookback != b.lookback
+            || a.overlap != b.overlap
+            || a.internal_domains != b.internal_domains,
+        "transcripts",
+    );
     out
 }

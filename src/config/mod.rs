@@ -49,6 +49,7 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub templates: TemplatesConfig,
     pub log: LogConfig,
+    pub transcripts: TranscriptsConfig,
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
     #[serde(default)]
@@ -227,6 +228,34 @@ pub struct TemplatesConfig {
     pub dir: String,
 }
 
+/// `[transcripts]`: post-meeting summaries and action items (see `transcripts`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranscriptsConfig {
+    #[serde(deserialize_with = "de::bool")]
+    pub enabled: bool,
+    /// Cron, 5 fields as people write it (`*/15 * * * *`); 6 with seconds also accepted.
+    #[serde(deserialize_with = "de::string_like")]
+    pub schedule: String,
+    /// IANA time zone the schedule is read in.
+    #[serde(deserialize_with = "de::string_like")]
+    pub timezone: String,
+    /// The source name transcript events carry (routes use it). A `[[sources]]` entry of
+    /// kind `roam` with this name also receives Roam's `transcript:saved` webhook.
+    #[serde(deserialize_with = "de::string_like")]
+    pub source: String,
+    /// How far back the first run on a new install looks.
+    #[serde(deserialize_with = "de::duration")]
+    pub lookback: Duration,
+    /// Each sweep lists from this long before its checkpoint again (Roam does not say
+    /// whether `after` compares a meeting's start or end).
+    #[serde(deserialize_with = "de::duration")]
+    pub overlap: Duration,
+    /// Email domains of the organization; a participant from any other is external.
+    #[serde(default)]
+    pub internal_domains: Vec<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
@@ -353,6 +382,9 @@ pub struct RouteConfig {
     /// Muted events are summarised in one message when the window ends.
     #[serde(default, deserialize_with = "de::opt_bool")]
     pub mute_summary: Option<bool>,
+    /// Transcripts: each action item's assignee also gets their items as a direct message.
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    pub dm_assignees: Option<bool>,
 }
 
 /// A match value as written: `true` and `42` are compared as the strings "true" and "42".

@@ -19,6 +19,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/-/reload", post(reload))
+        .route("/-/transcripts/run", post(run_transcripts))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
@@ -45,6 +46,23 @@ async fn reload(State(st): State<AppState>) -> Result<impl IntoResponse, ApiErro
                 other => ApiError::ReloadRefused(other.to_string()),
             })
         }
+    }
+}
+
+/// Runs a transcript sweep now (and the webhook queue), answering with its report.
+async fn run_transcripts(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let Some(sweeper) = &st.transcripts else {
+        let why = st.transcript_status.snapshot().disabled.unwrap_or_default();
+        return Err(ApiError::Unavailable(format!(
+            "transcript processing is off: {why}"
+        )));
+    };
+    let never = tokio_util::sync::CancellationToken::new();
+    match sweeper.run_logged("POST /-/transcripts/run", &never).await {
+        Some(report) => Ok((StatusCode::OK, Json(json!(report)))),
+        None => Err(ApiError::Conflict(
+            "a sweep is already running or failed; see /readyz transcripts.last_error".into(),
+        )),
     }
 }
 
@@ -147,6 +165,68 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
             s.oldest_pending_age_seconds.unwrap_or(0.0),
         );
     }
+    let t = &st.transcript_status;
+    m.family(
+        "roam_notify_transcript_runs_total",
+        "counter",
+        "Transcript sweeps by result.",
+    );
+    m.sample(
+        "roam_notify_transcript_runs_total",
+        &[("result", "ok")],
+        load(&t.runs_ok),
+    );
+    m.sample(
+        "roam_notify_transcript_runs_total",
+        &[("result", "failed")],
+        load(&t.runs_failed),
+    );
+    m.family(
+        "roam_notify_transcripts_total",
+        "counter",
+        "Transcripts by outcome.",
+    );
+    m.sample(
+        "roam_notify_transcripts_total",
+        &[("outcome", "processed")],
+        load(&t.processed),
+    );
+    m.sample(
+        "roam_notify_transcripts_total",
+        &[("outcome", "skipped_live")],
+        load(&t.skipped_live),
+    );
+    m.sample(
+        "roam_notify_transcripts_total",
+        &[("outcome", "failed")],
+        load(&t.failed),
+    );
+    let run = t.snapshot();
+    let ts = |v: &Option<String>| {
+        v.as_deref()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map_or(0, |t| t.timestamp())
+    };
+    m.family(
+        "roam_notify_transcript_last_run_timestamp_seconds",
+        "gauge",
+        "When the last transcript sweep ended (0: none yet).",
+    );
+    m.sample(
+        "roam_notify_transcript_last_run_timestamp_seconds",
+        &[],
+        ts(&run.last_run_at),
+    );
+    m.family(
+        "roam_notify_transcript_next_run_timestamp_seconds",
+        "gauge",
+        "When the next scheduled sweep runs (0: none).",
+    );
+    m.sample(
+        "roam_notify_transcript_next_run_timestamp_seconds",
+        &[],
+        ts(&run.next_run_at),
+    );
     if let Ok(held) = st.store.held_counts().await {
         m.family(
             "roam_notify_held_events",

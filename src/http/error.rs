@@ -27,6 +27,10 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("reload refused, the running configuration stays: {0}")]
     ReloadRefused(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl ApiError {
@@ -47,6 +51,8 @@ impl ApiError {
             ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::ReloadRefused(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
         }
     }
 
@@ -60,6 +66,8 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::ReloadRefused(_) => "invalid_config",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Conflict(_) => "conflict",
         }
     }
 }

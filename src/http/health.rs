@@ -59,6 +59,7 @@ async fn readyz(State(st): State<AppState>) -> (StatusCode, Json<serde_json::Val
         "dry_run": st.dry_run,
         "outbox": outbox,
         "held": held,
+        "transcripts": transcripts_json(&st),
         "delivery": {
             "delivered": d.delivered.load(Ordering::Relaxed),
             "retried": d.retried.load(Ordering::Relaxed),
@@ -83,4 +84,24 @@ async fn readyz(State(st): State<AppState>) -> (StatusCode, Json<serde_json::Val
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, Json(body))
+}
+
+/// Transcript processing: on or why not, last and next run, counters.
+pub(super) fn transcripts_json(st: &AppState) -> serde_json::Value {
+    let t = &st.transcript_status;
+    let run = t.snapshot();
+    json!({
+        "enabled": run.disabled.is_none(),
+        "disabled_because": run.disabled,
+        "last_run_at": run.last_run_at,
+        "last_run_ok": run.last_run_ok,
+        "next_run_at": run.next_run_at,
+        "checkpoint": run.checkpoint,
+        "last_error": run.last_error,
+        "runs_ok": t.runs_ok.load(Ordering::Relaxed),
+        "runs_failed": t.runs_failed.load(Ordering::Relaxed),
+        "processed": t.processed.load(Ordering::Relaxed),
+        "skipped_live": t.skipped_live.load(Ordering::Relaxed),
+        "failed": t.failed.load(Ordering::Relaxed),
+    })
 }

@@ -100,6 +100,9 @@ async fn receive(
         return Ok((StatusCode::OK, Json(json!({"status": "ok", "event": event, "message": "pong; nothing is posted for this event"}))).into_response());
     }
 
+    if let Ack::Transcript { id } = &parsed.ack {
+        return transcript_saved(&st, &source.name, id).await;
+    }
     let parsed_ack = parsed.ack.clone();
     let mut planned = Vec::with_capacity(parsed.events.len());
     let mut quiet: Vec<Vec<String>> = Vec::with_capacity(parsed.events.len());
@@ -210,4 +213,31 @@ async fn receive(
             .into_response());
     }
     Ok((code, Json(body)).into_response())
+}
+
+/// Roam's `transcript:saved`: the id is queued durably (then answered 202), and the
+/// transcript worker fetches and posts it; the scheduled sweep is the safety net.
+async fn transcript_saved(st: &AppState, source: &str, id: &str) -> Result<Response, ApiError> {
+    let new = st
+        .store
+        .enqueue_transcript(id)
+        .await
+        .map_err(|e| ApiError::Storage(e.to_string()))?;
+    st.ingest.accepted.fetch_add(1, Ordering::Relaxed);
+    let message = match (&st.transcripts, st.transcript_status.snapshot().disabled) {
+        (Some(_), _) => {
+            st.transcript_wake.notify_one();
+            "queued: the transcript is fetched and posted as roam.transcript.saved".to_string()
+        }
+        (None, why) => format!(
+            "queued, but transcript processing is off ({}): nothing is posted until it is on",
+            why.unwrap_or_default()
+        ),
+    };
+    tracing::info!(source, transcript = id, new, "{message}");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"status": "accepted", "event": "roam.transcript.saved", "transcript": id, "message": message})),
+    )
+        .into_response())
 }

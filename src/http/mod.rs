@@ -22,7 +22,10 @@ use crate::pipeline::Pipeline;
 use crate::reload::Reloader;
 use crate::storage::Store;
 use crate::storage::committer::CommitHandle;
+use crate::transcripts::TranscriptStatus;
+use crate::transcripts::sweep::Sweeper;
 pub use error::ApiError;
+use tokio::sync::Notify;
 
 /// Counters of what the webhook endpoint did, shown by `/readyz`.
 #[derive(Debug, Default)]
@@ -50,6 +53,11 @@ pub struct Shared {
     pub delivery: Arc<DeliveryStatus>,
     pub ingest: IngestStats,
     pub reloader: Arc<Reloader>,
+    /// Transcript processing, if on.
+    pub transcripts: Option<Arc<Sweeper>>,
+    pub transcript_status: Arc<TranscriptStatus>,
+    /// Wakes the transcript queue after a `transcript:saved` webhook.
+    pub transcript_wake: Arc<Notify>,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
 }

@@ -21,6 +21,7 @@ mod hubspot;
 mod jenkins;
 mod pagerduty;
 mod pipedrive;
+mod roam;
 pub mod salesforce;
 mod sentry;
 mod simple;
@@ -54,6 +55,7 @@ pub const KINDS: &[&str] = &[
     "pipedrive",
     "standard-webhooks",
     "slack",
+    "roam",
     "generic",
 ];
 
@@ -97,6 +99,8 @@ pub enum Ack {
     Text(&'static str),
     /// Once committed, answer 200 with the SOAP `Ack` (Salesforce outbound messages).
     Soap,
+    /// Roam's `transcript:saved`: queue this transcript for the transcript worker.
+    Transcript { id: String },
 }
 
 /// Why a request was refused; becomes an HTTP status and a JSON body.
@@ -164,15 +168,61 @@ pub fn prepare_sample(kind: &str, payload: &mut Value) {
     match kind {
         "alertmanager" | "grafana" => alerts::enrich(payload),
         "slack" => slack::enrich(payload),
+        "roam" => crate::transcripts::enrich(payload, &[]),
         _ => {}
     }
 }
 
-/// Compiles every `[[sources]]` entry.
+/// Compiles every `[[sources]]` entry. With `[transcripts]` on and no source of that
+/// name configured, adds it as a source without a webhook endpoint, so routes can name
+/// it.
 pub fn build_sources(cfg: &Config) -> Result<Vec<Source>, ConfigError> {
-    (0..cfg.sources.len())
+    let mut out: Vec<Source> = (0..cfg.sources.len())
         .map(|i| build_source(cfg, i))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    let t = &cfg.transcripts;
+    match out.iter().find(|s| s.name == t.source) {
+        Some(s) if t.enabled && s.kind != "roam" => {
+            return Err(cfg.error(
+                "transcripts.source",
+                format!(
+                    "{:?} is a {} source; transcript events need a source of kind \"roam\" (or a name no source uses)",
+                    t.source, s.kind
+                ),
+            ));
+        }
+        None if t.enabled => out.push(Source {
+            name: t.source.clone(),
+            kind: "roam",
+            unauthenticated: false,
+            handler: Box::new(NoWebhooks(t.source.clone())),
+        }),
+        _ => {}
+    }
+    Ok(out)
+}
+
+/// The transcript source when no `[[sources]]` entry declares it: no webhook endpoint.
+struct NoWebhooks(String);
+
+impl SourceKind for NoWebhooks {
+    fn authenticate(&self, _: &Inbound<'_>) -> Result<(), Rejection> {
+        Err(Rejection {
+            status: StatusCode::NOT_FOUND,
+            code: "unknown_source",
+            message: format!(
+                "source {:?} only carries transcripts fetched on schedule; to receive Roam's transcript:saved webhook here, add [[sources]] name = {:?}, kind = \"roam\" with the webhook signing secret",
+                self.0, self.0
+            ),
+        })
+    }
+
+    fn parse(&self, req: &Inbound<'_>) -> Result<Parsed, Rejection> {
+        self.authenticate(req).map(|_| Parsed {
+            events: Vec::new(),
+            ack: Ack::Default,
+        })
+    }
 }
 
 fn build_source(cfg: &Config, i: usize) -> Result<Source, ConfigError> {
@@ -211,6 +261,7 @@ fn build_source(cfg: &Config, i: usize) -> Result<Source, ConfigError> {
             standard_webhooks::parse,
         )?,
         "slack" => simple(cfg, i, "slack", &slack::AUTH, slack::parse)?,
+        "roam" => simple(cfg, i, "roam", &roam::AUTH, roam::parse)?,
         "buildkite" => simple(cfg, i, "buildkite", &buildkite::AUTH, buildkite::parse)?,
         "datadog" => simple(cfg, i, "datadog", &datadog::AUTH, datadog::parse)?,
         "hubspot" => simple(cfg, i, "hubspot", &hubspot::AUTH, hubspot::parse)?,

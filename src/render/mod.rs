@@ -360,6 +360,12 @@ handlebars_helper!(status_emoji: |s: str| {
     }.to_string()
 });
 handlebars_helper!(plural: |n: u64, one: str, many: str| if n == 1 { one.to_string() } else { many.to_string() });
+// RFC 3339 as "2026-01-21 17:32 UTC"; anything else as it is.
+handlebars_helper!(datetime: |s: str| {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|_| s.to_string())
+});
 
 fn register_helpers(hbs: &mut Handlebars<'static>) {
     hbs.register_helper("first_line", Box::new(first_line));
@@ -371,6 +377,7 @@ fn register_helpers(hbs: &mut Handlebars<'static>) {
     hbs.register_helper("money", Box::new(money));
     hbs.register_helper("status_emoji", Box::new(status_emoji));
     hbs.register_helper("plural", Box::new(plural));
+    hbs.register_helper("datetime", Box::new(datetime));
 }
 
 fn collect_hbs(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), String> {

@@ -1,4 +1,5 @@
-//! Roam HTTP API client: `chat.post` and `token.info` (v0, `shared/roam-openapi/chat.json`).
+//! Roam HTTP API client (v0, `shared/roam-openapi/chat.json`): `chat.post`, `chat.update`,
+//! `token.info`, `transcript.list`, `transcript.info`, `user.lookup`.
 //!
 //! The client sends one request and classifies the answer; it never retries by itself.
 //! Retries belong to the durable outbox (`delivery`), because a retried `chat.post`
@@ -42,6 +43,33 @@ impl RoamError {
     pub fn is_message_not_found(&self) -> bool {
         matches!(self, RoamError::Rejected { status, detail }
             if *status == 404 || detail.contains("message_not_found"))
+    }
+}
+
+/// A page of `transcript.list`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TranscriptPage {
+    #[serde(default)]
+    pub transcripts: Vec<TranscriptMeta>,
+    #[serde(rename = "nextCursor", default)]
+    pub next_cursor: Option<String>,
+}
+
+/// `TranscriptMetadata` (chat.json): what the sweep needs of a listed transcript.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TranscriptMeta {
+    pub id: String,
+    #[serde(default)]
+    pub start: Option<String>,
+    /// Empty while the meeting is live.
+    #[serde(default)]
+    pub end: Option<String>,
+}
+
+fn shape_error(method: &str, e: serde_json::Error) -> RoamError {
+    RoamError::Unavailable {
+        status: 200,
+        detail: format!("{method} answer is not the documented shape: {e}"),
     }
 }
 
@@ -126,6 +154,59 @@ impl RoamClient {
         classify(resp).await
     }
 
+    /// `GET /transcript.list`: one page of transcripts starting after `after` (RFC 3339),
+    /// oldest first.
+    pub async fn transcript_list(
+        &self,
+        after: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<TranscriptPage, RoamError> {
+        let mut query: Vec<(&str, String)> =
+            vec![("after", after.to_string()), ("limit", limit.to_string())];
+        if let Some(c) = cursor {
+            query.push(("cursor", c.to_string()));
+        }
+        let body = self.get_json("transcript.list", &query).await?;
+        serde_json::from_str(&body).map_err(|e| shape_error("transcript.list", e))
+    }
+
+    /// `GET /transcript.info`: one transcript with summary, action items and cues.
+    pub async fn transcript_info(&self, id: &str) -> Result<serde_json::Value, RoamError> {
+        let body = self
+            .get_json("transcript.info", &[("id", id.to_string())])
+            .await?;
+        serde_json::from_str(&body).map_err(|e| shape_error("transcript.info", e))
+    }
+
+    /// `GET /user.lookup`: the Roam user with this email; None when there is none.
+    pub async fn user_lookup(&self, email: &str) -> Result<Option<String>, RoamError> {
+        #[derive(Deserialize)]
+        struct User {
+            id: String,
+        }
+        match self
+            .get_json("user.lookup", &[("email", email.to_string())])
+            .await
+        {
+            Ok(body) => Ok(serde_json::from_str::<User>(&body).ok().map(|u| u.id)),
+            Err(RoamError::Rejected { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get_json(&self, method: &str, query: &[(&str, String)]) -> Result<String, RoamError> {
+        let resp = self
+            .http
+            .get(format!("{}/{method}", self.base))
+            .bearer_auth(self.key.expose())
+            .query(query)
+            .send()
+            .await
+            .map_err(network_error)?;
+        classify(resp).await
+    }
+
     /// `GET /token.info`: who the key belongs to and what it may do.
     pub async fn token_info(&self) -> Result<TokenInfo, RoamError> {
         let resp = self
@@ -136,10 +217,7 @@ impl RoamClient {
             .await
             .map_err(network_error)?;
         let body = classify(resp).await?;
-        serde_json::from_str(&body).map_err(|e| RoamError::Unavailable {
-            status: 200,
-            detail: format!("token.info answer is not the documented shape: {e}"),
-        })
+        serde_json::from_str(&body).map_err(|e| shape_error("token.info", e))
     }
 }
 

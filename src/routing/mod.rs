@@ -48,6 +48,8 @@ pub struct Route {
     pub mute: Vec<Arc<MuteWindow>>,
     /// Muted events are summarised in one message when the window ends.
     pub mute_summary: bool,
+    /// Transcripts: direct messages to action-item assignees.
+    pub dm_assignees: bool,
 }
 
 impl Route {
@@ -300,10 +302,19 @@ impl Router {
             if rc.mute_summary == Some(true) && mute.is_empty() {
                 return Err(cfg.error(&key("mute_summary"), "has no effect without `mute`"));
             }
+            // Transcripts default to one thread each, long summaries split into replies.
+            let transcripts = sources.iter().any(|s| s.name == source && s.kind == "roam");
+            if rc.dm_assignees == Some(true) && !transcripts {
+                return Err(cfg.error(
+                    &key("dm_assignees"),
+                    "only routes of a roam (transcript) source have action items to send",
+                ));
+            }
             routes.push(Route {
                 mute,
                 mute_summary: rc.mute_summary.unwrap_or(false),
-                thread: rc.thread.unwrap_or(false),
+                dm_assignees: rc.dm_assignees.unwrap_or(false),
+                thread: rc.thread.unwrap_or(transcripts),
                 update: rc.update.unwrap_or(false),
                 hold,
                 name: rc.name.clone(),
@@ -316,7 +327,8 @@ impl Router {
                 continue_: rc.continue_.or(d.continue_).unwrap_or(false),
                 mentions,
                 split_long: match rc.long.as_deref().or(d.long.as_deref()) {
-                    None | Some("cut") => false,
+                    None => transcripts,
+                    Some("cut") => false,
                     Some("thread") => true,
                     Some(other) => {
                         return Err(cfg.error(

@@ -11,6 +11,7 @@
 
 pub mod committer;
 mod groups;
+mod transcripts;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -26,6 +27,7 @@ use sqlx::{QueryBuilder, Row};
 
 const SCHEMA_V1: &str = include_str!("schema.sql");
 const SCHEMA_V2: &str = include_str!("schema_v2.sql");
+const SCHEMA_V3: &str = include_str!("schema_v3.sql");
 
 pub use groups::{DueGroup, GroupFlush, HeldItem, Silence, StoredItem};
 
@@ -324,15 +326,18 @@ impl Store {
                 .await
                 .map_err(StoreError::Migrate)?;
         }
-        if version.unwrap_or(0) < 2 {
-            sqlx::raw_sql(SCHEMA_V2)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::Migrate)?;
-            sqlx::query("INSERT INTO schema_version (version) VALUES (2)")
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::Migrate)?;
+        for (n, sql) in [(2, SCHEMA_V2), (3, SCHEMA_V3)] {
+            if version.unwrap_or(0) < n {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::Migrate)?;
+                sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
+                    .bind(n)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::Migrate)?;
+            }
         }
         tx.commit().await.map_err(StoreError::Migrate)
     }

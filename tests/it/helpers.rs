@@ -44,6 +44,18 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// A Standard Webhooks signature (`v1,<base64>`) of `{id}.{timestamp}.{body}` with a
+/// `whsec_` secret (its base64 part is the key).
+pub fn sign_standard_webhooks(secret: &str, id: &str, timestamp: &str, body: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = b64.decode(secret.trim_start_matches("whsec_")).unwrap();
+    let mut m = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    m.update(format!("{id}.{timestamp}.").as_bytes());
+    m.update(body);
+    format!("v1,{}", b64.encode(m.finalize().into_bytes()))
+}
+
 /// One request the fake Roam received.
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -107,6 +119,23 @@ struct FakeState {
     script: VecDeque<Reply>,
     down: bool,
     token_info: Option<(u16, Value)>,
+    transcripts: Transcripts,
+}
+
+/// The fake's meeting transcripts (`transcript.list` / `transcript.info`).
+#[derive(Default)]
+struct Transcripts {
+    all: Vec<Value>,
+    /// Page size of transcript.list (at most the `limit` asked for).
+    page: usize,
+    /// What `after` compares: a transcript's end (true) or its start.
+    after_compares_end: bool,
+    /// Scripted answers for the next transcript.* calls.
+    script: VecDeque<Reply>,
+    /// transcript.info answers 503 for these ids.
+    failing: std::collections::HashSet<String>,
+    /// email -> user id, for user.lookup.
+    users: std::collections::HashMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -153,6 +182,9 @@ impl FakeRoam {
             .route("/v0/chat.post", post(chat_post))
             .route("/v0/chat.update", post(chat_update))
             .route("/v0/token.info", get(token_info))
+            .route("/v0/transcript.list", get(transcript_list))
+            .route("/v0/transcript.info", get(transcript_info))
+            .route("/v0/user.lookup", get(user_lookup))
             .with_state((state.clone(), validators));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -192,6 +224,61 @@ impl FakeRoam {
         self.recorded()
             .into_iter()
             .filter(|r| r.path.ends_with("chat.post") && (200..300).contains(&r.status))
+            .collect()
+    }
+
+    /// Adds a transcript (a `transcript.info` body; no `end` means the meeting is live).
+    pub fn add_transcript(&self, t: Value) {
+        self.state.lock().unwrap().transcripts.all.push(t);
+    }
+
+    /// Replaces a transcript with the same id (e.g. the meeting has ended now).
+    pub fn update_transcript(&self, t: Value) {
+        let mut s = self.state.lock().unwrap();
+        let list = &mut s.transcripts.all;
+        list.retain(|x| x["id"] != t["id"]);
+        list.push(t);
+    }
+
+    /// `transcript.list` pages of `page` items; `after` compares ends (true) or starts.
+    pub fn transcript_listing(&self, page: usize, after_compares_end: bool) {
+        let mut s = self.state.lock().unwrap();
+        s.transcripts.page = page;
+        s.transcripts.after_compares_end = after_compares_end;
+    }
+
+    pub fn script_transcripts(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.state
+            .lock()
+            .unwrap()
+            .transcripts
+            .script
+            .extend(replies);
+    }
+
+    pub fn fail_transcript(&self, id: &str, failing: bool) {
+        let mut s = self.state.lock().unwrap();
+        if failing {
+            s.transcripts.failing.insert(id.to_string());
+        } else {
+            s.transcripts.failing.remove(id);
+        }
+    }
+
+    pub fn add_user(&self, email: &str, id: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .transcripts
+            .users
+            .insert(email.to_string(), id.to_string());
+    }
+
+    /// Requests to a path (`transcript.info`, ...) that were answered `status`.
+    pub fn calls(&self, path: &str) -> Vec<Recorded> {
+        self.recorded()
+            .into_iter()
+            .filter(|r| r.path.ends_with(path))
             .collect()
     }
 
@@ -499,4 +586,160 @@ pub async fn wait_for<F: FnMut() -> bool>(what: &str, limit: Duration, mut cond:
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Pops a scripted answer for a transcript call, if any (429s, failures).
+fn scripted_transcript_reply(state: &Arc<Mutex<FakeState>>) -> Option<Response> {
+    let reply = state.lock().unwrap().transcripts.script.pop_front()?;
+    Some(match reply {
+        Reply::RateLimited(after) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", after)],
+            Json(json!({"error": "rate limited"})),
+        )
+            .into_response(),
+        Reply::Status(code, msg) => (
+            StatusCode::from_u16(code).unwrap(),
+            Json(json!({"error": msg.unwrap_or("fake failure")})),
+        )
+            .into_response(),
+        Reply::Ok | Reply::Slow(_) => return None,
+    })
+}
+
+fn record_get(
+    state: &Arc<Mutex<FakeState>>,
+    path: &str,
+    headers: &HeaderMap,
+    q: &std::collections::HashMap<String, String>,
+    status: u16,
+) {
+    let body = json!(q);
+    state
+        .lock()
+        .unwrap()
+        .recorded
+        .push(Recorded::new(path, headers, body, vec![], status, None));
+}
+
+async fn transcript_list(
+    State((state, _)): State<FakeCtx>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = scripted_transcript_reply(&state) {
+        record_get(
+            &state,
+            "/v0/transcript.list",
+            &headers,
+            &q,
+            r.status().as_u16(),
+        );
+        return r;
+    }
+    let (page, body) = {
+        let s = state.lock().unwrap();
+        let t = &s.transcripts;
+        let after = q
+            .get("after")
+            .and_then(|a| chrono::DateTime::parse_from_rfc3339(a).ok());
+        let mut list: Vec<Value> = t
+            .all
+            .iter()
+            .filter(|x| {
+                let Some(after) = after else { return true };
+                let key = if t.after_compares_end { &x["end"] } else { &x["start"] };
+                key.as_str()
+                    .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok())
+                    .is_some_and(|v| v > after)
+            })
+            .map(|x| {
+                // TranscriptMetadata: no summary, cues or action items in the listing.
+                json!({"id": x["id"], "meetingId": x["meetingId"], "start": x["start"], "end": x["end"], "participants": x["participants"]})
+            })
+            .collect();
+        list.sort_by(|a, b| a["start"].as_str().cmp(&b["start"].as_str()));
+        let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(10);
+        let size = limit.min(if t.page == 0 { 100 } else { t.page });
+        let from: usize = q.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
+        let items: Vec<Value> = list.iter().skip(from).take(size).cloned().collect();
+        let mut body = json!({"transcripts": items});
+        if from + size < list.len() {
+            body["nextCursor"] = json!((from + size).to_string());
+        }
+        (size, body)
+    };
+    let _ = page;
+    record_get(&state, "/v0/transcript.list", &headers, &q, 200);
+    Json(body).into_response()
+}
+
+async fn transcript_info(
+    State((state, _)): State<FakeCtx>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = scripted_transcript_reply(&state) {
+        record_get(
+            &state,
+            "/v0/transcript.info",
+            &headers,
+            &q,
+            r.status().as_u16(),
+        );
+        return r;
+    }
+    let id = q.get("id").cloned().unwrap_or_default();
+    let (status, resp) = {
+        let s = state.lock().unwrap();
+        if s.transcripts.failing.contains(&id) {
+            (
+                503,
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"error": "upstream_timeout"})),
+                )
+                    .into_response(),
+            )
+        } else {
+            match s.transcripts.all.iter().find(|t| t["id"] == id.as_str()) {
+                Some(t) => (200, Json(t.clone()).into_response()),
+                None => (
+                    404,
+                    (
+                        StatusCode::NOT_FOUND,
+                        Json(json!({"error": "transcript_not_found"})),
+                    )
+                        .into_response(),
+                ),
+            }
+        }
+    };
+    record_get(&state, "/v0/transcript.info", &headers, &q, status);
+    resp
+}
+
+async fn user_lookup(
+    State((state, _)): State<FakeCtx>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let email = q.get("email").cloned().unwrap_or_default();
+    let found = state.lock().unwrap().transcripts.users.get(&email).cloned();
+    let (status, resp) = match found {
+        Some(id) => (
+            200,
+            Json(json!({"id": id, "name": "x", "email": email})).into_response(),
+        ),
+        None => (
+            404,
+            (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "user_not_found"})),
+            )
+                .into_response(),
+        ),
+    };
+    record_get(&state, "/v0/user.lookup", &headers, &q, status);
+    resp
 }

@@ -12,3 +12,4 @@ mod process;
 mod quiet;
 mod reload;
 mod sources;
+mod transcripts;

@@ -69,17 +69,13 @@ fn headers(signer: Signer, secret: &str, body: &[u8], ts: u64) -> Vec<(String, S
         )],
         Signer::GitLabToken => vec![h("X-Gitlab-Token", secret.to_string())],
         Signer::GitLabSigned | Signer::StandardWebhooks => {
-            let key = B64.decode(secret.trim_start_matches("whsec_")).unwrap();
             let id = format!("msg_{}", hmac_hex(b"id", &[body]).get(..12).unwrap());
             let t = ts.to_string();
-            let mut m = Hmac::<Sha256>::new_from_slice(&key).unwrap();
-            m.update(format!("{id}.{t}.").as_bytes());
-            m.update(body);
-            let sig = B64.encode(m.finalize().into_bytes());
+            let sig = sign_standard_webhooks(secret, &id, &t, body);
             vec![
                 h("webhook-id", id),
                 h("webhook-timestamp", t),
-                h("webhook-signature", format!("v1,{sig}")),
+                h("webhook-signature", sig),
             ]
         }
         Signer::Basic => vec![h("Authorization", format!("Basic {}", B64.encode(secret)))],

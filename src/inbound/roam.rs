@@ -1,0 +1,93 @@
+//! Roam's own webhooks (`shared/roam-openapi/webhooks.json`), signed with Standard
+//! Webhooks (`whsec_` secret from Roam Administration > Developer, 5-minute window).
+//!
+//! `transcript:saved` carries metadata only, so it is not routed as it is: the transcript
+//! id is queued durably and the transcript worker fetches `transcript.info` and commits
+//! the `roam.transcript.saved` event (see `transcripts`). Other Roam events are routed
+//! as `roam.<event>` (`roam.transcript.started`, `roam.recording.saved`, ...).
+//! Bodies come bare (v0) or in the v1 envelope `{type, eventId, data}`.
+
+use serde_json::Value;
+
+use super::simple::one;
+use super::{
+    Ack, AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, delivery_from_headers, name_part,
+    parse_json,
+};
+
+pub const AUTH: AuthSpec = AuthSpec {
+    default: Some("standard-webhooks"),
+    allowed: &["standard-webhooks"],
+    hmac: HmacStyle::None,
+    token_header: "",
+};
+
+pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
+    let body = parse_json(req.body)?;
+    let (kind, payload) = match (body.get("type").and_then(Value::as_str), body.get("data")) {
+        (Some(t), Some(data)) if t.contains('.') || t.contains(':') => {
+            (t.replace(':', "."), data.clone())
+        }
+        _ => (bare_kind(&body).to_string(), body),
+    };
+    if kind == "transcript.saved" {
+        let id = payload
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                Rejection::bad_request("transcript:saved body has no transcript `id`")
+            })?;
+        return Ok(Parsed {
+            events: Vec::new(),
+            ack: Ack::Transcript { id: id.to_string() },
+        });
+    }
+    let entity = payload
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|_| kind.starts_with("transcript."))
+        .map(|id| format!("roam:transcript:{id}"));
+    Ok(one(Event {
+        name: format!("roam.{}", name_part(&kind)),
+        delivery_id: delivery_from_headers(req, &["webhook-id"]),
+        entity,
+        payload,
+    }))
+}
+
+/// v0 bodies carry no type: tell the documented shapes apart by their fields.
+fn bare_kind(b: &Value) -> &'static str {
+    let has = |k: &str| b.get(k).is_some_and(|v| !v.is_null() && v != "");
+    if has("recordingId") {
+        "recording.saved"
+    } else if has("meetingId") && has("id") {
+        if has("end") || has("participants") && !has("location") {
+            "transcript.saved"
+        } else {
+            "transcript.started"
+        }
+    } else if has("lobbyId") || has("booking") {
+        "lobby.booked"
+    } else if has("sender") && has("chat") {
+        "chat.message"
+    } else {
+        "event"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tells_v0_shapes_apart() {
+        let saved = json!({"id": "t", "meetingId": "m", "start": "2026-01-21T17:32:39Z", "end": "2026-01-21T17:48:04Z", "participants": []});
+        assert_eq!(bare_kind(&saved), "transcript.saved");
+        let started = json!({"id": "t", "meetingId": "m", "start": "2026-01-21T17:32:39Z", "location": "Room"});
+        assert_eq!(bare_kind(&started), "transcript.started");
+        assert_eq!(bare_kind(&json!({"recordingId": "r"})), "recording.saved");
+        assert_eq!(bare_kind(&json!({"x": 1})), "event");
+    }
+}

@@ -1,0 +1,537 @@
+//! A transcript sweep, and the webhook queue, through one path: fetch, route, commit.
+//!
+//! Checkpoint rule: after a complete run the checkpoint becomes the start of the
+//! earliest transcript that could not be finished (still live, or `transcript.info`
+//! failed), or else the time the run started. The next run lists from the checkpoint
+//! minus `overlap`, so whether Roam's `after` compares a meeting's start or its end,
+//! nothing unfinished falls behind the window; already-committed transcripts in the
+//! overlap are recognised (`events`) without a `transcript.info` call.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::schedule::Schedule;
+use super::{Settings, TranscriptStatus, delivery_id, transcript_event};
+use crate::delivery::Pacer;
+use crate::pipeline::Pipeline;
+use crate::roam::{RoamClient, RoamError};
+use crate::storage::committer::CommitHandle;
+use crate::storage::{Committed, Store, StoreError};
+
+/// 429s in a row on one call before the run gives up on it.
+const MAX_RATE_LIMITED: u32 = 5;
+const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(3600);
+/// A queued transcript still failing after this many tries is dropped (the sweep's
+/// listing remains the safety net).
+const MAX_QUEUE_ATTEMPTS: i64 = 100;
+/// How often the queue is retried without a new webhook.
+const QUEUE_RETRY: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("a sweep is already running")]
+    Busy,
+    #[error("{0}")]
+    Roam(#[from] RoamError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("cannot commit the transcript event: {0}")]
+    Commit(String),
+    #[error("no source named {0:?} (transcripts.source) in the running config")]
+    NoSource(String),
+}
+
+/// What one transcript came to.
+#[derive(Debug)]
+pub enum Outcome {
+    Posted {
+        messages: usize,
+    },
+    /// Its event was committed before (by another trigger or an earlier run).
+    Already,
+    /// The meeting has not ended yet.
+    Live,
+    /// Dry run: the messages it would produce (route, chat, text).
+    Planned(Vec<(String, String, String)>),
+}
+
+/// A range for `transcripts backfill`: the checkpoint is neither used nor moved.
+#[derive(Debug, Clone, Copy)]
+pub struct Range {
+    pub since: DateTime<Utc>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct SweepReport {
+    pub trigger: String,
+    pub pages: usize,
+    pub listed: usize,
+    pub processed: usize,
+    pub already: usize,
+    pub skipped_live: usize,
+    pub failed: usize,
+    pub checkpoint: Option<String>,
+    pub interrupted: bool,
+    /// Dry run: (transcript id, route, chat, text).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub planned: Vec<(String, String, String, String)>,
+}
+
+pub struct Sweeper {
+    store: Store,
+    client: RoamClient,
+    pacer: Arc<Pacer>,
+    pipeline: Arc<ArcSwap<Pipeline>>,
+    committer: CommitHandle,
+    settings: Settings,
+    status: Arc<TranscriptStatus>,
+    /// Held for the length of a sweep: runs never overlap.
+    running: tokio::sync::Mutex<()>,
+    /// Assignee email -> Roam user id (None: no such user), for direct messages.
+    users: Mutex<HashMap<String, Option<String>>>,
+}
+
+impl std::fmt::Debug for Sweeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sweeper")
+            .field("source", &self.settings.source)
+            .finish()
+    }
+}
+
+fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
+    s.filter(|s| !s.is_empty())
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+impl Sweeper {
+    pub fn new(
+        store: Store,
+        client: RoamClient,
+        pacer: Arc<Pacer>,
+        pipeline: Arc<ArcSwap<Pipeline>>,
+        committer: CommitHandle,
+        settings: Settings,
+        status: Arc<TranscriptStatus>,
+    ) -> Sweeper {
+        Sweeper {
+            store,
+            client,
+            pacer,
+            pipeline,
+            committer,
+            settings,
+            status,
+            running: tokio::sync::Mutex::new(()),
+            users: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn status(&self) -> &TranscriptStatus {
+        &self.status
+    }
+
+    /// Whether a scheduled run was missed: no run recorded, or the last one is before
+    /// the latest time the schedule names.
+    pub async fn missed_run(&self, schedule: &Schedule) -> bool {
+        let last = self
+            .store
+            .transcript_state("last_run_at")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|v| v.parse::<i64>().ok())
+            .and_then(DateTime::from_timestamp_millis);
+        match (last, schedule.last_at_or_before(Utc::now())) {
+            (None, _) => true,
+            (Some(last), Some(due)) => last < due,
+            (Some(_), None) => false,
+        }
+    }
+
+    /// A sweep plus the webhook queue, with the outcome logged and shown in `/readyz`.
+    pub async fn run_logged(
+        &self,
+        trigger: &str,
+        shutdown: &CancellationToken,
+    ) -> Option<SweepReport> {
+        let result = self.sweep(trigger, None, false, shutdown).await;
+        let queue = self.drain_queue(shutdown).await;
+        let now = Utc::now().to_rfc3339();
+        match result {
+            Ok(r) => {
+                let ok = r.failed == 0 && !r.interrupted;
+                let counter = if ok {
+                    &self.status.runs_ok
+                } else {
+                    &self.status.runs_failed
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    trigger,
+                    listed = r.listed,
+                    processed = r.processed,
+                    already = r.already,
+                    skipped_live = r.skipped_live,
+                    failed = r.failed,
+                    pages = r.pages,
+                    queue_done = queue,
+                    checkpoint = r.checkpoint.as_deref().unwrap_or(""),
+                    "transcript sweep finished"
+                );
+                self.status.update(|s| {
+                    s.last_run_at = Some(now);
+                    s.last_run_ok = Some(ok);
+                    if r.checkpoint.is_some() {
+                        s.checkpoint = r.checkpoint.clone();
+                    }
+                });
+                Some(r)
+            }
+            Err(SweepError::Busy) => {
+                tracing::info!(
+                    trigger,
+                    "a transcript sweep is already running; this trigger is skipped"
+                );
+                None
+            }
+            Err(e) => {
+                self.status.runs_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(trigger, error = %e, "transcript sweep failed; the next run starts from the same checkpoint");
+                self.status.update(|s| {
+                    s.last_run_at = Some(now);
+                    s.last_run_ok = Some(false);
+                    s.last_error = Some(e.to_string());
+                });
+                None
+            }
+        }
+    }
+
+    /// Lists transcripts (from the checkpoint, or `range`) and processes the finished,
+    /// new ones. `dry_run` commits nothing and returns the messages instead.
+    pub async fn sweep(
+        &self,
+        trigger: &str,
+        range: Option<Range>,
+        dry_run: bool,
+        shutdown: &CancellationToken,
+    ) -> Result<SweepReport, SweepError> {
+        let _running = self.running.try_lock().map_err(|_| SweepError::Busy)?;
+        let started = Utc::now();
+        let overlap = chrono::Duration::from_std(self.settings.overlap).unwrap_or_default();
+        let lookback = chrono::Duration::from_std(self.settings.lookback).unwrap_or_default();
+        let after = match range {
+            Some(r) => r.since,
+            None => {
+                let checkpoint = self.store.transcript_state("checkpoint").await?;
+                match parse_time(checkpoint.as_deref()) {
+                    Some(c) => c - overlap,
+                    None => started - lookback,
+                }
+            }
+        };
+        let after_text = after.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let mut report = SweepReport {
+            trigger: trigger.to_string(),
+            ..Default::default()
+        };
+        // The earliest start of a transcript this run could not finish.
+        let mut hold: Option<DateTime<Utc>> = None;
+        let mut cursor: Option<String> = None;
+        'pages: loop {
+            let page = self
+                .api(|| {
+                    self.client.transcript_list(
+                        &after_text,
+                        cursor.as_deref(),
+                        self.settings.page_size,
+                    )
+                })
+                .await?;
+            report.pages += 1;
+            for t in page.transcripts {
+                if shutdown.is_cancelled() {
+                    report.interrupted = true;
+                    break 'pages;
+                }
+                let start = parse_time(t.start.as_deref());
+                if let (Some(r), Some(s)) = (range, start)
+                    && r.until.is_some_and(|u| s >= u)
+                {
+                    continue;
+                }
+                report.listed += 1;
+                let unfinished = |hold: &mut Option<DateTime<Utc>>| {
+                    if let Some(s) = start {
+                        *hold = Some(hold.map_or(s, |h| h.min(s)));
+                    }
+                };
+                if t.end.as_deref().is_none_or(str::is_empty) {
+                    report.skipped_live += 1;
+                    self.status.skipped_live.fetch_add(1, Ordering::Relaxed);
+                    unfinished(&mut hold);
+                    continue;
+                }
+                match self.process(&t.id, dry_run).await {
+                    Ok(Outcome::Posted { .. }) => {
+                        report.processed += 1;
+                        self.status.processed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Outcome::Planned(msgs)) => {
+                        report.processed += 1;
+                        report
+                            .planned
+                            .extend(msgs.into_iter().map(|(r, c, x)| (t.id.clone(), r, c, x)));
+                    }
+                    Ok(Outcome::Already) => report.already += 1,
+                    Ok(Outcome::Live) => {
+                        report.skipped_live += 1;
+                        self.status.skipped_live.fetch_add(1, Ordering::Relaxed);
+                        unfinished(&mut hold);
+                    }
+                    Err(e) => {
+                        report.failed += 1;
+                        self.status.failed.fetch_add(1, Ordering::Relaxed);
+                        unfinished(&mut hold);
+                        tracing::warn!(transcript = %t.id, error = %e, "transcript not processed; retried on the next run");
+                        self.status
+                            .update(|s| s.last_error = Some(format!("transcript {}: {e}", t.id)));
+                    }
+                }
+            }
+            match page.next_cursor {
+                Some(c) if !c.is_empty() => cursor = Some(c),
+                _ => break,
+            }
+        }
+        if range.is_none() && !dry_run && !report.interrupted {
+            let checkpoint = hold.unwrap_or(started).to_rfc3339();
+            self.store
+                .set_transcript_state(&[
+                    ("checkpoint", checkpoint.clone()),
+                    ("last_run_at", started.timestamp_millis().to_string()),
+                    (
+                        "last_run_ok",
+                        if report.failed == 0 { "1" } else { "0" }.to_string(),
+                    ),
+                ])
+                .await?;
+            report.checkpoint = Some(checkpoint);
+        }
+        Ok(report)
+    }
+
+    /// Processes the transcripts announced by webhook; returns how many are done.
+    pub async fn drain_queue(&self, shutdown: &CancellationToken) -> usize {
+        let queued = match self.store.queued_transcripts().await {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the transcript queue");
+                return 0;
+            }
+        };
+        let mut done = 0;
+        for q in queued {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let result = self.process(&q.id, false).await;
+            let finished = match &result {
+                Ok(Outcome::Posted { .. }) => {
+                    self.status.processed.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                Ok(Outcome::Already) => true,
+                // A transcript Roam does not have (any 4xx) will not appear later.
+                Err(SweepError::Roam(RoamError::Rejected { .. })) => true,
+                _ => q.attempts + 1 >= MAX_QUEUE_ATTEMPTS,
+            };
+            match &result {
+                Ok(o) => {
+                    tracing::info!(transcript = %q.id, outcome = ?o, "queued transcript handled")
+                }
+                Err(e) => tracing::warn!(transcript = %q.id, attempt = q.attempts + 1, error = %e,
+                    "queued transcript not processed"),
+            }
+            let write = if finished {
+                done += 1;
+                self.store.dequeue_transcript(&q.id).await
+            } else {
+                let why = match &result {
+                    Ok(Outcome::Live) => "meeting still live".to_string(),
+                    Ok(_) => String::new(),
+                    Err(e) => e.to_string(),
+                };
+                self.store.transcript_failed(&q.id, &why).await
+            };
+            if let Err(e) = write {
+                tracing::warn!(transcript = %q.id, error = %e, "cannot update the transcript queue");
+            }
+        }
+        done
+    }
+
+    /// Drains the queue when woken (a webhook) and every minute, until shutdown.
+    pub async fn run_queue(self: Arc<Self>, wake: Arc<Notify>, shutdown: CancellationToken) {
+        loop {
+            self.drain_queue(&shutdown).await;
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(QUEUE_RETRY) => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    }
+
+    /// Fetches one transcript and commits its event (once, whatever triggered it).
+    pub async fn process(&self, id: &str, dry_run: bool) -> Result<Outcome, SweepError> {
+        let pipeline = self.pipeline.load_full();
+        let source_name = &self.settings.source;
+        let Some(source) = pipeline.sources.get(source_name) else {
+            return Err(SweepError::NoSource(source_name.clone()));
+        };
+        if !dry_run && self.store.has_event(source_name, &delivery_id(id)).await? {
+            return Ok(Outcome::Already);
+        }
+        let info = self.api(|| self.client.transcript_info(id)).await?;
+        if info
+            .get("end")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            return Ok(Outcome::Live);
+        }
+        let mut event = transcript_event(info, &self.settings);
+        if pipeline.router.routes().iter().any(|r| r.dm_assignees) {
+            self.resolve_assignees(&mut event.payload).await;
+        }
+        let planned = pipeline.plan(source, event);
+        if dry_run {
+            return Ok(Outcome::Planned(
+                planned
+                    .event
+                    .messages
+                    .iter()
+                    .map(|m| {
+                        let text = serde_json::from_str::<Value>(&m.request)
+                            .ok()
+                            .and_then(|v| v.get("text").and_then(Value::as_str).map(str::to_string))
+                            .unwrap_or_default();
+                        (m.route.clone(), m.chat.clone(), text)
+                    })
+                    .collect(),
+            ));
+        }
+        let committed = self
+            .committer
+            .commit(vec![planned.event])
+            .await
+            .map_err(|e| SweepError::Commit(e.to_string()))?;
+        Ok(match committed.into_iter().next() {
+            Some(Committed::Inserted { messages, .. }) => Outcome::Posted { messages },
+            _ => Outcome::Already,
+        })
+    }
+
+    /// Sets each action item's `assignee_user` (a Roam user id) for direct messages:
+    /// the assignee if it is one, else the user with the assignee's email (`user.lookup`,
+    /// cached), else the participant the item names.
+    async fn resolve_assignees(&self, payload: &mut Value) {
+        let participants: Vec<Value> = payload
+            .get("participants")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let Some(items) = payload
+            .get_mut("action_items")
+            .and_then(Value::as_array_mut)
+        else {
+            return;
+        };
+        for it in items {
+            let assignee = it
+                .get("assignee")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let user = if assignee.starts_with("U-") {
+                Some(assignee.clone())
+            } else if assignee.contains('@') {
+                self.lookup(&assignee).await
+            } else {
+                participants
+                    .iter()
+                    .find(|p| p.get("name").and_then(Value::as_str) == Some(assignee.as_str()))
+                    .and_then(|p| p.get("user").and_then(Value::as_str))
+                    .map(str::to_string)
+            };
+            if let (Some(u), Some(o)) = (user, it.as_object_mut()) {
+                o.insert("assignee_user".into(), Value::String(u));
+            }
+        }
+    }
+
+    async fn lookup(&self, email: &str) -> Option<String> {
+        let key = email.to_ascii_lowercase();
+        if let Some(hit) = self
+            .users
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return hit.clone();
+        }
+        match self.api(|| self.client.user_lookup(email)).await {
+            Ok(found) => {
+                self.users
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, found.clone());
+                found
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "user.lookup failed; the assignee gets no direct message this time");
+                None
+            }
+        }
+    }
+
+    /// One Roam API call through the shared pacer; a 429 pauses all calls (posting too)
+    /// for its `Retry-After` and the call is tried again.
+    async fn api<T, F, Fut>(&self, mut call: F) -> Result<T, RoamError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, RoamError>>,
+    {
+        let mut limited = 0;
+        loop {
+            self.pacer.acquire().await;
+            match call().await {
+                Err(RoamError::RateLimited { retry_after }) if limited < MAX_RATE_LIMITED => {
+                    limited += 1;
+                    let wait = retry_after
+                        .unwrap_or(DEFAULT_RATE_LIMIT_WAIT)
+                        .min(MAX_RATE_LIMIT_WAIT);
+                    tracing::warn!(
+                        wait_s = wait.as_secs_f64(),
+                        "429 from Roam during transcript processing; all calls paused"
+                    );
+                    self.pacer.pause_for(wait);
+                }
+                other => return other,
+            }
+        }
+    }
+}
