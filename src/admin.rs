@@ -325,10 +325,7 @@ pub async fn run_transcripts(cfg: &Config, cmd: TranscriptsCommand) -> Result<St
                 .into(),
         );
     };
-    let mut cfg = cfg.clone();
-    // The transcript source exists for routing even when the schedule is off.
-    cfg.transcripts.enabled = true;
-    let pipeline = Pipeline::compile(&cfg).map_err(|e| format!("config error: {e}"))?;
+    let pipeline = Pipeline::compile(cfg).map_err(|e| format!("config error: {e}"))?;
     let client = RoamClient::new(&cfg.roam.base_url, key, cfg.roam.request_timeout)
         .map_err(|e| e.to_string())?;
     let store = Store::open(&cfg.storage.url)

@@ -76,7 +76,7 @@ impl Application {
     /// Validates everything, opens storage, checks the Roam key, binds the listener.
     pub async fn build(cfg: Config) -> Result<Application, StartError> {
         let pipeline = Pipeline::compile(&cfg)?;
-        if pipeline.sources.is_empty() {
+        if pipeline.sources.values().all(|s| s.internal) {
             tracing::warn!(
                 "no [[sources]] configured: every webhook gets 404 (see config.toml.example)"
             );
@@ -84,6 +84,7 @@ impl Application {
         let mut names: Vec<String> = pipeline
             .sources
             .values()
+            .filter(|s| !s.internal)
             .map(|s| format!("/hooks/{} ({})", s.name, s.kind))
             .collect();
         names.sort();

@@ -140,6 +140,8 @@ pub struct Source {
     pub name: String,
     pub kind: &'static str,
     pub unauthenticated: bool,
+    /// The transcript source added without a `[[sources]]` entry: no webhook endpoint.
+    pub internal: bool,
     handler: Box<dyn SourceKind>,
 }
 
@@ -173,9 +175,9 @@ pub fn prepare_sample(kind: &str, payload: &mut Value) {
     }
 }
 
-/// Compiles every `[[sources]]` entry. With `[transcripts]` on and no source of that
-/// name configured, adds it as a source without a webhook endpoint, so routes can name
-/// it.
+/// Compiles every `[[sources]]` entry. Unless a `[[sources]]` entry has the transcript
+/// source's name (`transcripts.source`, default `roam`), adds it as a source without a
+/// webhook endpoint, so routes can name it (also while `[transcripts]` is off).
 pub fn build_sources(cfg: &Config) -> Result<Vec<Source>, ConfigError> {
     let mut out: Vec<Source> = (0..cfg.sources.len())
         .map(|i| build_source(cfg, i))
@@ -191,10 +193,11 @@ pub fn build_sources(cfg: &Config) -> Result<Vec<Source>, ConfigError> {
                 ),
             ));
         }
-        None if t.enabled => out.push(Source {
+        None => out.push(Source {
             name: t.source.clone(),
             kind: "roam",
             unauthenticated: false,
+            internal: true,
             handler: Box::new(NoWebhooks(t.source.clone())),
         }),
         _ => {}
@@ -286,6 +289,7 @@ fn build_source(cfg: &Config, i: usize) -> Result<Source, ConfigError> {
         name: sc.name.clone(),
         kind,
         unauthenticated: auth,
+        internal: false,
         handler,
     })
 }

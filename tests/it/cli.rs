@@ -199,7 +199,7 @@ fn routes_test_explains_matches_misses_and_the_messages() {
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr)
-            .contains("unknown source \"nope\" (configured: github)")
+            .contains("unknown source \"nope\" (configured: github, roam)")
     );
 }
 

@@ -218,7 +218,7 @@ async fn a_failed_fetch_is_retried_and_a_restart_mid_sweep_posts_each_once() {
     roam.fail_transcript(&tid(2), true);
     let dir = tempfile::tempdir().unwrap();
     // Two Roam calls a second: the catch-up sweep takes seconds, and we stop it midway.
-    let cfg = config(&roam, dir.path(), 2.0, "");
+    let cfg = config(&roam, dir.path(), 2.0, "").replace("burst = 50", "burst = 1");
     let app = TestApp::spawn(&cfg).await;
     wait_for("a few posted", Duration::from_secs(20), || {
         roam.delivered().len() >= 2
@@ -474,4 +474,84 @@ all = [ {{ field = "action_items_count", gt = 0 }} ]
     );
     roam.assert_all_valid();
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_from_the_command_line_dry_run_then_for_real() {
+    let roam = FakeRoam::start().await;
+    roam.add_transcript(transcript(1, "Old review", 60 * 24 * 20, true, &[], &[]));
+    roam.add_transcript(transcript(2, "Older review", 60 * 24 * 25, true, &[], &[]));
+    roam.add_transcript(transcript(3, "Recent", 30, true, &[], &[]));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        config(&roam, dir.path(), 200.0, "").replace("enabled = true", "enabled = false"),
+    )
+    .unwrap();
+    let since = (chrono::Utc::now() - chrono::Duration::days(30))
+        .format("%Y-%m-%d")
+        .to_string();
+    let until = (chrono::Utc::now() - chrono::Duration::days(10)).to_rfc3339();
+    let run = |extra: &'static [&'static str]| {
+        let (path, since, until) = (path.clone(), since.clone(), until.clone());
+        tokio::task::spawn_blocking(move || {
+            bin()
+                .args(["transcripts", "backfill", "--config"])
+                .arg(&path)
+                .args(["--since", &since, "--until", &until])
+                .args(extra)
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(&["--dry-run"]).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with("dry run: 2 listed, 2 would be posted"),
+        "{text}"
+    );
+    assert!(
+        text.contains("**Old review**")
+            && text.contains("**Older review**")
+            && !text.contains("Recent"),
+        "{text}"
+    );
+
+    let out = run(&[]).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("backfill: 2 listed, 2 posted"), "{text}");
+    let again = run(&[]).await.unwrap();
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        text.starts_with("backfill: 2 listed, 0 posted, 2 already posted"),
+        "{text}"
+    );
+
+    // A daemon on that database delivers what the backfill queued; its own first sweep
+    // (7-day lookback) adds the recent one and repeats neither backfilled transcript.
+    let cfg = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("enabled = false", "enabled = true");
+    let app = TestApp::spawn(&cfg).await;
+    wait_for("backfilled and recent", Duration::from_secs(10), || {
+        roam.delivered().len() == 3
+    })
+    .await;
+    app.wait_ready(|r| r["transcripts"]["last_run_ok"] == true)
+        .await;
+    app.stop().await;
+    for n in 1..=3 {
+        assert_eq!(posts_of(&roam, n), 1, "transcript {n}");
+    }
 }
