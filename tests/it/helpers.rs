@@ -227,13 +227,16 @@ impl FakeRoam {
             .collect()
     }
 
-    /// Adds a transcript (a `transcript.info` body; no `end` means the meeting is live).
+    /// Adds a transcript (a `transcript.info` body; no `end` means the meeting is live),
+    /// checked against chat.json's `Transcript` schema so the fake answers as Roam would.
     pub fn add_transcript(&self, t: Value) {
+        assert_transcript_shape(&t);
         self.state.lock().unwrap().transcripts.all.push(t);
     }
 
     /// Replaces a transcript with the same id (e.g. the meeting has ended now).
     pub fn update_transcript(&self, t: Value) {
+        assert_transcript_shape(&t);
         let mut s = self.state.lock().unwrap();
         let list = &mut s.transcripts.all;
         list.retain(|x| x["id"] != t["id"]);
@@ -588,8 +591,29 @@ pub async fn wait_for<F: FnMut() -> bool>(what: &str, limit: Duration, mut cond:
     }
 }
 
-/// Pops a scripted answer for a transcript call, if any (429s, failures).
-fn scripted_transcript_reply(state: &Arc<Mutex<FakeState>>) -> Option<Response> {
+/// Fails the test if `t` is not a `Transcript` as chat.json defines it (closed against
+/// fields the spec does not have).
+fn assert_transcript_shape(t: &Value) {
+    let spec: Value =
+        serde_json::from_slice(&std::fs::read(shared().join("roam-openapi/chat.json")).unwrap())
+            .unwrap();
+    let mut components = spec["components"].clone();
+    components["schemas"]["Transcript"]["additionalProperties"] = json!(false);
+    let schema = json!({"$ref": "#/components/schemas/Transcript", "components": components});
+    let v = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let errors: Vec<String> = v.iter_errors(t).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "fake transcript breaks chat.json: {errors:?}\n{t}"
+    );
+}
+
+/// Pops a scripted answer for a transcript call, if any (429s, failures; `Slow` waits,
+/// then answers normally).
+async fn scripted_transcript_reply(state: &Arc<Mutex<FakeState>>) -> Option<Response> {
     let reply = state.lock().unwrap().transcripts.script.pop_front()?;
     Some(match reply {
         Reply::RateLimited(after) => (
@@ -603,7 +627,11 @@ fn scripted_transcript_reply(state: &Arc<Mutex<FakeState>>) -> Option<Response> 
             Json(json!({"error": msg.unwrap_or("fake failure")})),
         )
             .into_response(),
-        Reply::Ok | Reply::Slow(_) => return None,
+        Reply::Slow(d) => {
+            tokio::time::sleep(d).await;
+            return None;
+        }
+        Reply::Ok => return None,
     })
 }
 
@@ -627,7 +655,7 @@ async fn transcript_list(
     headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = scripted_transcript_reply(&state) {
+    if let Some(r) = scripted_transcript_reply(&state).await {
         record_get(
             &state,
             "/v0/transcript.list",
@@ -679,7 +707,7 @@ async fn transcript_info(
     headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = scripted_transcript_reply(&state) {
+    if let Some(r) = scripted_transcript_reply(&state).await {
         record_get(
             &state,
             "/v0/transcript.info",

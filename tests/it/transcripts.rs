@@ -216,24 +216,38 @@ async fn a_failed_fetch_is_retried_and_a_restart_mid_sweep_posts_each_once() {
         ));
     }
     roam.fail_transcript(&tid(2), true);
+    // list, info 1, info 2 (fails), info 3, then info 4 hangs for 3 s: the daemon is
+    // stopped while the catch-up sweep is in the middle of it.
+    roam.script_transcripts([
+        Reply::Ok,
+        Reply::Ok,
+        Reply::Ok,
+        Reply::Ok,
+        Reply::Slow(Duration::from_secs(3)),
+    ]);
     let dir = tempfile::tempdir().unwrap();
-    // Two Roam calls a second: the catch-up sweep takes seconds, and we stop it midway.
-    let cfg = config(&roam, dir.path(), 2.0, "").replace("burst = 50", "burst = 1");
+    let cfg = config(&roam, dir.path(), 200.0, "");
     let app = TestApp::spawn(&cfg).await;
-    wait_for("a few posted", Duration::from_secs(20), || {
-        roam.delivered().len() >= 2
+    wait_for("1 and 3 posted", Duration::from_secs(20), || {
+        roam.delivered().len() == 2
     })
     .await;
     app.stop().await;
-    let before = roam.delivered().len();
+    assert_eq!(
+        roam.delivered().len(),
+        2,
+        "stopped in the middle of the sweep"
+    );
     assert!(
-        before < 5,
-        "stopped in the middle of the sweep ({before} posted)"
+        roam.calls("transcript.info")
+            .iter()
+            .any(|c| c.status == 503),
+        "transcript 2 failed"
     );
 
     roam.fail_transcript(&tid(2), false);
     let app = TestApp::spawn(&cfg).await;
-    // The interrupted run recorded nothing, so start-up catches up.
+    // The interrupted run recorded nothing, so start-up catches up; 2 is fetched again.
     wait_for("all six", Duration::from_secs(30), || {
         roam.delivered().len() == 6
     })
