@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::roam::{RoamClient, RoamError};
 use crate::storage::{EntityMessage, MessageOp, OutboxMessage, Store, StoreError, now_ms};
@@ -158,19 +159,28 @@ impl DeliveryWorker {
                 _ = self.pacer.acquire() => {}
                 _ = shutdown.cancelled() => return Ok(Step::Stopped),
             }
-            self.store.mark_sending(m.id).await?;
-            if m.maybe_duplicate {
-                tracing::warn!(message_id = m.id, chat = %m.chat, route = %m.route,
-                    "re-sending a message that was in flight when the daemon stopped; Roam may show it twice");
+            // Every log line about this message carries its event's source, delivery id
+            // and route (as span fields in JSON logs).
+            let span = tracing::info_span!("message", message_id = m.id, source = %m.source,
+                delivery_id = %m.delivery_id, route = %m.route, chat = %m.chat);
+            let stop_batch = async {
+                self.store.mark_sending(m.id).await?;
+                if m.maybe_duplicate {
+                    tracing::warn!(message_id = m.id, chat = %m.chat, route = %m.route,
+                        "re-sending a message that was in flight when the daemon stopped; Roam may show it twice");
+                }
+                // An upsert whose entity already has a message edits that message.
+                let target = match (m.op, m.entity_key.as_deref()) {
+                    (MessageOp::Upsert, Some(key)) => self.store.entity_message(key).await?,
+                    _ => None,
+                };
+                let outcome = self.send(&m, target).await;
+                handled += 1;
+                let stop_batch = self.record(&m, outcome).await?;
+                Ok::<bool, StoreError>(stop_batch)
             }
-            // An upsert whose entity already has a message edits that message.
-            let target = match (m.op, m.entity_key.as_deref()) {
-                (MessageOp::Upsert, Some(key)) => self.store.entity_message(key).await?,
-                _ => None,
-            };
-            let outcome = self.send(&m, target).await;
-            handled += 1;
-            let stop_batch = self.record(&m, outcome).await?;
+            .instrument(span)
+            .await?;
             if stop_batch || shutdown.is_cancelled() {
                 break;
             }

@@ -131,6 +131,9 @@ pub struct OutboxMessage {
     pub maybe_duplicate: bool,
     pub op: MessageOp,
     pub entity_key: Option<String>,
+    /// The event it came from, for the log.
+    pub source: String,
+    pub delivery_id: String,
 }
 
 /// The Roam message posted for an entity: what a later `chat.update` edits.
@@ -459,8 +462,8 @@ impl Store {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{HEADS}
              SELECT m.id, m.chat, m.route, m.request, m.attempts, m.created_at, m.maybe_duplicate,
-                    m.op, m.entity_key
-             FROM heads m
+                    m.op, m.entity_key, e.source, e.delivery_id
+             FROM heads m JOIN events e ON e.id = m.event_id
              WHERE m.status = 'pending' AND m.next_attempt_at <= $1
              ORDER BY m.next_attempt_at, m.id LIMIT $2"
         )))
@@ -480,6 +483,8 @@ impl Store {
                     maybe_duplicate: r.try_get::<i64, _>("maybe_duplicate")? != 0,
                     op: MessageOp::parse(r.try_get::<&str, _>("op")?),
                     entity_key: r.try_get("entity_key")?,
+                    source: r.try_get("source")?,
+                    delivery_id: r.try_get("delivery_id")?,
                 })
             })
             .collect()

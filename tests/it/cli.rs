@@ -407,3 +407,22 @@ to = "{CHAT_B}"
         "{text}"
     );
 }
+
+#[test]
+fn the_kubernetes_example_config_passes_check() {
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(repo("deploy/kubernetes/config.toml"))
+        .env("ROAM_NOTIFY_ROAM_API_KEY", "k")
+        .env("GITHUB_WEBHOOK_SECRET", "s")
+        .current_dir(repo(""))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("check: ok"), "{text}");
+}

@@ -643,3 +643,58 @@ async fn sighup_reloads_a_valid_config_and_keeps_the_old_one_when_invalid() {
     );
     d.sigterm();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_delivery_id_and_route_on_every_line_about_an_event() {
+    let fake = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &fake, &routes_by_event());
+    let log = dir.path().join("daemon.log");
+    let d = Daemon::start(
+        &config,
+        free_port(),
+        &log,
+        &[("ROAM_NOTIFY__LOG__FORMAT", "json")],
+    )
+    .await;
+    assert_eq!(
+        d.github("push", "json-log-1", &fixture("github/push.json"))
+            .await,
+        202
+    );
+    wait_for("delivery", Duration::from_secs(10), || {
+        fake.delivered().len() == 1
+    })
+    .await;
+    let start = Instant::now();
+    while !d.log().contains("\"delivered\"") {
+        assert!(start.elapsed() < Duration::from_secs(5), "{}", d.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lines: Vec<serde_json::Value> = d
+        .log()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let about: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l.to_string().contains("json-log-1"))
+        .collect();
+    let accepted = about
+        .iter()
+        .find(|l| l["fields"]["message"] == "accepted")
+        .expect("an accepted line");
+    assert_eq!(accepted["fields"]["delivery_id"], "json-log-1");
+    assert_eq!(accepted["fields"]["routes"], "[\"pushes\"]");
+    let delivered = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "delivered")
+        .expect("a delivered line");
+    assert_eq!(
+        delivered["span"]["delivery_id"], "json-log-1",
+        "{delivered}"
+    );
+    assert_eq!(delivered["span"]["route"], "pushes");
+    assert_eq!(delivered["span"]["source"], "github");
+    d.sigterm();
+}
