@@ -153,7 +153,7 @@ impl Application {
             outlet,
             pacer.clone(),
             retry,
-            wake,
+            wake.clone(),
             delivery.clone(),
         );
         let reloader = Arc::new(Reloader::new(cfg.clone(), pipeline.clone()));
@@ -192,6 +192,7 @@ impl Application {
             transcripts: transcripts.as_ref().map(|(_, s)| s.clone()),
             transcript_status,
             transcript_wake,
+            wake_delivery: wake.clone(),
             reloader,
             reloads_ok: Default::default(),
             reloads_failed: Default::default(),

@@ -31,6 +31,10 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("no message {0} in the outbox")]
+    NoSuchMessage(i64),
+    #[error("{0}")]
+    BadQuery(String),
 }
 
 impl ApiError {
@@ -53,6 +57,8 @@ impl ApiError {
             ApiError::ReloadRefused(_) => StatusCode::BAD_REQUEST,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::NoSuchMessage(_) => StatusCode::NOT_FOUND,
+            ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -68,6 +74,8 @@ impl ApiError {
             ApiError::ReloadRefused(_) => "invalid_config",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Conflict(_) => "conflict",
+            ApiError::NoSuchMessage(_) => "not_found",
+            ApiError::BadQuery(_) => "bad_request",
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct Shared {
     /// Transcript processing, if on.
     pub transcripts: Option<Arc<Sweeper>>,
     pub transcript_status: Arc<TranscriptStatus>,
+    /// Wakes the delivery worker (re-queued messages go out at once).
+    pub wake_delivery: Arc<Notify>,
     /// Wakes the transcript queue after a `transcript:saved` webhook.
     pub transcript_wake: Arc<Notify>,
     pub reloads_ok: AtomicU64,
