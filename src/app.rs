@@ -16,6 +16,7 @@ use arc_swap::ArcSwap;
 use crate::delivery::{DeliveryStatus, DeliveryWorker, Outlet, Pacer, RetryPolicy};
 use crate::grouping::flusher::Flusher;
 use crate::http::{self, AppState, IngestStats, Shared};
+use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::reload::Reloader;
 use crate::roam::{RoamClient, RoamError};
@@ -93,6 +94,7 @@ impl Application {
             tracing::warn!(source = %s.name, "source accepts unauthenticated requests (auth = \"none\"); anyone who can reach /hooks/{} can post", s.name);
         }
 
+        let metrics = Arc::new(Metrics::default());
         let outlet = match &cfg.roam.api_key {
             None => {
                 tracing::warn!(
@@ -103,7 +105,8 @@ impl Application {
             Some(key) => {
                 let client =
                     RoamClient::new(&cfg.roam.base_url, key.clone(), cfg.roam.request_timeout)
-                        .map_err(|e| StartError::HttpClient(e.to_string()))?;
+                        .map_err(|e| StartError::HttpClient(e.to_string()))?
+                        .with_metrics(metrics.clone());
                 check_roam_key(&client, &cfg.roam.base_url).await?;
                 Outlet::Roam(client)
             }
@@ -140,7 +143,13 @@ impl Application {
         let stored_silences = Arc::new(ArcSwap::from_pointee(load_stored_silences(&store).await?));
         pipeline.stored_silences = stored_silences.clone();
         let pipeline = Arc::new(ArcSwap::from_pointee(pipeline));
-        let flusher = Flusher::new(store.clone(), pipeline.clone(), wake.clone(), wake_flusher);
+        let flusher = Flusher::new(
+            store.clone(),
+            pipeline.clone(),
+            wake.clone(),
+            wake_flusher,
+            metrics.clone(),
+        );
         let pacer = Arc::new(Pacer::new(cfg.roam.rate_per_second, cfg.roam.burst));
         let delivery = Arc::new(DeliveryStatus::default());
         let retry = RetryPolicy {
@@ -155,6 +164,7 @@ impl Application {
             retry,
             wake.clone(),
             delivery.clone(),
+            metrics.clone(),
         );
         let reloader = Arc::new(Reloader::new(cfg.clone(), pipeline.clone()));
         let transcript_status = Arc::new(TranscriptStatus::default());
@@ -193,6 +203,7 @@ impl Application {
             transcript_status,
             transcript_wake,
             wake_delivery: wake.clone(),
+            metrics: metrics.clone(),
             reloader,
             reloads_ok: Default::default(),
             reloads_failed: Default::default(),

@@ -18,6 +18,7 @@ pub mod fieldpath;
 pub mod grouping;
 pub mod http;
 pub mod inbound;
+pub mod metrics;
 pub mod pipeline;
 pub mod reload;
 pub mod render;

@@ -27,6 +27,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::metrics::Metrics;
 use crate::roam::{RoamClient, RoamError};
 use crate::storage::{EntityMessage, MessageOp, OutboxMessage, Store, StoreError, now_ms};
 pub use pacer::Pacer;
@@ -90,6 +91,7 @@ pub struct DeliveryWorker {
     retry: RetryPolicy,
     wake: Arc<Notify>,
     status: Arc<DeliveryStatus>,
+    metrics: Arc<Metrics>,
     auth_failures: AtomicU64,
 }
 
@@ -101,6 +103,7 @@ impl DeliveryWorker {
         retry: RetryPolicy,
         wake: Arc<Notify>,
         status: Arc<DeliveryStatus>,
+        metrics: Arc<Metrics>,
     ) -> DeliveryWorker {
         DeliveryWorker {
             store,
@@ -109,6 +112,7 @@ impl DeliveryWorker {
             retry,
             wake,
             status,
+            metrics,
             auth_failures: AtomicU64::new(0),
         }
     }
@@ -241,6 +245,10 @@ impl DeliveryWorker {
                     _ => None,
                 };
                 self.store.mark_delivered(m.id, posted).await?;
+                self.metrics.messages.inc(&[&m.route, "sent"]);
+                self.metrics
+                    .delivery_seconds
+                    .observe(Duration::from_millis((now - m.created_at).max(0) as u64));
                 self.status.delivered.fetch_add(1, Ordering::Relaxed);
                 self.auth_failures.store(0, Ordering::Relaxed);
                 self.status.set_error(None);
@@ -289,6 +297,7 @@ impl DeliveryWorker {
                     tracing::error!(message_id = m.id, chat = %m.chat, route = %m.route, "dead letter: {reason}");
                     self.store.mark_dead(m.id, &reason).await?;
                     self.status.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.messages.inc(&[&m.route, "dead"]);
                 } else {
                     tracing::warn!(message_id = m.id, chat = %m.chat, attempt = failed,
                         retry_in_s = delay.as_secs_f64(), error = %e, "delivery failed; will retry");
@@ -296,6 +305,7 @@ impl DeliveryWorker {
                         .retry_later(m.id, next, &e.to_string(), true)
                         .await?;
                     self.status.retried.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.messages.inc(&[&m.route, "retried"]);
                 }
                 self.status.set_error(Some(e.to_string()));
                 Ok(false)
@@ -304,6 +314,7 @@ impl DeliveryWorker {
                 tracing::error!(message_id = m.id, chat = %m.chat, route = %m.route, error = %e, "dead letter: Roam refused the message");
                 self.store.mark_dead(m.id, &e.to_string()).await?;
                 self.status.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                self.metrics.messages.inc(&[&m.route, "dead"]);
                 Ok(false)
             }
         }

@@ -21,6 +21,9 @@ struct State {
     tokens: f64,
     last: Instant,
     paused_until: Option<Instant>,
+    /// Total time paused so far (overlapping pauses counted once), and 429 pauses.
+    paused_total: Duration,
+    pauses: u64,
 }
 
 impl Pacer {
@@ -33,6 +36,8 @@ impl Pacer {
                 tokens: burst,
                 last: Instant::now(),
                 paused_until: None,
+                paused_total: Duration::ZERO,
+                pauses: 0,
             }),
         }
     }
@@ -69,13 +74,25 @@ impl Pacer {
 
     /// Stops all sending for `d` (a pause already longer is kept).
     pub fn pause_for(&self, d: Duration) {
-        let until = Instant::now() + d;
+        let now = Instant::now();
+        let until = now + d;
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.pauses += 1;
+        let already = s.paused_until.filter(|p| *p > now).unwrap_or(now);
+        if until > already {
+            s.paused_total += until - already;
+        }
         if s.paused_until.is_none_or(|p| p < until) {
             s.paused_until = Some(until);
         }
         // After a pause, start gently: no saved-up burst.
         s.tokens = s.tokens.min(1.0);
+    }
+
+    /// (pauses so far, total time paused including the current pause's rest).
+    pub fn pause_totals(&self) -> (u64, Duration) {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        (s.pauses, s.paused_total)
     }
 
     /// Time left in the current pause, if any.
@@ -113,6 +130,11 @@ mod tests {
         let p = Pacer::new(100.0, 10);
         p.pause_for(Duration::from_secs(30));
         p.pause_for(Duration::from_secs(5)); // shorter pause does not shorten it
+        assert_eq!(
+            p.pause_totals(),
+            (2, Duration::from_secs(30)),
+            "overlap counted once"
+        );
         let start = Instant::now();
         p.acquire().await;
         assert!(Instant::now() - start >= Duration::from_secs(30));

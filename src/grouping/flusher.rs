@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{GroupSpec, Item, Line, group_context};
+use crate::metrics::Metrics;
 use crate::pipeline::{Addressing, Pipeline, outbox_messages};
 use crate::render::escape_markdown;
 use crate::storage::{DueGroup, GroupFlush, Store, StoreError, StoredItem, now_ms};
@@ -41,6 +42,7 @@ pub struct Flusher {
     delivery: Arc<Notify>,
     /// Woken by commits that held items back.
     wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
 }
 
 impl Flusher {
@@ -49,12 +51,14 @@ impl Flusher {
         pipeline: Arc<ArcSwap<Pipeline>>,
         delivery: Arc<Notify>,
         wake: Arc<Notify>,
+        metrics: Arc<Metrics>,
     ) -> Flusher {
         Flusher {
             store,
             pipeline,
             delivery,
             wake,
+            metrics,
         }
     }
 
@@ -238,7 +242,11 @@ impl Flusher {
                 flush.window = Some((start, sent + 1));
             }
         }
-        self.store.apply_flush(&flush).await
+        self.store.apply_flush(&flush).await?;
+        self.metrics
+            .messages
+            .add(&[route, "queued"], flush.messages.len() as u64);
+        Ok(())
     }
 
     /// One item alone is sent as its own message; several use the group template.

@@ -1,7 +1,6 @@
 //! The admin listener (`server.admin_listen`, 127.0.0.1 by default; never the public
 //! webhook port): `/metrics` for Prometheus and `POST /-/reload`.
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
@@ -13,6 +12,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use super::{ApiError, AppState};
+use crate::metrics::Exposition;
 use crate::reload::ReloadError;
 
 pub fn router(state: AppState) -> Router {
@@ -149,67 +149,59 @@ async fn run_transcripts(State(st): State<AppState>) -> Result<impl IntoResponse
     }
 }
 
-/// Prometheus text format. Label values are escaped per the exposition format.
+/// Prometheus text format: the registry (`metrics`), plus gauges and counters read at
+/// scrape time (outbox, held events, pauses, quiet time, reloads, transcripts).
 async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
-    let mut m = Metrics(String::with_capacity(4096));
+    let mut m = Exposition(String::with_capacity(8192));
+    st.metrics.write(&mut m);
     let load = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
     let i = &st.ingest;
     m.family(
-        "roam_notify_webhooks_total",
-        "counter",
-        "Webhook requests by result.",
-    );
-    for (result, v) in [
-        ("accepted", &i.accepted),
-        ("duplicate", &i.duplicates),
-        ("unauthorized", &i.unauthorized),
-        ("bad_request", &i.bad_requests),
-    ] {
-        m.sample("roam_notify_webhooks_total", &[("result", result)], load(v));
-    }
-    m.family(
-        "roam_notify_template_errors_total",
-        "counter",
-        "Messages rendered in the fallback form because a template failed.",
-    );
-    m.sample(
-        "roam_notify_template_errors_total",
-        &[],
-        load(&i.template_errors),
-    );
-    m.family(
         "roam_notify_quiet_total",
         "counter",
-        "Route messages not sent now, by reason.",
+        "Route messages not sent now, by reason (silenced, muted).",
     );
     m.sample(
         "roam_notify_quiet_total",
+        "",
         &[("reason", "silenced")],
         load(&i.silenced),
     );
     m.sample(
         "roam_notify_quiet_total",
+        "",
         &[("reason", "muted")],
         load(&i.muted),
     );
-    let d = &st.delivery;
+    let (pauses, paused) = st.pacer.pause_totals();
     m.family(
-        "roam_notify_messages_total",
+        "roam_notify_roam_pauses_total",
         "counter",
-        "Delivery outcomes of outbox messages.",
+        "Pauses of all calls to Roam (a 429, or a refused key).",
     );
-    for (outcome, v) in [
-        ("delivered", &d.delivered),
-        ("retried", &d.retried),
-        ("dead", &d.dead_lettered),
-        ("rate_limited", &d.rate_limited),
-    ] {
-        m.sample(
-            "roam_notify_messages_total",
-            &[("outcome", outcome)],
-            load(v),
-        );
-    }
+    m.sample("roam_notify_roam_pauses_total", "", &[], pauses);
+    m.family(
+        "roam_notify_roam_paused_seconds_total",
+        "counter",
+        "Time all calls to Roam were paused.",
+    );
+    m.sample(
+        "roam_notify_roam_paused_seconds_total",
+        "",
+        &[],
+        paused.as_secs_f64(),
+    );
+    m.family(
+        "roam_notify_rate_limited_total",
+        "counter",
+        "429 answers from Roam to chat.post / chat.update.",
+    );
+    m.sample(
+        "roam_notify_rate_limited_total",
+        "",
+        &[],
+        load(&st.delivery.rate_limited),
+    );
     m.family(
         "roam_notify_config_reloads_total",
         "counter",
@@ -217,11 +209,13 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     );
     m.sample(
         "roam_notify_config_reloads_total",
+        "",
         &[("result", "ok")],
         load(&st.reloads_ok),
     );
     m.sample(
         "roam_notify_config_reloads_total",
+        "",
         &[("result", "invalid")],
         load(&st.reloads_failed),
     );
@@ -229,14 +223,20 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         m.family(
             "roam_notify_outbox_messages",
             "gauge",
-            "Outbox messages by status.",
+            "Outbox messages by status (pending includes those being sent).",
         );
         m.sample(
             "roam_notify_outbox_messages",
+            "",
             &[("status", "pending")],
             s.pending,
         );
-        m.sample("roam_notify_outbox_messages", &[("status", "dead")], s.dead);
+        m.sample(
+            "roam_notify_outbox_messages",
+            "",
+            &[("status", "dead")],
+            s.dead,
+        );
         m.family(
             "roam_notify_outbox_oldest_pending_age_seconds",
             "gauge",
@@ -244,6 +244,7 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         );
         m.sample(
             "roam_notify_outbox_oldest_pending_age_seconds",
+            "",
             &[],
             s.oldest_pending_age_seconds.unwrap_or(0.0),
         );
@@ -256,11 +257,13 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     );
     m.sample(
         "roam_notify_transcript_runs_total",
+        "",
         &[("result", "ok")],
         load(&t.runs_ok),
     );
     m.sample(
         "roam_notify_transcript_runs_total",
+        "",
         &[("result", "failed")],
         load(&t.runs_failed),
     );
@@ -271,16 +274,19 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     );
     m.sample(
         "roam_notify_transcripts_total",
+        "",
         &[("outcome", "processed")],
         load(&t.processed),
     );
     m.sample(
         "roam_notify_transcripts_total",
+        "",
         &[("outcome", "skipped_live")],
         load(&t.skipped_live),
     );
     m.sample(
         "roam_notify_transcripts_total",
+        "",
         &[("outcome", "failed")],
         load(&t.failed),
     );
@@ -297,6 +303,7 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     );
     m.sample(
         "roam_notify_transcript_last_run_timestamp_seconds",
+        "",
         &[],
         ts(&run.last_run_at),
     );
@@ -307,6 +314,7 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     );
     m.sample(
         "roam_notify_transcript_next_run_timestamp_seconds",
+        "",
         &[],
         ts(&run.next_run_at),
     );
@@ -317,7 +325,7 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
             "Events waiting in groups (grouping, dedup, max_messages, mute summaries), by route.",
         );
         for (route, n) in held {
-            m.sample("roam_notify_held_events", &[("route", &route)], n);
+            m.sample("roam_notify_held_events", "", &[("route", &route)], n);
         }
     }
     (
@@ -327,32 +335,4 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         )],
         m.0,
     )
-}
-
-/// A Prometheus text exposition being written.
-struct Metrics(String);
-
-impl Metrics {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
-        self.0.push_str(name);
-        if !labels.is_empty() {
-            let list: Vec<String> = labels
-                .iter()
-                .map(|(k, v)| format!("{k}=\"{}\"", label(v)))
-                .collect();
-            let _ = write!(self.0, "{{{}}}", list.join(","));
-        }
-        let _ = writeln!(self.0, " {value}");
-    }
-}
-
-/// Escapes a label value: backslash, double quote and newline.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }

@@ -80,6 +80,22 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The `result` label of `roam_notify_webhooks_total` for a refused webhook.
+    pub fn metric_result(&self) -> &'static str {
+        match self {
+            ApiError::UnknownSource(_) => "unknown_source",
+            ApiError::TooLarge { .. } => "too_large",
+            ApiError::Storage(_) => "storage_unavailable",
+            ApiError::Rejected(r) if r.status == StatusCode::UNAUTHORIZED => "unauthorized",
+            ApiError::Rejected(r) if r.status == StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+            ApiError::Rejected(r) if r.status == StatusCode::FORBIDDEN => "forbidden",
+            ApiError::Rejected(r) if r.status == StatusCode::NOT_FOUND => "unknown_source",
+            _ => "bad_request",
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

@@ -55,12 +55,36 @@ struct HookPath {
     token: Option<String>,
 }
 
+/// Times the answer and counts the outcome per source (`/metrics`).
 async fn receive(
     State(st): State<AppState>,
-    Path(HookPath {
+    Path(path): Path<HookPath>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
+    let source = path.source.clone();
+    let result = receive_inner(&st, path, method, uri, headers, body).await;
+    st.metrics.ack_seconds.observe(started.elapsed());
+    if let Err(e) = &result {
+        let label = match e {
+            // Not the requested name: the path is the sender's to choose.
+            ApiError::UnknownSource(_) => "",
+            _ => source.as_str(),
+        };
+        st.metrics.webhooks.inc(&[label, e.metric_result()]);
+    }
+    result
+}
+
+async fn receive_inner(
+    st: &AppState,
+    HookPath {
         source: source_name,
         token,
-    }): Path<HookPath>,
+    }: HookPath,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -96,12 +120,13 @@ async fn receive(
         ApiError::from(r)
     })?;
     if let Ack::Pong { event } = &parsed.ack {
+        st.metrics.webhooks.inc(&[&source.name, "ping"]);
         tracing::info!(source = %source.name, event = %event, "connectivity check answered");
         return Ok((StatusCode::OK, Json(json!({"status": "ok", "event": event, "message": "pong; nothing is posted for this event"}))).into_response());
     }
 
     if let Ack::Transcript { id } = &parsed.ack {
-        return transcript_saved(&st, &source.name, id).await;
+        return transcript_saved(st, &source.name, id).await;
     }
     let parsed_ack = parsed.ack.clone();
     let mut planned = Vec::with_capacity(parsed.events.len());
@@ -119,6 +144,7 @@ async fn receive(
         quiet.push(p.quiet.iter().map(ToString::to_string).collect());
         for e in &p.render_errors {
             st.ingest.template_errors.fetch_add(1, Ordering::Relaxed);
+            st.metrics.template_errors.inc(&[&source.name]);
             tracing::error!(source = %source.name, delivery_id = %p.event.delivery_id, event = %p.event.name, error = %e,
                 "template failed; the message is sent in its plain fallback form");
         }
@@ -127,6 +153,16 @@ async fn receive(
     let summary: Vec<(String, String, Vec<String>)> = planned
         .iter()
         .map(|e| (e.delivery_id.clone(), e.name.clone(), e.routes.clone()))
+        .collect();
+    // Per event: the route of each queued message and of each held item, for /metrics.
+    let outbox_routes: Vec<(Vec<String>, Vec<String>)> = planned
+        .iter()
+        .map(|e| {
+            (
+                e.messages.iter().map(|m| m.route.clone()).collect(),
+                e.held.iter().map(|h| h.route.clone()).collect(),
+            )
+        })
         .collect();
     let results = st
         .committer
@@ -139,12 +175,24 @@ async fn receive(
     let mut total_held = 0;
     let mut all_routes: Vec<String> = Vec::new();
     let mut events = Vec::new();
-    for (((delivery_id, name, routes), result), quiet) in
-        summary.into_iter().zip(results).zip(quiet)
+    for ((((delivery_id, name, routes), result), quiet), (queued, held_routes)) in summary
+        .into_iter()
+        .zip(results)
+        .zip(quiet)
+        .zip(outbox_routes)
     {
         let (status, routes, messages, held) = match result {
             Committed::Inserted { messages, held, .. } => {
                 any_new = true;
+                for r in &routes {
+                    st.metrics.routed.inc(&[r]);
+                }
+                for r in &queued {
+                    st.metrics.messages.inc(&[r, "queued"]);
+                }
+                for r in &held_routes {
+                    st.metrics.messages.inc(&[r, "held"]);
+                }
                 st.ingest.accepted.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(source = %source.name, delivery_id = %delivery_id, event = %name, routes = ?routes, messages, held, "accepted");
                 ("accepted", routes, messages, held)
@@ -172,6 +220,14 @@ async fn receive(
         }
         events.push(entry);
     }
+    st.metrics.webhooks.inc(&[
+        &source.name,
+        if any_new || events.is_empty() {
+            "accepted"
+        } else {
+            "duplicate"
+        },
+    ]);
     let code = if any_new || events.is_empty() {
         StatusCode::ACCEPTED
     } else {
@@ -224,6 +280,7 @@ async fn transcript_saved(st: &AppState, source: &str, id: &str) -> Result<Respo
         .await
         .map_err(|e| ApiError::Storage(e.to_string()))?;
     st.ingest.accepted.fetch_add(1, Ordering::Relaxed);
+    st.metrics.webhooks.inc(&[source, "accepted"]);
     let message = match (&st.transcripts, st.transcript_status.snapshot().disabled) {
         (Some(_), _) => {
             st.transcript_wake.notify_one();

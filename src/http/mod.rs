@@ -18,6 +18,7 @@ use axum::http::StatusCode;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::delivery::{DeliveryStatus, Pacer};
+use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::reload::Reloader;
 use crate::storage::Store;
@@ -53,6 +54,7 @@ pub struct Shared {
     pub delivery: Arc<DeliveryStatus>,
     pub ingest: IngestStats,
     pub reloader: Arc<Reloader>,
+    pub metrics: Arc<Metrics>,
     /// Transcript processing, if on.
     pub transcripts: Option<Arc<Sweeper>>,
     pub transcript_status: Arc<TranscriptStatus>,

@@ -10,7 +10,10 @@ use std::time::{Duration, SystemTime};
 use reqwest::StatusCode;
 use serde::Deserialize;
 
+use std::sync::Arc;
+
 use crate::config::Secret;
+use crate::metrics::Metrics;
 
 const USER_AGENT: &str = concat!("roam-notify/", env!("CARGO_PKG_VERSION"));
 
@@ -98,6 +101,7 @@ pub struct RoamClient {
     http: reqwest::Client,
     base: String,
     key: Secret,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for RoamClient {
@@ -124,7 +128,24 @@ impl RoamClient {
             http,
             base: base_url.trim_end_matches('/').to_string(),
             key,
+            metrics: None,
         })
+    }
+
+    /// Counts every call by endpoint and status in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> RoamClient {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count(&self, endpoint: &str, resp: &Result<reqwest::Response, reqwest::Error>) {
+        if let Some(m) = &self.metrics {
+            let status = match resp {
+                Ok(r) => r.status().as_u16().to_string(),
+                Err(_) => "network".to_string(),
+            };
+            m.roam_calls.inc(&[endpoint, &status]);
+        }
     }
 
     /// `POST /chat.post` with a prepared JSON body. Returns the message's timestamp when
@@ -149,9 +170,9 @@ impl RoamClient {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
             .send()
-            .await
-            .map_err(network_error)?;
-        classify(resp).await
+            .await;
+        self.count(method, &resp);
+        classify(resp.map_err(network_error)?).await
     }
 
     /// `GET /transcript.list`: one page of transcripts starting after `after` (RFC 3339),
@@ -202,21 +223,14 @@ impl RoamClient {
             .bearer_auth(self.key.expose())
             .query(query)
             .send()
-            .await
-            .map_err(network_error)?;
-        classify(resp).await
+            .await;
+        self.count(method, &resp);
+        classify(resp.map_err(network_error)?).await
     }
 
     /// `GET /token.info`: who the key belongs to and what it may do.
     pub async fn token_info(&self) -> Result<TokenInfo, RoamError> {
-        let resp = self
-            .http
-            .get(format!("{}/token.info", self.base))
-            .bearer_auth(self.key.expose())
-            .send()
-            .await
-            .map_err(network_error)?;
-        let body = classify(resp).await?;
+        let body = self.get_json("token.info", &[]).await?;
         serde_json::from_str(&body).map_err(|e| shape_error("token.info", e))
     }
 }

@@ -103,3 +103,104 @@ async fn dead_letters_are_listed_shown_requeued_and_dropped_over_http() {
     assert!(r.text().await.unwrap().contains("unknown status"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_count_by_source_route_and_outcome_with_real_histograms() {
+    let roam = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&test_config(
+        &roam.url,
+        &dir.path().join("t.db"),
+        ROUTE_ALL_GITHUB,
+    ))
+    .await;
+    roam.script([Reply::Status(503, None), Reply::RateLimited("1")]);
+    app.push_accepted("m-1").await;
+    app.push_accepted("m-2").await;
+    let dup = app
+        .github("push", "m-1", &fixture("github/push.json"), SECRET)
+        .await;
+    assert_eq!(dup.status(), 200);
+    let bad = app
+        .github("push", "m-3", &fixture("github/push.json"), "wrong")
+        .await;
+    assert_eq!(bad.status(), 401);
+    let unknown = app
+        .http
+        .post(app.url("/hooks/nope"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    wait_for("both delivered", Duration::from_secs(10), || {
+        roam.delivered().len() == 2
+    })
+    .await;
+    app.wait_ready(|r| r["outbox"]["pending"] == 0).await;
+
+    let text = reqwest::get(app.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "roam_notify_webhooks_total{source=\"github\",result=\"accepted\"} 2",
+        "roam_notify_webhooks_total{source=\"github\",result=\"duplicate\"} 1",
+        "roam_notify_webhooks_total{source=\"github\",result=\"unauthorized\"} 1",
+        "roam_notify_webhooks_total{source=\"\",result=\"unknown_source\"} 1",
+        "roam_notify_events_routed_total{route=\"all-github\"} 2",
+        "roam_notify_messages_total{route=\"all-github\",outcome=\"queued\"} 2",
+        "roam_notify_messages_total{route=\"all-github\",outcome=\"sent\"} 2",
+        "roam_notify_messages_total{route=\"all-github\",outcome=\"retried\"} 1",
+        "roam_notify_roam_api_calls_total{endpoint=\"chat.post\",status=\"200\"} 2",
+        "roam_notify_roam_api_calls_total{endpoint=\"chat.post\",status=\"503\"} 1",
+        "roam_notify_roam_api_calls_total{endpoint=\"chat.post\",status=\"429\"} 1",
+        "roam_notify_roam_api_calls_total{endpoint=\"token.info\",status=\"200\"} 1",
+        "roam_notify_rate_limited_total 1",
+        "roam_notify_roam_pauses_total 1",
+        "# TYPE roam_notify_webhook_ack_seconds histogram",
+        "roam_notify_webhook_ack_seconds_bucket{le=\"+Inf\"} 5",
+        "roam_notify_webhook_ack_seconds_count 5",
+        "# TYPE roam_notify_delivery_latency_seconds histogram",
+        "roam_notify_delivery_latency_seconds_count 2",
+        "roam_notify_outbox_messages{status=\"pending\"} 0",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    // Buckets are cumulative and end at the count.
+    let buckets: Vec<u64> = text
+        .lines()
+        .filter(|l| l.starts_with("roam_notify_webhook_ack_seconds_bucket"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+    let paused: f64 = text
+        .lines()
+        .find(|l| l.starts_with("roam_notify_roam_paused_seconds_total "))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(paused >= 0.99, "the 429's Retry-After counted: {paused}");
+
+    // The shipped dashboard and alert rules only use metrics that exist.
+    let names = regex::Regex::new(r"roam_notify_[a-z_]+").unwrap();
+    for file in [
+        "deploy/grafana/roam-notify.json",
+        "deploy/prometheus/alerts.yml",
+    ] {
+        let text_of =
+            std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
+                .unwrap();
+        for m in names.find_iter(&text_of) {
+            assert!(
+                text.contains(m.as_str()),
+                "{file} uses {} which /metrics does not have",
+                m.as_str()
+            );
+        }
+    }
+    app.stop().await;
+}

@@ -146,7 +146,7 @@ async fn reload_under_load_swaps_valid_and_refuses_invalid_without_losing_anythi
     );
     assert!(
         metrics.contains(&format!(
-            "roam_notify_webhooks_total{{result=\"accepted\"}} {PUSHES}"
+            "roam_notify_webhooks_total{{source=\"github\",result=\"accepted\"}} {PUSHES}"
         )),
         "{metrics}"
     );
