@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError};
 use arc_swap::ArcSwap;
+use axum_server::tls_rustls::RustlsConfig;
 
 use crate::delivery::{DeliveryStatus, DeliveryWorker, Outlet, Pacer, RetryPolicy};
 use crate::grouping::flusher::Flusher;
@@ -44,12 +45,14 @@ pub enum StartError {
     },
     #[error("cannot create the HTTP client: {0}")]
     HttpClient(String),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl StartError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            StartError::Config(_) | StartError::RoamKey(_) => 2,
+            StartError::Config(_) | StartError::RoamKey(_) | StartError::Tls(_) => 2,
             _ => 1,
         }
     }
@@ -60,6 +63,8 @@ pub const SILENCE_REFRESH: Duration = Duration::from_secs(2);
 
 pub struct Application {
     listener: TcpListener,
+    /// Serve the webhook listener over TLS (`server.tls_cert` / `tls_key`).
+    tls: Option<RustlsConfig>,
     admin: Option<TcpListener>,
     state: AppState,
     worker: DeliveryWorker,
@@ -126,6 +131,10 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        let tls = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
+            (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
+            _ => None,
+        };
         let admin = match cfg.admin_addr() {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -218,6 +227,7 @@ impl Application {
         });
         Ok(Application {
             listener,
+            tls,
             admin,
             state,
             worker,
@@ -281,10 +291,27 @@ impl Application {
                     .into_future(),
             )
         });
-        let server = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .into_future();
-        let mut server = tokio::spawn(server);
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        let mut server = match self.tls {
+            None => tokio::spawn(
+                axum::serve(self.listener, service)
+                    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                    .into_future(),
+            ),
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                let stop = handle.clone();
+                let token = shutdown.clone();
+                let grace = self.shutdown_timeout;
+                tokio::spawn(async move {
+                    token.cancelled().await;
+                    stop.graceful_shutdown(Some(grace));
+                });
+                let listener = self.listener.into_std()?;
+                let server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle);
+                tokio::spawn(async move { server.serve(service).await })
+            }
+        };
 
         let served = tokio::select! {
             r = &mut server => Some(r),
@@ -372,6 +399,32 @@ async fn refresh_silences(
             _ = shutdown.cancelled() => break,
         }
     }
+}
+
+/// The rustls server config from PEM files; every problem names the file.
+fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<RustlsConfig, StartError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| StartError::Tls(format!("server.tls_cert {}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(StartError::Tls(format!(
+            "server.tls_cert {}: no certificate in the file",
+            cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| StartError::Tls(format!("server.tls_key {}: {e}", key.display())))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| StartError::Tls(format!("server.tls_cert / tls_key: {e}")))?;
+    let mut config = config;
+    // The server speaks HTTP/1.1 only (axum is built without http2).
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(RustlsConfig::from_config(Arc::new(config)))
 }
 
 /// Deletes old delivered messages and events at start and then hourly.

@@ -429,7 +429,21 @@ fn healthcheck(config: Option<PathBuf>, addr: Option<String>) -> ExitCode {
         Some(a) => a,
         None => match load_config(config.as_deref()) {
             Ok(cfg) => {
-                let mut a = cfg.listen_addr();
+                // With TLS on the webhook port, probe the admin listener (plain HTTP).
+                let target = if cfg.server.tls_cert.is_some() {
+                    match cfg.admin_addr() {
+                        Some(a) => a,
+                        None => {
+                            eprintln!(
+                                "roam-notify: the webhook listener uses TLS and admin_listen is off; give --addr of a plain-HTTP listener"
+                            );
+                            return ExitCode::from(2);
+                        }
+                    }
+                } else {
+                    cfg.listen_addr()
+                };
+                let mut a = target;
                 if a.ip().is_unspecified() {
                     a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
                 }

@@ -28,6 +28,8 @@ pub struct Pipeline {
     /// Silences added with `roam-notify silence add`, refreshed from storage by the
     /// daemon; shared by every pipeline a reload builds.
     pub stored_silences: Arc<ArcSwap<Vec<CompiledSilence>>>,
+    /// Proxies whose `X-Forwarded-For` names the client (`server.trusted_proxies`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Why a matched route sends nothing now.
@@ -107,11 +109,14 @@ impl Pipeline {
             )
             .map_err(|(k, p)| cfg.error(&format!("transcripts.{k}"), p))?;
         }
+        let trusted_proxies = inbound::parse_cidrs(&cfg.server.trusted_proxies)
+            .map_err(|(n, e)| cfg.error(&format!("server.trusted_proxies[{n}]"), e))?;
         Ok(Pipeline {
             sources: sources.into_iter().map(|s| (s.name.clone(), s)).collect(),
             templates,
             router,
             stored_silences: Arc::default(),
+            trusted_proxies,
         })
     }
 
@@ -422,6 +427,32 @@ fn group_spec(
 }
 
 impl Pipeline {
+    /// The client's address: the peer, or, when the peer is a trusted proxy, the
+    /// right-most `X-Forwarded-For` entry that is not one (entries left of it were written
+    /// by whoever sent the request and prove nothing).
+    pub fn client_ip(
+        &self,
+        peer: std::net::IpAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> std::net::IpAddr {
+        let trusted = |ip: &std::net::IpAddr| self.trusted_proxies.iter().any(|n| n.contains(ip));
+        if !trusted(&peer) {
+            return peer;
+        }
+        let hops: Vec<std::net::IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|h| h.trim().parse().ok())
+            .collect();
+        hops.iter()
+            .rev()
+            .find(|ip| !trusted(ip))
+            .copied()
+            .unwrap_or(peer)
+    }
+
     /// Transcripts: one direct message per action-item assignee with a Roam user id
     /// (`assignee_user`, resolved by the transcript worker), listing their items.
     fn assignee_messages(

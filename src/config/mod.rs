@@ -173,6 +173,15 @@ pub struct ServerConfig {
     /// How long SIGTERM waits for in-flight requests and the current send.
     #[serde(deserialize_with = "de::duration")]
     pub shutdown_timeout: Duration,
+    /// TLS for the webhook listener: a PEM certificate chain and its private key (both or
+    /// neither; most deployments terminate TLS in a proxy instead).
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Proxies (CIDR) whose `X-Forwarded-For` is believed when checking `allow_ips`.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// Address of the admin listener (`/metrics`, `/-/reload`); `""` turns it off.
     /// Keep it private: it is never the public webhook port.
     #[serde(deserialize_with = "de::string_like")]
@@ -305,6 +314,15 @@ pub struct SourceConfig {
     /// Replay window for signed timestamps (default 5m).
     #[serde(default, deserialize_with = "de::opt_duration")]
     pub tolerance: Option<Duration>,
+    /// Only these client addresses (CIDR) may post to this source; others get 403.
+    #[serde(default)]
+    pub allow_ips: Option<Vec<String>>,
+    /// Requests per second this source accepts (a token bucket); more get 429.
+    #[serde(default, deserialize_with = "de::opt_f64")]
+    pub rate_limit: Option<f64>,
+    /// Burst for `rate_limit` (default: one second's worth, at least 1).
+    #[serde(default, deserialize_with = "de::opt_u32")]
+    pub rate_limit_burst: Option<u32>,
 }
 
 impl SourceConfig {
@@ -657,6 +675,21 @@ impl Config {
                 "server.admin_listen",
                 "must differ from server.listen: the admin endpoints never share the public webhook port",
             ));
+        }
+        match (&self.server.tls_cert, &self.server.tls_key) {
+            (Some(_), None) => {
+                return Err(self.error(
+                    "server.tls_key",
+                    "tls_cert is set but tls_key is not (both or neither)",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(self.error(
+                    "server.tls_cert",
+                    "tls_key is set but tls_cert is not (both or neither)",
+                ));
+            }
+            _ => {}
         }
         if self.server.max_body == 0 {
             return Err(self.error("server.max_body", "must be larger than 0"));

@@ -18,6 +18,8 @@ use crate::reload::ReloadError;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
+        // For `roam-notify healthcheck` when the webhook port speaks TLS.
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/-/reload", post(reload))
         .route("/-/transcripts/run", post(run_transcripts))
         .route("/api/outbox", get(outbox_list))

@@ -35,6 +35,13 @@ pub enum ApiError {
     NoSuchMessage(i64),
     #[error("{0}")]
     BadQuery(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("too many requests to source {name:?} (its rate_limit); retry after {}s", retry_after.as_secs().max(1))]
+    TooManyRequests {
+        name: String,
+        retry_after: std::time::Duration,
+    },
 }
 
 impl ApiError {
@@ -59,6 +66,8 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::NoSuchMessage(_) => StatusCode::NOT_FOUND,
             ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -76,6 +85,8 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::NoSuchMessage(_) => "not_found",
             ApiError::BadQuery(_) => "bad_request",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::TooManyRequests { .. } => "rate_limited",
         }
     }
 }
@@ -87,6 +98,8 @@ impl ApiError {
             ApiError::UnknownSource(_) => "unknown_source",
             ApiError::TooLarge { .. } => "too_large",
             ApiError::Storage(_) => "storage_unavailable",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Rejected(r) if r.status == StatusCode::UNAUTHORIZED => "unauthorized",
             ApiError::Rejected(r) if r.status == StatusCode::TOO_MANY_REQUESTS => "rate_limited",
             ApiError::Rejected(r) if r.status == StatusCode::FORBIDDEN => "forbidden",
@@ -104,6 +117,12 @@ impl IntoResponse for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if let ApiError::TooManyRequests { retry_after, .. } = &self {
+            let secs = retry_after.as_secs().max(1).to_string();
+            if let Ok(v) = HeaderValue::from_str(&secs) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
         }
         resp
     }

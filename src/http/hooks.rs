@@ -10,7 +10,9 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -58,6 +60,7 @@ struct HookPath {
 /// Times the answer and counts the outcome per source (`/metrics`).
 async fn receive(
     State(st): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(path): Path<HookPath>,
     method: Method,
     uri: Uri,
@@ -66,7 +69,7 @@ async fn receive(
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
     let source = path.source.clone();
-    let result = receive_inner(&st, path, method, uri, headers, body).await;
+    let result = receive_inner(&st, peer, path, method, uri, headers, body).await;
     st.metrics.ack_seconds.observe(started.elapsed());
     if let Err(e) = &result {
         let label = match e {
@@ -81,6 +84,7 @@ async fn receive(
 
 async fn receive_inner(
     st: &AppState,
+    peer: SocketAddr,
     HookPath {
         source: source_name,
         token,
@@ -95,6 +99,22 @@ async fn receive_inner(
         tracing::warn!(source = %source_name, "refused: unknown source");
         return Err(ApiError::UnknownSource(source_name));
     };
+    // Before any signature work: who may post here, and how often.
+    let client = pipeline.client_ip(peer.ip(), &headers);
+    if !source.allows(client) {
+        tracing::warn!(source = %source.name, client = %client, "refused: address not in allow_ips");
+        return Err(ApiError::Forbidden(format!(
+            "{client} may not post to source {:?} (allow_ips)",
+            source.name
+        )));
+    }
+    if let Err(wait) = source.admit() {
+        tracing::warn!(source = %source.name, client = %client, "refused: over the source's rate_limit");
+        return Err(ApiError::TooManyRequests {
+            name: source.name.clone(),
+            retry_after: wait,
+        });
+    }
     let body = body.map_err(|e| {
         st.ingest.bad_requests.fetch_add(1, Ordering::Relaxed);
         let err = ApiError::from_body(e, st.max_body);

@@ -30,6 +30,7 @@ mod standard_webhooks;
 mod stripe;
 
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use ipnet::IpNet;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -142,10 +143,27 @@ pub struct Source {
     pub unauthenticated: bool,
     /// The transcript source added without a `[[sources]]` entry: no webhook endpoint.
     pub internal: bool,
+    /// Client addresses allowed to post (empty: any).
+    pub allow_ips: Vec<IpNet>,
+    /// Inbound requests per second (`rate_limit`); more get 429.
+    pub limiter: Option<crate::delivery::Pacer>,
     handler: Box<dyn SourceKind>,
 }
 
 impl Source {
+    /// Whether `ip` may post here (`allow_ips`).
+    pub fn allows(&self, ip: std::net::IpAddr) -> bool {
+        self.allow_ips.is_empty() || self.allow_ips.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Takes one request from the source's budget; Err: how long until the next one.
+    pub fn admit(&self) -> Result<(), std::time::Duration> {
+        match &self.limiter {
+            None => Ok(()),
+            Some(l) => l.try_acquire(tokio::time::Instant::now()),
+        }
+    }
+
     pub fn authenticate(&self, req: &Inbound<'_>) -> Result<(), Rejection> {
         self.handler.authenticate(req)
     }
@@ -198,6 +216,8 @@ pub fn build_sources(cfg: &Config) -> Result<Vec<Source>, ConfigError> {
             kind: "roam",
             unauthenticated: false,
             internal: true,
+            allow_ips: Vec::new(),
+            limiter: None,
             handler: Box::new(NoWebhooks(t.source.clone())),
         }),
         _ => {}
@@ -285,13 +305,63 @@ fn build_source(cfg: &Config, i: usize) -> Result<Source, ConfigError> {
             ));
         }
     };
+    let allow_ips = match &sc.allow_ips {
+        None => Vec::new(),
+        Some(list) if list.is_empty() => {
+            return Err(cfg.error(
+                &format!("sources[{i}].allow_ips"),
+                "empty list: it would refuse everyone; leave it out to allow any address",
+            ));
+        }
+        Some(list) => parse_cidrs(list)
+            .map_err(|(n, e)| cfg.error(&format!("sources[{i}].allow_ips[{n}]"), e))?,
+    };
+    let limiter = match sc.rate_limit {
+        None => None,
+        Some(r) if !(r > 0.0 && r.is_finite()) => {
+            return Err(cfg.error(
+                &format!("sources[{i}].rate_limit"),
+                "must be a number of requests per second above 0",
+            ));
+        }
+        Some(r) => Some(crate::delivery::Pacer::new(
+            r,
+            sc.rate_limit_burst.unwrap_or(r.ceil() as u32).max(1),
+        )),
+    };
+    if sc.rate_limit_burst.is_some() && sc.rate_limit.is_none() {
+        return Err(cfg.error(
+            &format!("sources[{i}].rate_limit_burst"),
+            "has no effect without rate_limit",
+        ));
+    }
     Ok(Source {
         name: sc.name.clone(),
         kind,
         unauthenticated: auth,
         internal: false,
+        allow_ips,
+        limiter,
         handler,
     })
+}
+
+/// CIDRs (`10.0.0.0/8`, `2001:db8::/32`) or single addresses; errors are (index, problem).
+pub fn parse_cidrs(list: &[String]) -> Result<Vec<IpNet>, (usize, String)> {
+    list.iter()
+        .enumerate()
+        .map(|(n, s)| {
+            let t = s.trim();
+            t.parse::<IpNet>()
+                .or_else(|_| t.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    (
+                        n,
+                        format!("{s:?} is not an address or CIDR like 192.0.2.0/24"),
+                    )
+                })
+        })
+        .collect()
 }
 
 /// How a kind signs, for [`auth_from_config`].

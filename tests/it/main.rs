@@ -7,6 +7,7 @@ mod helpers;
 mod admin;
 mod cli;
 mod delivery;
+mod hardening;
 mod hooks;
 mod noise;
 mod process;

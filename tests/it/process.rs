@@ -404,6 +404,16 @@ fn config_errors_exit_2_with_one_line_naming_file_and_key() {
             "needs `secret`",
         ),
         (
+            "[[sources]]\nname = \"gh\"\nkind = \"github\"\nsecret = \"x\"\nallow_ips = [\"10.0.0.0/33\"]\n",
+            "sources[0].allow_ips[0]",
+            "not an address or CIDR",
+        ),
+        (
+            "[server]\ntls_cert = \"/x.pem\"\n",
+            "server.tls_key",
+            "both or neither",
+        ),
+        (
             "[server]\nlisten = \"127.0.0.1:8080\"\nadmin_listen = \"127.0.0.1:8080\"\n",
             "server.admin_listen",
             "never share the public webhook port",
