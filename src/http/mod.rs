@@ -14,8 +14,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::http::StatusCode;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::delivery::{DeliveryStatus, Pacer};
 use crate::metrics::Metrics;
@@ -75,9 +73,17 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .merge(health::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            request_timeout,
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+                // A request (including reading its body) that takes longer is cut off with
+                // a JSON 408, so a client trickling its body cannot hold a connection.
+                match tokio::time::timeout(request_timeout, next.run(req)).await {
+                    Ok(resp) => resp,
+                    Err(_) => axum::response::IntoResponse::into_response(ApiError::Timeout(
+                        request_timeout,
+                    )),
+                }
+            },
         ))
         .with_state(state)
 }

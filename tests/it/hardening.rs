@@ -143,6 +143,10 @@ async fn a_client_that_trickles_its_body_is_cut_off() {
         .unwrap();
     let text = String::from_utf8_lossy(&answer[..n]);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        text.contains("\"error\":\"request_timeout\""),
+        "a JSON reason: {text}"
+    );
     app.stop().await;
 }
 

@@ -478,6 +478,8 @@ async fn no_configured_secret_appears_in_a_debug_log() {
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         "slack-url-token-0427",
         "env-bearer-token-9911",
+        "whsec_cm9hbS13ZWJob29rLXNlY3JldC0xMjM0",
+        "cm9hbS13ZWJob29rLXNlY3JldC0xMjM0",
         KEY,
         SECRET,
     ];
@@ -510,6 +512,10 @@ name = "deploys"
 kind = "generic"
 auth = "bearer"
 secret = "${{env:ROAM_NOTIFY_TEST_BEARER}}"
+[[sources]]
+name = "roam"
+kind = "roam"
+secret = "whsec_cm9hbS13ZWJob29rLXNlY3JldC0xMjM0"
 {ROUTE_ALL_GITHUB}
 "#,
         file_secret.display()
@@ -562,6 +568,17 @@ secret = "${{env:ROAM_NOTIFY_TEST_BEARER}}"
         .header("webhook-timestamp", "1")
         .header("webhook-signature", "v1,AA==")
         .body("{}")
+        .send()
+        .await
+        .unwrap();
+    http.post(url("/hooks/roam"))
+        .header("webhook-id", "y")
+        .header(
+            "webhook-timestamp",
+            chrono::Utc::now().timestamp().to_string(),
+        )
+        .header("webhook-signature", "v1,AA==")
+        .body("{\"id\":\"t\",\"meetingId\":\"m\",\"end\":\"x\"}")
         .send()
         .await
         .unwrap();
