@@ -117,7 +117,8 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
             de::Error::custom(format!("invalid duration {s:?}: {e} (write e.g. \"10s\")"))
         }),
         Scalar::Int(i) if i >= 0 => Ok(Duration::from_secs(i as u64)),
-        Scalar::Float(f) if f >= 0.0 && f.is_finite() => Ok(Duration::from_secs_f64(f)),
+        Scalar::Float(f) if f >= 0.0 && f.is_finite() => Duration::try_from_secs_f64(f)
+            .map_err(|_| de::Error::custom(format!("{f} seconds is too long a duration"))),
         _ => Err(de::Error::custom("expected a duration such as \"10s\"")),
     }
 }

@@ -58,7 +58,8 @@ impl Pacer {
             s.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - s.tokens) / self.rate))
+            // A tiny configured rate must not overflow the wait.
+            Err(Duration::try_from_secs_f64((1.0 - s.tokens) / self.rate).unwrap_or(Duration::MAX))
         }
     }
 

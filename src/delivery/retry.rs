@@ -23,7 +23,7 @@ impl RetryPolicy {
     pub fn delay_with_jitter(&self, failed_attempts: u32, jitter: f64) -> Duration {
         let base = self.base_delay(failed_attempts).as_secs_f64();
         let factor = 1.0 + JITTER * jitter.clamp(-1.0, 1.0);
-        Duration::from_secs_f64(base * factor)
+        Duration::try_from_secs_f64(base * factor).unwrap_or(Duration::MAX)
     }
 
     /// `initial * 2^(n-1)`, capped at `max`.

@@ -334,7 +334,9 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
         && secs.is_finite()
         && secs >= 0.0
     {
-        return Some(Duration::from_secs_f64(secs));
+        // Beyond u64 seconds (found by the fuzzer: `8888888888888888888082` panicked in
+        // `from_secs_f64`): as long as can be; the caller caps every wait.
+        return Some(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
     }
     let at = httpdate::parse_http_date(v).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
@@ -358,6 +360,12 @@ mod tests {
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-3", now), None);
+        // Found by fuzzing: too big for u64 seconds must not panic.
+        assert_eq!(
+            parse_retry_after("8888888888888888888082", now),
+            Some(Duration::MAX)
+        );
+        assert_eq!(parse_retry_after("1e300", now), Some(Duration::MAX));
     }
 
     #[test]
@@ -381,6 +389,11 @@ mod tests {
 
         #[test]
         fn retry_after_never_panics(v in ".{0,40}") {
+            let _ = parse_retry_after(&v, SystemTime::now());
+        }
+
+        #[test]
+        fn retry_after_never_panics_on_numbers(v in "[0-9]{1,40}(\\.[0-9]{0,10})?(e[0-9]{1,3})?") {
             let _ = parse_retry_after(&v, SystemTime::now());
         }
     }

@@ -409,6 +409,11 @@ fn config_errors_exit_2_with_one_line_naming_file_and_key() {
             "not an address or CIDR",
         ),
         (
+            "[server]\nrequest_timeout = 1e300\n",
+            "server.request_timeout",
+            "too long a duration",
+        ),
+        (
             "[server]\ntls_cert = \"/x.pem\"\n",
             "server.tls_key",
             "both or neither",
