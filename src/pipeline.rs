@@ -341,7 +341,7 @@ fn muted_item(
 ) -> HeldItem {
     let mut spec = group_spec(route, route.hold.as_ref(), Default::default());
     spec.muted = Some(window.to_string());
-    let mut item = Item::new(meta.name, meta.entity, text);
+    let mut item = Item::new(meta.name, meta.entity, text, payload);
     if let Some(line) = line {
         item.title = line;
     }
@@ -376,7 +376,7 @@ fn held_item(
 ) -> HeldItem {
     let unique = format!("{}\u{0}{}", meta.delivery_id, route.name);
     let (key, labels) = grouping::group_key(hold, payload, &unique);
-    let mut item = Item::new(meta.name, meta.entity, text);
+    let mut item = Item::new(meta.name, meta.entity, text, payload);
     if let Some(line) = line {
         item.title = line;
     }

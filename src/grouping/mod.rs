@@ -95,10 +95,23 @@ pub struct Item {
     pub title: String,
     /// The event's whole message, sent as is when the group has only this item.
     pub text: String,
+    /// Alert kinds: alerts in this notification by status (`_counts`), so a group counts
+    /// alerts, not notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<BTreeMap<String, u64>>,
 }
 
 impl Item {
-    pub fn new(event: &str, entity: Option<&str>, text: &str) -> Item {
+    pub fn new(event: &str, entity: Option<&str>, text: &str, payload: &Value) -> Item {
+        let alerts = payload.get("_counts").and_then(|c| {
+            let n = |k: &str| c.get(k).and_then(Value::as_u64).unwrap_or(0);
+            let map: BTreeMap<String, u64> = [("firing", n("firing")), ("resolved", n("resolved"))]
+                .into_iter()
+                .filter(|(_, v)| *v > 0)
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            (!map.is_empty()).then_some(map)
+        });
         let title = text
             .lines()
             .map(str::trim)
@@ -113,6 +126,7 @@ impl Item {
             entity: entity.map(str::to_string),
             title,
             text: text.to_string(),
+            alerts,
         }
     }
 
@@ -184,14 +198,31 @@ pub fn group_context(
     suppressed: usize,
 ) -> serde_json::Value {
     let count: u64 = lines.iter().map(|l| l.repeats).sum();
+    // Alert notifications count their alerts; other events count once each.
     let mut statuses: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut alerts = 0;
     for l in lines {
-        *statuses.entry(l.item.status.as_str()).or_default() += l.repeats;
+        match &l.item.alerts {
+            Some(by_status) => {
+                for (status, n) in by_status {
+                    *statuses.entry(status.as_str()).or_default() += n * l.repeats;
+                    alerts += n * l.repeats;
+                }
+            }
+            None => *statuses.entry(l.item.status.as_str()).or_default() += l.repeats,
+        }
     }
+    let (total, noun) = if alerts > 0 {
+        (alerts, if alerts == 1 { "alert" } else { "alerts" })
+    } else {
+        (count, if count == 1 { "event" } else { "events" })
+    };
     let shown: Vec<&Line> = lines.iter().take(spec.shown).collect();
     serde_json::json!({
         "route": route,
         "count": count,
+        "total": total,
+        "what": noun,
         "statuses": statuses,
         "labels": spec.labels,
         "shown": shown,
@@ -200,4 +231,75 @@ pub fn group_context(
         "digest": spec.digest,
         "muted": spec.muted,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec() -> GroupSpec {
+        GroupSpec {
+            to: vec![],
+            mentions: vec![],
+            template: None,
+            thread: false,
+            update: false,
+            split_long: false,
+            interval_ms: 0,
+            repeat_ms: None,
+            max_messages: None,
+            max_window_ms: 1,
+            shown: 1,
+            labels: BTreeMap::new(),
+            muted: None,
+            digest: false,
+        }
+    }
+
+    #[test]
+    fn alert_notifications_count_their_alerts_other_events_count_once() {
+        let two = Item::new(
+            "alertmanager.firing",
+            None,
+            "t",
+            &json!({"_counts": {"firing": 2, "resolved": 0, "total": 2}}),
+        );
+        let mixed = Item::new(
+            "alertmanager.firing",
+            None,
+            "t",
+            &json!({"_counts": {"firing": 1, "resolved": 1, "total": 2}}),
+        );
+        let lines = vec![
+            Line {
+                item: two,
+                repeats: 2,
+            },
+            Line {
+                item: mixed,
+                repeats: 1,
+            },
+        ];
+        let c = group_context("r", &spec(), &lines, 0);
+        assert_eq!(c["count"], 3, "notifications");
+        assert_eq!(c["total"], 6, "alerts");
+        assert_eq!(c["what"], "alerts");
+        assert_eq!(c["statuses"], json!({"firing": 5, "resolved": 1}));
+        assert_eq!(c["more"], 1);
+        let push = Item::new("github.push", None, "t", &json!({"ref": "x"}));
+        let c = group_context(
+            "r",
+            &spec(),
+            &[Line {
+                item: push,
+                repeats: 1,
+            }],
+            0,
+        );
+        assert_eq!(
+            (c["total"].clone(), c["what"].clone()),
+            (json!(1), json!("event"))
+        );
+    }
 }

@@ -252,7 +252,7 @@ group_interval = "3s"
         "{} messages for a {storm:?} storm",
         texts.len()
     );
-    let header = regex::Regex::new(r"\*\*(\d+) events on storm\*\*").unwrap();
+    let header = regex::Regex::new(r"\*\*(\d+) alerts? on storm\*\*").unwrap();
     for (n, name) in names.iter().enumerate() {
         let expected = ALERTS / 3 + usize::from(n < ALERTS % 3);
         let mut got = 0;
@@ -313,7 +313,7 @@ group_wait = "1h"
     .await;
     let t = &roam.texts()[0];
     assert!(
-        t.contains("**3 events on grouped**")
+        t.contains("**3 alerts on grouped**")
             && t.contains("firing: 2")
             && t.contains("resolved: 1"),
         "{t}"
@@ -406,7 +406,7 @@ max_messages_interval = "3s"
     let texts = roam.texts();
     assert_eq!(texts.len(), 3, "{texts:#?}");
     assert!(
-        texts[2].contains("**5 more events on capped**"),
+        texts[2].contains("**5 more alerts on capped**"),
         "{}",
         texts[2]
     );
@@ -458,7 +458,7 @@ group_wait = "3s"
     app.stop().await;
     assert_eq!(roam.delivered().len(), 1);
     assert!(
-        roam.texts()[0].contains("**3 events on grouped**"),
+        roam.texts()[0].contains("**3 alerts on grouped**"),
         "{}",
         roam.texts()[0]
     );
