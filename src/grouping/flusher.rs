@@ -98,8 +98,11 @@ impl Flusher {
             let spec = match serde_json::from_str::<GroupSpec>(&g.spec) {
                 Ok(s) => s,
                 Err(e) => {
-                    // Written by us; only a hand-edited database gets here.
-                    tracing::error!(route = %g.route, group = g.id, error = %e, "unreadable group settings; using the route's defaults");
+                    // Written by us; only a hand-edited database gets here. Park the group
+                    // (its items stay) rather than retrying it in a tight loop.
+                    tracing::error!(route = %g.route, group = g.id, error = %e,
+                        "unreadable group settings; the group is parked with its events, not sent");
+                    self.store.park_group(g.id).await?;
                     continue;
                 }
             };

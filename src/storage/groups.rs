@@ -324,6 +324,15 @@ impl Store {
         Ok(())
     }
 
+    /// Takes a group off the schedule (its items stay).
+    pub async fn park_group(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE groups SET flush_at = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
     pub async fn add_silence(
         &self,
         matcher: &str,

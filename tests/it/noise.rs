@@ -463,3 +463,59 @@ group_wait = "3s"
         roam.texts()[0]
     );
 }
+
+/// A group whose stored settings cannot be read (a hand-edited database) is parked with
+/// its events instead of being retried in a tight loop.
+#[tokio::test]
+async fn an_unreadable_group_is_parked_not_spun_on() {
+    use roam_notify::grouping::flusher::{Flusher, Step};
+    use roam_notify::storage::{HeldItem, NewEvent, Store, now_ms};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("sqlite://{}/t.db", dir.path().display()))
+        .await
+        .unwrap();
+    let held = HeldItem {
+        route: "r".into(),
+        key: "k".into(),
+        spec: "{\"not\": \"a spec\"}".into(),
+        fingerprint: "f".into(),
+        item: "{}".into(),
+        wait_ms: 0,
+        interval_ms: 0,
+        flush_at: None,
+    };
+    store
+        .commit_events(&[NewEvent {
+            source: "s".into(),
+            delivery_id: "d".into(),
+            name: "x.y".into(),
+            entity: None,
+            routes: vec!["r".into()],
+            messages: vec![],
+            held: vec![held],
+        }])
+        .await
+        .unwrap();
+    let cfg = roam_notify::config::Config::from_toml_str("", "t.toml").unwrap();
+    let pipeline = roam_notify::pipeline::Pipeline::compile(&cfg).unwrap();
+    let flusher = Flusher::new(
+        store.clone(),
+        Arc::new(arc_swap::ArcSwap::from_pointee(pipeline)),
+        Default::default(),
+        Default::default(),
+        Default::default(),
+    );
+    assert_eq!(flusher.step(now_ms() + 1).await.unwrap(), Step::Worked(1));
+    assert_eq!(
+        flusher.step(now_ms() + 1).await.unwrap(),
+        Step::Idle { next_due_ms: None },
+        "parked: no longer due"
+    );
+    assert_eq!(
+        store.held_counts().await.unwrap(),
+        vec![("r".to_string(), 1)],
+        "its event is kept"
+    );
+}
