@@ -182,6 +182,12 @@ pub struct Simulated {
     pub quiet: Vec<String>,
 }
 
+/// A `transcript.info` body: a transcript id with its meeting.
+fn is_transcript(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .is_ok_and(|v| v.get("id").is_some() && v.get("meetingId").is_some())
+}
+
 /// Parses `body` as `source` would (headers as given) and routes and renders each event.
 /// `Ok(None)`: the source answers it as a connectivity check (nothing posted).
 pub fn simulate(
@@ -219,14 +225,25 @@ pub fn simulate(
         body,
         url_token: None,
     };
-    let parsed = src
-        .parse(&req)
-        .map_err(|e| format!("the {} source refuses this payload: {e}", src.kind))?;
-    if matches!(parsed.ack, crate::inbound::Ack::Pong { .. }) {
-        return Ok(None);
-    }
+    // The transcript source: the payload is what `transcript.info` returns (a
+    // `transcript:saved` webhook only names the transcript; the worker fetches this).
+    let events = if src.kind == "roam" && is_transcript(body) {
+        let info: Value =
+            serde_json::from_slice(body).map_err(|e| format!("the payload is not JSON: {e}"))?;
+        let mut ev = crate::transcripts::transcript_event(info, &pipeline.transcript_settings);
+        crate::transcripts::assign_known_users(&mut ev.payload);
+        vec![ev]
+    } else {
+        let parsed = src
+            .parse(&req)
+            .map_err(|e| format!("the {} source refuses this payload: {e}", src.kind))?;
+        if matches!(parsed.ack, crate::inbound::Ack::Pong { .. }) {
+            return Ok(None);
+        }
+        parsed.events
+    };
     let mut out = Vec::new();
-    for mut ev in parsed.events {
+    for mut ev in events {
         if let Some(name) = event {
             ev.name = name.to_string();
         }

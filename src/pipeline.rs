@@ -30,6 +30,8 @@ pub struct Pipeline {
     pub stored_silences: Arc<ArcSwap<Vec<CompiledSilence>>>,
     /// Proxies whose `X-Forwarded-For` names the client (`server.trusted_proxies`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How transcripts become events (for `routes test` and `[[tests]]` on them).
+    pub transcript_settings: crate::transcripts::Settings,
 }
 
 /// Why a matched route sends nothing now.
@@ -117,6 +119,7 @@ impl Pipeline {
             router,
             stored_silences: Arc::default(),
             trusted_proxies,
+            transcript_settings: crate::transcripts::Settings::from_config(&cfg.transcripts),
         })
     }
 

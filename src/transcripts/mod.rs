@@ -109,6 +109,47 @@ pub fn transcript_event(mut info: Value, settings: &Settings) -> Event {
     }
 }
 
+/// An assignee's Roam user id without asking Roam: the assignee itself if it is one, or
+/// the participant with that name or email.
+pub fn known_user(assignee: &str, participants: &[Value]) -> Option<String> {
+    if assignee.starts_with("U-") {
+        return Some(assignee.to_string());
+    }
+    participants
+        .iter()
+        .find(|p| {
+            let s = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("");
+            !assignee.is_empty()
+                && (s("name") == assignee || s("email").eq_ignore_ascii_case(assignee))
+        })
+        .and_then(|p| p.get("user").and_then(Value::as_str))
+        .map(str::to_string)
+}
+
+/// Offline (`routes test`, `[[tests]]`): sets `assignee_user` where `known_user` finds one.
+pub fn assign_known_users(payload: &mut Value) {
+    let participants: Vec<Value> = payload
+        .get("participants")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for it in payload
+        .get_mut("action_items")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        let assignee = it
+            .get("assignee")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if let (Some(u), Some(o)) = (known_user(&assignee, &participants), it.as_object_mut()) {
+            o.insert("assignee_user".into(), Value::String(u));
+        }
+    }
+}
+
 /// Adds the derived fields (also used by `check` on the template samples).
 pub fn enrich(info: &mut Value, internal_domains: &[String]) {
     let Some(obj) = info.as_object_mut() else {

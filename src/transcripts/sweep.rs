@@ -466,16 +466,10 @@ impl Sweeper {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            let user = if assignee.starts_with("U-") {
-                Some(assignee.clone())
-            } else if assignee.contains('@') {
-                self.lookup(&assignee).await
-            } else {
-                participants
-                    .iter()
-                    .find(|p| p.get("name").and_then(Value::as_str) == Some(assignee.as_str()))
-                    .and_then(|p| p.get("user").and_then(Value::as_str))
-                    .map(str::to_string)
+            let user = match super::known_user(&assignee, &participants) {
+                Some(u) => Some(u),
+                None if assignee.contains('@') => self.lookup(&assignee).await,
+                None => None,
             };
             if let (Some(u), Some(o)) = (user, it.as_object_mut()) {
                 o.insert("assignee_user".into(), Value::String(u));

@@ -421,3 +421,75 @@ fn the_kubernetes_example_config_passes_check() {
     let text = check_shipped("deploy/kubernetes/config.toml");
     assert!(text.contains("check: ok"), "{text}");
 }
+
+#[test]
+fn transcript_routing_is_testable_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::copy(
+        repo("templates/roam/transcript.sample.json"),
+        dir.path().join("t.json"),
+    )
+    .unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[storage]
+url = "sqlite://{db}"
+[transcripts]
+internal_domains = ["example.com"]
+
+[[routes]]
+name = "with-actions"
+source = "roam"
+to = "{CHAT_A}"
+dm_assignees = true
+[routes.when]
+all = [ {{ field = "action_items_count", gte = 2 }}, {{ field = "external", equals = false }} ]
+
+[[tests]]
+name = "the sample meeting goes to the team and to each assignee"
+source = "roam"
+payload = "t.json"
+routes = ["with-actions"]
+messages = 3
+contains = ["**Action items (2)**", "Your action item from **Meeting**"]
+"#,
+            db = dir.path().join("x.db").display()
+        ),
+    )
+    .unwrap();
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("test     ok"), "{text}");
+
+    let out = bin()
+        .args(["routes", "test", "--config"])
+        .arg(&cfg)
+        .args(["--source", "roam", "--payload"])
+        .arg(dir.path().join("t.json"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("event roam.transcript.saved"), "{text}");
+    assert!(text.contains("match    with-actions"), "{text}");
+    assert!(
+        text.contains("posts to U-6a897aa3-0cab-4ba4-a48b-4be14a9585d0"),
+        "a DM to Jordan: {text}"
+    );
+}
