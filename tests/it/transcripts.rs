@@ -126,6 +126,8 @@ async fn pages_live_meetings_and_the_checkpoint(after_compares_end: bool) {
         ));
     }
     roam.add_transcript(transcript(6, "Long one", 30, false, &[], &[]));
+    // Older than the 7-day lookback: a new install does not post the whole history.
+    roam.add_transcript(transcript(7, "Ancient", 60 * 24 * 10, true, &[], &[]));
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::spawn(&config(&roam, dir.path(), 200.0, "")).await;
     // No run recorded yet: the schedule catches up at start-up.
@@ -188,6 +190,7 @@ async fn pages_live_meetings_and_the_checkpoint(after_compares_end: bool) {
         "committed transcripts are not fetched again"
     );
     assert_eq!(roam.delivered().len(), 6);
+    assert_eq!(posts_of(&roam, 7), 0, "outside the lookback");
     roam.assert_all_valid();
     app.stop().await;
 }
