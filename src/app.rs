@@ -357,7 +357,9 @@ impl Application {
 }
 
 /// Silences from storage, compiled; a row that no longer compiles is logged and skipped.
-async fn load_stored_silences(store: &Store) -> Result<Vec<CompiledSilence>, StoreError> {
+pub(crate) async fn load_stored_silences(
+    store: &Store,
+) -> Result<Vec<CompiledSilence>, StoreError> {
     let mut out = Vec::new();
     for s in store.list_silences(false).await? {
         let compiled = serde_json::from_str::<Matcher>(&s.matcher)

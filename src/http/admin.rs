@@ -22,6 +22,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/-/reload", post(reload))
         .route("/-/transcripts/run", post(run_transcripts))
+        .route("/api/silences", get(silences_list).post(silences_add))
+        .route("/api/silences/{id}", axum::routing::delete(silences_expire))
         .route("/api/outbox", get(outbox_list))
         .route("/api/outbox/retry-dead", post(outbox_retry_dead))
         .route("/api/outbox/{id}", get(outbox_show))
@@ -53,6 +55,73 @@ async fn reload(State(st): State<AppState>) -> Result<impl IntoResponse, ApiErro
                 other => ApiError::ReloadRefused(other.to_string()),
             })
         }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct SilenceQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+/// `GET /api/silences[?all=true]`: active and pending silences (all: expired too).
+async fn silences_list(
+    State(st): State<AppState>,
+    Query(q): Query<SilenceQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let rows = st.store.list_silences(q.all).await.map_err(storage)?;
+    let list: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|s| {
+            let mut v = json!(s);
+            // The matcher as JSON, not as a string of JSON.
+            v["matcher"] = serde_json::from_str(&s.matcher).unwrap_or(serde_json::Value::Null);
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "silences": list })))
+}
+
+/// `POST /api/silences` with the fields of `roam-notify silence add`; applies at once.
+async fn silences_add(
+    State(st): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let req: crate::admin::SilenceRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadQuery(format!("silence body: {e}")))?;
+    let (id, starts_at, ends_at) = crate::admin::create_silence(&st.store, req)
+        .await
+        .map_err(ApiError::BadQuery)?;
+    refresh_silences(&st).await;
+    tracing::info!(silence = id, "silence added by the admin API");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "starts_at": starts_at, "ends_at": ends_at})),
+    ))
+}
+
+/// `DELETE /api/silences/{id}`: ends a silence now.
+async fn silences_expire(
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    if !st.store.expire_silence(id).await.map_err(storage)? {
+        return Err(ApiError::Conflict(format!("no active silence {id}")));
+    }
+    refresh_silences(&st).await;
+    tracing::info!(silence = id, "silence expired by the admin API");
+    Ok(Json(json!({"status": "expired", "id": id})))
+}
+
+/// Applies stored silences now instead of at the next periodic refresh.
+async fn refresh_silences(st: &AppState) {
+    match crate::app::load_stored_silences(&st.store).await {
+        Ok(list) => st
+            .pipeline
+            .load()
+            .stored_silences
+            .store(std::sync::Arc::new(list)),
+        Err(e) => tracing::warn!(error = %e, "cannot re-read silences; the periodic refresh will"),
     }
 }
 

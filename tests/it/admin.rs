@@ -204,3 +204,94 @@ async fn metrics_count_by_source_route_and_outcome_with_real_histograms() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn silences_are_added_listed_and_expired_over_http_and_apply_at_once() {
+    let roam = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&test_config(
+        &roam.url,
+        &dir.path().join("t.db"),
+        ROUTE_ALL_GITHUB,
+    ))
+    .await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(app.admin_url("/api/silences"))
+        .json(&serde_json::json!({
+            "matchers": ["ref=refs/tags/simple-tag"],
+            "source": "github",
+            "duration": "1h",
+            "comment": "deploy freeze",
+            "created_by": "ops"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    // Applied at once, not at the next periodic refresh.
+    let reply: Value = app
+        .github("push", "sil-1", &fixture("github/push.json"), SECRET)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        reply["quiet"][0]
+            .as_str()
+            .unwrap()
+            .contains(&format!("silence #{id} (deploy freeze)")),
+        "{reply}"
+    );
+    let list: Value = http
+        .get(app.admin_url("/api/silences"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["silences"][0]["created_by"], "ops");
+    assert_eq!(list["silences"][0]["matcher"]["source"], "github");
+
+    // Refused with the reason: no condition, bad regex, no comment.
+    for bad in [
+        serde_json::json!({"duration": "1h", "comment": "x"}),
+        serde_json::json!({"matchers": ["a=~("], "duration": "1h", "comment": "x"}),
+        serde_json::json!({"source": "github", "duration": "1h", "comment": " "}),
+        serde_json::json!({"source": "github", "comment": "x"}),
+    ] {
+        let r = http
+            .post(app.admin_url("/api/silences"))
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        assert_eq!(r.json::<Value>().await.unwrap()["error"], "bad_request");
+    }
+
+    let r = http
+        .delete(app.admin_url(&format!("/api/silences/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let reply: Value = app
+        .github("push", "sil-2", &fixture("github/push.json"), SECRET)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(reply.get("quiet").is_none(), "expired at once: {reply}");
+    assert_eq!(
+        http.delete(app.admin_url(&format!("/api/silences/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        409
+    );
+    app.stop().await;
+}
