@@ -8,14 +8,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn dead_letters_are_listed_shown_requeued_and_dropped_over_http() {
-    let roam = FakeRoam::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(&test_config(
-        &roam.url,
-        &dir.path().join("t.db"),
-        ROUTE_ALL_GITHUB,
-    ))
-    .await;
+    let (app, roam, _dir) = app_with(ROUTE_ALL_GITHUB).await;
     let http = reqwest::Client::new();
     let get = |path: &str| http.get(app.admin_url(path)).send();
     roam.script([
@@ -106,14 +99,7 @@ async fn dead_letters_are_listed_shown_requeued_and_dropped_over_http() {
 
 #[tokio::test]
 async fn metrics_count_by_source_route_and_outcome_with_real_histograms() {
-    let roam = FakeRoam::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(&test_config(
-        &roam.url,
-        &dir.path().join("t.db"),
-        ROUTE_ALL_GITHUB,
-    ))
-    .await;
+    let (app, roam, _dir) = app_with(ROUTE_ALL_GITHUB).await;
     roam.script([Reply::Status(503, None), Reply::RateLimited("1")]);
     app.push_accepted("m-1").await;
     app.push_accepted("m-2").await;
@@ -207,14 +193,7 @@ async fn metrics_count_by_source_route_and_outcome_with_real_histograms() {
 
 #[tokio::test]
 async fn silences_are_added_listed_and_expired_over_http_and_apply_at_once() {
-    let roam = FakeRoam::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(&test_config(
-        &roam.url,
-        &dir.path().join("t.db"),
-        ROUTE_ALL_GITHUB,
-    ))
-    .await;
+    let (app, roam, _dir) = app_with(ROUTE_ALL_GITHUB).await;
     let http = reqwest::Client::new();
     let r = http
         .post(app.admin_url("/api/silences"))

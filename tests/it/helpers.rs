@@ -470,6 +470,14 @@ source = "github"
 to = "G-88bebce7-6cbb-4666-96f9-5c02d73e6661"
 "#;
 
+/// A fake Roam and a daemon on `test_config` plus `extra`, with its temporary directory.
+pub async fn app_with(extra: &str) -> (TestApp, FakeRoam, tempfile::TempDir) {
+    let fake = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&test_config(&fake.url, &dir.path().join("t.db"), extra)).await;
+    (app, fake, dir)
+}
+
 /// A daemon running in this process on a free port.
 pub struct TestApp {
     pub addr: SocketAddr,

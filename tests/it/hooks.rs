@@ -6,13 +6,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-async fn app_with(extra: &str) -> (TestApp, FakeRoam, tempfile::TempDir) {
-    let fake = FakeRoam::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn(&test_config(&fake.url, &dir.path().join("t.db"), extra)).await;
-    (app, fake, dir)
-}
-
 #[tokio::test]
 async fn signed_github_push_is_delivered_with_the_expected_text() {
     let (app, fake, _dir) = app_with(ROUTE_ALL_GITHUB).await;
