@@ -193,7 +193,7 @@ async fn metrics_count_by_source_route_and_outcome_with_real_histograms() {
 
 #[tokio::test]
 async fn silences_are_added_listed_and_expired_over_http_and_apply_at_once() {
-    let (app, roam, _dir) = app_with(ROUTE_ALL_GITHUB).await;
+    let (app, _roam, _dir) = app_with(ROUTE_ALL_GITHUB).await;
     let http = reqwest::Client::new();
     let r = http
         .post(app.admin_url("/api/silences"))
