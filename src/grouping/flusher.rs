@@ -138,7 +138,7 @@ impl Flusher {
                 let at = if left > 0 {
                     now
                 } else {
-                    start + spec.max_window_ms
+                    start.saturating_add(spec.max_window_ms)
                 };
                 let mut digest = spec.clone();
                 digest.digest = true;
@@ -177,7 +177,7 @@ impl Flusher {
         now: i64,
     ) -> Result<(i64, i64), StoreError> {
         Ok(match self.store.route_window(route).await? {
-            Some((start, sent)) if now < start + spec.max_window_ms => (start, sent),
+            Some((start, sent)) if now < start.saturating_add(spec.max_window_ms) => (start, sent),
             _ => (now, 0),
         })
     }

@@ -116,7 +116,7 @@ pub(super) async fn insert_held(
             .bind(&h.route)
             .bind(&h.key)
             .bind(&h.spec)
-            .bind(h.flush_at.unwrap_or(now + h.wait_ms))
+            .bind(h.flush_at.unwrap_or(now.saturating_add(h.wait_ms)))
             .bind(h.flush_at)
             .bind(now)
             .bind(h.wait_ms)
@@ -254,7 +254,7 @@ impl Store {
         let mut q = QueryBuilder::<Sqlite>::new("UPDATE groups SET last_flush_at = ");
         q.push_bind(now)
             .push(", flush_at = CASE WHEN EXISTS (SELECT 1 FROM group_items i WHERE i.group_id = groups.id) THEN ")
-            .push_bind(now + f.interval_ms)
+            .push_bind(now.saturating_add(f.interval_ms))
             .push(" ELSE NULL END WHERE id IN ");
         push_ids(&mut q, &f.group_ids);
         q.build().execute(&mut *tx).await?;

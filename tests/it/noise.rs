@@ -519,3 +519,37 @@ async fn an_unreadable_group_is_parked_not_spun_on() {
         "its event is kept"
     );
 }
+
+/// An absurdly long group_interval is a wait, not an arithmetic overflow in the flusher.
+#[tokio::test]
+async fn huge_intervals_do_not_overflow() {
+    let roam = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = am_route(
+        "forever",
+        "group_by = []\ngroup_wait = \"0s\"\ngroup_interval = \"300000000y\"\nmax_messages = 5\nmax_messages_interval = \"300000000y\"\n",
+    );
+    let app = TestApp::spawn(&test_config(&roam.url, &dir.path().join("t.db"), &extra)).await;
+    assert_eq!(
+        post_alert(&app, alert("Down", "a", "firing"))
+            .await
+            .status(),
+        202
+    );
+    wait_for("the first group message", Duration::from_secs(10), || {
+        roam.delivered().len() == 1
+    })
+    .await;
+    assert_eq!(
+        post_alert(&app, alert("Down", "b", "firing"))
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(
+        held_total(&app).await,
+        1,
+        "the next waits for group_interval"
+    );
+    app.stop().await;
+}
