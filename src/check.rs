@@ -182,12 +182,6 @@ pub struct Simulated {
     pub quiet: Vec<String>,
 }
 
-/// A `transcript.info` body: a transcript id with its meeting.
-fn is_transcript(body: &[u8]) -> bool {
-    serde_json::from_slice::<Value>(body)
-        .is_ok_and(|v| v.get("id").is_some() && v.get("meetingId").is_some())
-}
-
 /// Parses `body` as `source` would (headers as given) and routes and renders each event.
 /// `Ok(None)`: the source answers it as a connectivity check (nothing posted).
 pub fn simulate(
@@ -225,11 +219,14 @@ pub fn simulate(
         body,
         url_token: None,
     };
-    // The transcript source: the payload is what `transcript.info` returns (a
-    // `transcript:saved` webhook only names the transcript; the worker fetches this).
-    let events = if src.kind == "roam" && is_transcript(body) {
-        let info: Value =
-            serde_json::from_slice(body).map_err(|e| format!("the payload is not JSON: {e}"))?;
+    // The transcript source: a payload that is a `transcript.info` body (a transcript id
+    // with its meeting) is routed as the worker would; a `transcript:saved` webhook only
+    // names the transcript.
+    let transcript = (src.kind == "roam")
+        .then(|| serde_json::from_slice::<Value>(body).ok())
+        .flatten()
+        .filter(|v| v.get("id").is_some() && v.get("meetingId").is_some());
+    let events = if let Some(info) = transcript {
         let mut ev = crate::transcripts::transcript_event(info, &pipeline.transcript_settings);
         crate::transcripts::assign_known_users(&mut ev.payload);
         vec![ev]

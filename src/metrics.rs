@@ -5,19 +5,24 @@
 //! Label sets are few (sources, routes, endpoints, statuses), so a counter family is a
 //! map behind a read-write lock: the hot path takes the read lock and bumps an atomic.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-/// A counter family with fixed label names.
+/// A counter family with fixed label names. Label sets are few (sources x results,
+/// routes x outcomes), so they are a short list searched without allocating: the hot
+/// path takes the read lock, compares strings and bumps an atomic.
 #[derive(Debug)]
 pub struct CounterVec {
     name: &'static str,
     help: &'static str,
     labels: &'static [&'static str],
-    values: RwLock<BTreeMap<Vec<String>, Arc<AtomicU64>>>,
+    values: RwLock<Vec<(Vec<String>, Arc<AtomicU64>)>>,
+}
+
+fn same(stored: &[String], labels: &[&str]) -> bool {
+    stored.len() == labels.len() && stored.iter().zip(labels).all(|(a, b)| a == b)
 }
 
 impl CounterVec {
@@ -30,7 +35,7 @@ impl CounterVec {
             name,
             help,
             labels,
-            values: RwLock::new(BTreeMap::new()),
+            values: RwLock::new(Vec::new()),
         }
     }
 
@@ -43,28 +48,36 @@ impl CounterVec {
             .values
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&labels.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .cloned();
+            .iter()
+            .find(|(k, _)| same(k, labels))
+            .map(|(_, c)| c.clone());
         let counter = match found {
             Some(c) => c,
-            None => self
-                .values
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(labels.iter().map(|s| s.to_string()).collect())
-                .or_default()
-                .clone(),
+            None => {
+                let mut values = self.values.write().unwrap_or_else(|p| p.into_inner());
+                match values.iter().find(|(k, _)| same(k, labels)) {
+                    Some((_, c)) => c.clone(),
+                    None => {
+                        let c = Arc::new(AtomicU64::new(0));
+                        values.push((labels.iter().map(|s| s.to_string()).collect(), c.clone()));
+                        values.sort_by(|a, b| a.0.cmp(&b.0));
+                        c
+                    }
+                }
+            }
         };
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The current value for these labels (0 if never counted).
+    #[cfg(test)]
     pub fn get(&self, labels: &[&str]) -> u64 {
         self.values
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&labels.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .map_or(0, |c| c.load(Ordering::Relaxed))
+            .iter()
+            .find(|(k, _)| same(k, labels))
+            .map_or(0, |(_, c)| c.load(Ordering::Relaxed))
     }
 
     fn write(&self, out: &mut Exposition) {
@@ -115,10 +128,6 @@ impl Histogram {
             d.as_micros().min(u128::from(u64::MAX)) as u64,
             Ordering::Relaxed,
         );
-    }
-
-    pub fn count(&self) -> u64 {
-        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 
     fn write(&self, out: &mut Exposition) {
