@@ -17,13 +17,7 @@ fn check_shipped(rel: &str) -> String {
         .current_dir(repo(""))
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
+    stdout_ok(&out)
 }
 
 #[test]
@@ -168,12 +162,7 @@ fn routes_test_explains_matches_misses_and_the_messages() {
         .env("GITHUB_WEBHOOK_SECRET", "x")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = stdout_ok(&out);
     assert!(text.contains("event github.pull_request.closed"), "{text}");
     assert!(
         text.contains(
@@ -397,12 +386,7 @@ to = "{CHAT_B}"
         .arg(shared().join("fixtures/alertmanager/firing.two-alerts.zulip.json"))
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = stdout_ok(&out);
     assert!(
         text.contains(
             "→ route grouped holds it in group \"commonLabels.alertname=High CPU Temperature\""
@@ -465,12 +449,7 @@ contains = ["**Action items (2)**", "Your action item from **Meeting**"]
         .arg(&cfg)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = stdout_ok(&out);
     assert!(text.contains("test     ok"), "{text}");
 
     let out = bin()
@@ -480,12 +459,7 @@ contains = ["**Action items (2)**", "Your action item from **Meeting**"]
         .arg(dir.path().join("t.json"))
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = stdout_ok(&out);
     assert!(text.contains("event roam.transcript.saved"), "{text}");
     assert!(text.contains("match    with-actions"), "{text}");
     assert!(

@@ -103,6 +103,18 @@ pub fn bin() -> std::process::Command {
     c
 }
 
+/// The stdout of a command that must have succeeded (else the test fails showing both
+/// streams).
+pub fn stdout_ok(out: &std::process::Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 /// A scripted answer for the next chat.post.
 #[derive(Debug, Clone)]
 pub enum Reply {
@@ -673,7 +685,7 @@ async fn transcript_list(
         );
         return r;
     }
-    let (page, body) = {
+    let body = {
         let s = state.lock().unwrap();
         let t = &s.transcripts;
         let after = q
@@ -703,9 +715,8 @@ async fn transcript_list(
         if from + size < list.len() {
             body["nextCursor"] = json!((from + size).to_string());
         }
-        (size, body)
+        body
     };
-    let _ = page;
     record_get(&state, "/v0/transcript.list", &headers, &q, 200);
     Json(body).into_response()
 }

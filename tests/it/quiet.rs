@@ -77,12 +77,7 @@ async fn silence_added_from_the_cli_applies_to_the_running_daemon_and_expires() 
         .args(["--comment", "flaky branch", "--by", "tester"])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = stdout_ok(&out);
     assert!(text.starts_with("silence #1 added"), "{text}");
 
     // Applied within the refresh interval: poll with new deliveries until one is silenced.

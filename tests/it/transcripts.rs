@@ -523,12 +523,7 @@ async fn backfill_from_the_command_line_dry_run_then_for_real() {
         })
     };
     let out = run(&["--dry-run"]).await.unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = stdout_ok(&out);
     assert!(
         text.starts_with("dry run: 2 listed, 2 would be posted"),
         "{text}"
@@ -541,12 +536,7 @@ async fn backfill_from_the_command_line_dry_run_then_for_real() {
     );
 
     let out = run(&[]).await.unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = stdout_ok(&out);
     assert!(text.starts_with("backfill: 2 listed, 2 posted"), "{text}");
     let again = run(&[]).await.unwrap();
     let text = String::from_utf8_lossy(&again.stdout);
