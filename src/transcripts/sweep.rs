@@ -230,15 +230,22 @@ impl Sweeper {
     ) -> Result<SweepReport, SweepError> {
         let _running = self.running.try_lock().map_err(|_| SweepError::Busy)?;
         let started = Utc::now();
-        let overlap = chrono::Duration::from_std(self.settings.overlap).unwrap_or_default();
-        let lookback = chrono::Duration::from_std(self.settings.lookback).unwrap_or_default();
+        // `t - d`, or 1970 when a configured window reaches further back than that.
+        let back = |t: DateTime<Utc>, d: std::time::Duration| {
+            chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| t.checked_sub_signed(d))
+                .map_or(DateTime::<Utc>::UNIX_EPOCH, |a| {
+                    a.max(DateTime::<Utc>::UNIX_EPOCH)
+                })
+        };
         let after = match range {
             Some(r) => r.since,
             None => {
                 let checkpoint = self.store.transcript_state("checkpoint").await?;
                 match parse_time(checkpoint.as_deref()) {
-                    Some(c) => c - overlap,
-                    None => started - lookback,
+                    Some(c) => back(c, self.settings.overlap),
+                    None => back(started, self.settings.lookback),
                 }
             }
         };

@@ -562,3 +562,20 @@ async fn backfill_from_the_command_line_dry_run_then_for_real() {
         assert_eq!(posts_of(&roam, n), 1, "transcript {n}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookback_longer_than_history_means_everything() {
+    let roam = FakeRoam::start().await;
+    roam.add_transcript(transcript(1, "Old", 60 * 24 * 400, true, &[], &[]));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg =
+        config(&roam, dir.path(), 200.0, "").replace("lookback = \"7d\"", "lookback = \"100000y\"");
+    let app = TestApp::spawn(&cfg).await;
+    wait_for("the year-old transcript", Duration::from_secs(10), || {
+        roam.delivered().len() == 1
+    })
+    .await;
+    let listed = roam.calls("transcript.list");
+    assert_eq!(listed[0].body["after"], "1970-01-01T00:00:00Z");
+    app.stop().await;
+}
