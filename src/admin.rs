@@ -392,7 +392,7 @@ pub async fn run_transcripts(cfg: &Config, cmd: TranscriptsCommand) -> Result<St
     let sweeper = Sweeper::new(
         store.clone(),
         client,
-        Arc::new(Pacer::new(cfg.roam.rate_per_second, cfg.roam.burst)),
+        Arc::new(Pacer::new(cfg.roam.rate_per_second, cfg.roam.burst).sharing(&store)),
         Arc::new(arc_swap::ArcSwap::from_pointee(pipeline)),
         committer,
         Settings::from_config(&cfg.transcripts),

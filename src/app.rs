@@ -23,7 +23,8 @@ use crate::reload::Reloader;
 use crate::roam::{RoamClient, RoamError};
 use crate::routing::quiet::{CompiledSilence, Matcher};
 use crate::storage::committer::CommitHandle;
-use crate::storage::{Store, StoreError};
+use crate::storage::leader::Leader;
+use crate::storage::{ReplicaSettings, Store, StoreError};
 use crate::transcripts::schedule::Schedule;
 use crate::transcripts::sweep::Sweeper;
 use crate::transcripts::{Settings as TranscriptSettings, TranscriptStatus};
@@ -73,6 +74,8 @@ pub struct Application {
     transcripts: Option<(Schedule, Arc<Sweeper>)>,
     committer: JoinHandle<()>,
     store: Store,
+    /// Whether this replica runs the single-instance background work.
+    leader: Leader,
     request_timeout: Duration,
     shutdown_timeout: Duration,
     retention: Duration,
@@ -121,7 +124,14 @@ impl Application {
             Outlet::Roam(c) => Some(c.clone()),
             Outlet::DryRun => None,
         };
-        let store = Store::open(&cfg.storage.url).await?;
+        let store = Store::open_with(
+            &cfg.storage.url,
+            ReplicaSettings {
+                lease: cfg.storage.lease,
+            },
+        )
+        .await?;
+        let leader = Leader::new(store.clone());
         let recovered = store.recover_in_flight().await?;
         if !recovered.is_empty() {
             tracing::warn!(messages = ?recovered, "messages were in flight when the daemon last stopped; they will be re-sent and may appear twice in Roam");
@@ -158,8 +168,9 @@ impl Application {
             wake.clone(),
             wake_flusher,
             metrics.clone(),
-        );
-        let pacer = Arc::new(Pacer::new(cfg.roam.rate_per_second, cfg.roam.burst));
+        )
+        .with_leader(leader.clone());
+        let pacer = Arc::new(Pacer::new(cfg.roam.rate_per_second, cfg.roam.burst).sharing(&store));
         let delivery = Arc::new(DeliveryStatus::default());
         let retry = RetryPolicy {
             initial: cfg.delivery.retry_initial,
@@ -235,6 +246,7 @@ impl Application {
             transcripts,
             committer: committer_task,
             store,
+            leader,
             request_timeout: cfg.server.request_timeout,
             shutdown_timeout: cfg.server.shutdown_timeout,
             retention: cfg.storage.retention,
@@ -269,9 +281,11 @@ impl Application {
                 sweeper.clone(),
                 shutdown.clone(),
             )));
-            transcript_tasks.push(tokio::spawn(
-                sweeper.run_queue(self.state.transcript_wake.clone(), shutdown.clone()),
-            ));
+            transcript_tasks.push(tokio::spawn(sweeper.run_queue(
+                self.leader.clone(),
+                self.state.transcript_wake.clone(),
+                shutdown.clone(),
+            )));
         }
         let silences = tokio::spawn(refresh_silences(
             self.store.clone(),
@@ -280,6 +294,7 @@ impl Application {
         ));
         let pruner = tokio::spawn(prune_loop(
             self.store.clone(),
+            self.leader.clone(),
             self.retention,
             shutdown.clone(),
         ));
@@ -350,6 +365,7 @@ impl Application {
         }
         drop(self.state);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.committer).await;
+        self.leader.resign().await;
         self.store.close().await;
         tracing::info!("stopped");
         result
@@ -429,12 +445,23 @@ fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<RustlsCon
     Ok(RustlsConfig::from_config(Arc::new(config)))
 }
 
-/// Deletes old delivered messages and events at start and then hourly.
-async fn prune_loop(store: Store, retention: Duration, shutdown: CancellationToken) {
+/// Deletes old delivered messages and events at start and then hourly (on the leading
+/// replica; the others check each minute whether they lead).
+async fn prune_loop(
+    store: Store,
+    leader: Leader,
+    retention: Duration,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tokio::select! {
             _ = tick.tick() => {
+                if !leader.holds().await {
+                    // Try again each minute until this replica leads.
+                    tick.reset_after(Duration::from_secs(60));
+                    continue;
+                }
                 let cutoff = crate::storage::now_ms() - retention.as_millis() as i64;
                 match store.prune(cutoff).await {
                     Ok((0, 0)) => {}

@@ -213,6 +213,10 @@ pub struct StorageConfig {
     /// a sender's redelivery is recognised as a duplicate for as long.
     #[serde(deserialize_with = "de::duration")]
     pub retention: Duration,
+    /// PostgreSQL: how long a replica's claim on a message lasts. A replica that dies
+    /// mid-send gives its messages back when this runs out.
+    #[serde(deserialize_with = "de::duration")]
+    pub lease: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -691,6 +695,18 @@ impl Config {
             }
             _ => {}
         }
+        // A send is at most two calls (an update and its thread reply); a claim that ran
+        // out during a send would let another replica send the message too.
+        if self.storage.lease <= self.roam.request_timeout * 2 {
+            return Err(self.error(
+                "storage.lease",
+                format!(
+                    "{} is not longer than twice roam.request_timeout ({}): a send could outlive its claim",
+                    humantime::format_duration(self.storage.lease),
+                    humantime::format_duration(self.roam.request_timeout)
+                ),
+            ));
+        }
         if self.server.max_body == 0 {
             return Err(self.error("server.max_body", "must be larger than 0"));
         }
@@ -709,12 +725,14 @@ impl Config {
         if self.roam.burst == 0 {
             return Err(self.error("roam.burst", "must be at least 1"));
         }
-        if !self.storage.url.starts_with("sqlite:") {
+        if !self.storage.url.starts_with("sqlite:")
+            && !crate::storage::is_postgres_url(&self.storage.url)
+        {
             return Err(self.error(
                 "storage.url",
                 format!(
-                    "{:?}: only sqlite:// URLs are supported (e.g. sqlite://data/roam-notify.db)",
-                    self.storage.url
+                    "{:?}: use sqlite://FILE (one daemon) or postgres://USER@HOST/DB (several replicas)",
+                    crate::storage::redacted_url(&self.storage.url)
                 ),
             ));
         }

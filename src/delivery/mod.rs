@@ -43,6 +43,8 @@ const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(3600);
 const MAX_AUTH_WAIT: Duration = Duration::from_secs(300);
 /// Longest idle sleep; the worker also wakes on every commit.
 const IDLE_MAX: Duration = Duration::from_secs(60);
+/// Longest idle sleep with a shared store, which other replicas write to.
+pub const SHARED_POLL: Duration = Duration::from_secs(1);
 
 /// Where messages go: Roam, or the log in dry-run mode.
 #[derive(Debug, Clone)]
@@ -127,10 +129,14 @@ impl DeliveryWorker {
                 Ok(Step::Worked(_)) => {}
                 Ok(Step::Stopped) => break,
                 Ok(Step::Idle { next_due_ms }) => {
-                    let wait = next_due_ms
+                    let mut wait = next_due_ms
                         .map(|t| Duration::from_millis((t - now_ms()).max(0) as u64))
                         .unwrap_or(IDLE_MAX)
                         .min(IDLE_MAX);
+                    if self.store.is_shared() {
+                        // Other replicas' commits do not wake this worker.
+                        wait = wait.min(SHARED_POLL);
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = self.wake.notified() => {}
@@ -151,12 +157,27 @@ impl DeliveryWorker {
 
     /// One pass over the due messages. Public so tests can drive delivery step by step.
     pub async fn step(&self, shutdown: &CancellationToken) -> Result<Step, StoreError> {
-        let due = self.store.due_messages(now_ms(), BATCH).await?;
+        let due = self.store.claim_due(now_ms(), BATCH).await?;
         if due.is_empty() {
             return Ok(Step::Idle {
                 next_due_ms: self.store.next_due_at().await?,
             });
         }
+        let claimed: Vec<i64> = due.iter().map(|m| m.id).collect();
+        let result = self.send_claimed(due, shutdown).await;
+        // Claims not reached (shutdown, a 429 that stopped the batch, an error) go back
+        // now, not when their lease runs out. Messages already sent are not touched.
+        if let Err(e) = self.store.release_claims(&claimed).await {
+            tracing::warn!(error = %e, "could not release claims; they return when their lease runs out");
+        }
+        result
+    }
+
+    async fn send_claimed(
+        &self,
+        due: Vec<OutboxMessage>,
+        shutdown: &CancellationToken,
+    ) -> Result<Step, StoreError> {
         let mut handled = 0;
         for m in due {
             tokio::select! {
@@ -168,10 +189,14 @@ impl DeliveryWorker {
             let span = tracing::info_span!("message", message_id = m.id, source = %m.source,
                 delivery_id = %m.delivery_id, route = %m.route, chat = %m.chat);
             let stop_batch = async {
-                self.store.mark_sending(m.id).await?;
+                if !self.store.mark_sending(m.id).await? {
+                    // Our claim ran out while we waited and another replica took it.
+                    tracing::info!("claim expired and was taken over by another replica; skipping");
+                    return Ok(false);
+                }
                 if m.maybe_duplicate {
                     tracing::warn!(message_id = m.id, chat = %m.chat, route = %m.route,
-                        "re-sending a message that was in flight when the daemon stopped; Roam may show it twice");
+                        "re-sending a message that was in flight when its sender stopped; Roam may show it twice");
                 }
                 // An upsert whose entity already has a message edits that message.
                 let target = match (m.op, m.entity_key.as_deref()) {

@@ -3,17 +3,25 @@
 //! The bucket allows `burst` requests at once and `rate` per second after that (Roam's
 //! documented pace is 1/s with a burst of 10). A 429 pauses *all* sending until its
 //! `Retry-After` has passed, not just the request that got it.
+//!
+//! With a shared (PostgreSQL) store the bucket and the pause live in the database, so
+//! the limit holds for all replicas together: each request takes a token there. If the
+//! database cannot be reached, this replica falls back to its own bucket.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::storage::Store;
+
 #[derive(Debug)]
 pub struct Pacer {
     rate: f64,
     burst: f64,
     state: Mutex<State>,
+    /// The store whose bucket every replica shares, when there are replicas.
+    shared: Option<Store>,
 }
 
 #[derive(Debug)]
@@ -39,7 +47,14 @@ impl Pacer {
                 paused_total: Duration::ZERO,
                 pauses: 0,
             }),
+            shared: None,
         }
+    }
+
+    /// Takes tokens from the store's shared bucket when the store is shared.
+    pub fn sharing(mut self, store: &Store) -> Pacer {
+        self.shared = store.is_shared().then(|| store.clone());
+        self
     }
 
     /// Takes a token if one is available now; otherwise says how long to wait.
@@ -66,10 +81,28 @@ impl Pacer {
     /// Waits until a request may be sent.
     pub async fn acquire(&self) {
         loop {
-            match self.try_acquire(Instant::now()) {
-                Ok(()) => return,
-                Err(wait) => tokio::time::sleep(wait).await,
-            }
+            let wait = match &self.shared {
+                None => match self.try_acquire(Instant::now()) {
+                    Ok(()) => return,
+                    Err(wait) => wait,
+                },
+                // A pause this replica saw holds first; then the shared bucket decides.
+                Some(store) => match self.paused_for() {
+                    Some(wait) => wait,
+                    None => match store.take_roam_token(self.rate, self.burst).await {
+                        Ok(None) => return,
+                        Ok(Some(wait)) => wait,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "shared Roam rate limit unavailable; pacing this replica alone");
+                            match self.try_acquire(Instant::now()) {
+                                Ok(()) => return,
+                                Err(wait) => wait,
+                            }
+                        }
+                    },
+                },
+            };
+            tokio::time::sleep(wait).await;
         }
     }
 
@@ -88,6 +121,16 @@ impl Pacer {
         }
         // After a pause, start gently: no saved-up burst.
         s.tokens = s.tokens.min(1.0);
+        drop(s);
+        // Every replica pauses too.
+        if let (Some(store), Ok(rt)) = (&self.shared, tokio::runtime::Handle::try_current()) {
+            let store = store.clone();
+            rt.spawn(async move {
+                if let Err(e) = store.pause_roam(d).await {
+                    tracing::warn!(error = %e, "could not share the Roam pause with the other replicas");
+                }
+            });
+        }
     }
 
     /// (pauses so far, total time paused including the current pause's rest).

@@ -3,7 +3,7 @@
 //! One loop, like the delivery worker: handle what is due, then sleep until the next
 //! group is due or a commit with held items wakes it. Each group's message and the
 //! consumption of its items are one transaction, so a restart neither loses a pending
-//! group nor sends it twice.
+//! group nor sends it twice. With several replicas only the leader flushes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,9 +14,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{GroupSpec, Item, Line, group_context};
+use crate::delivery::SHARED_POLL;
 use crate::metrics::Metrics;
 use crate::pipeline::{Addressing, Pipeline, outbox_messages};
 use crate::render::escape_markdown;
+use crate::storage::leader::Leader;
 use crate::storage::{DueGroup, GroupFlush, Store, StoreError, StoredItem, now_ms};
 
 /// Groups looked at per step.
@@ -43,6 +45,8 @@ pub struct Flusher {
     /// Woken by commits that held items back.
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
+    /// Only the leading replica flushes (several would race for the same groups).
+    leader: Leader,
 }
 
 impl Flusher {
@@ -54,6 +58,7 @@ impl Flusher {
         metrics: Arc<Metrics>,
     ) -> Flusher {
         Flusher {
+            leader: Leader::new(store.clone()),
             store,
             pipeline,
             delivery,
@@ -62,8 +67,20 @@ impl Flusher {
         }
     }
 
+    /// Shares the application's leadership (one lease renewal for all background work).
+    pub fn with_leader(mut self, leader: Leader) -> Flusher {
+        self.leader = leader;
+        self
+    }
+
     pub async fn run(self, shutdown: CancellationToken) {
         loop {
+            if !self.leader.holds().await {
+                tokio::select! {
+                    _ = tokio::time::sleep(SHARED_POLL) => continue,
+                    _ = shutdown.cancelled() => break,
+                }
+            }
             let wait = match self.step(now_ms()).await {
                 Ok(Step::Worked(_)) => continue,
                 Ok(Step::Idle { next_due_ms }) => next_due_ms
@@ -74,6 +91,12 @@ impl Flusher {
                     tracing::error!(error = %e, "cannot send due groups; retrying in 1s");
                     Duration::from_secs(1)
                 }
+            };
+            // Other replicas' commits do not wake this one.
+            let wait = if self.store.is_shared() {
+                wait.min(SHARED_POLL)
+            } else {
+                wait
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
@@ -202,6 +225,7 @@ impl Flusher {
             route: route.to_string(),
             group_ids: vec![g.id],
             upto_item_id: upto,
+            items: items.len() as u64,
             messages: Vec::new(),
             fingerprints,
             window: None,
@@ -245,7 +269,12 @@ impl Flusher {
                 flush.window = Some((start, sent + 1));
             }
         }
-        self.store.apply_flush(&flush).await?;
+        if !self.store.apply_flush(&flush).await? {
+            // Another replica's flusher sent these items first (only possible around a
+            // change of leader); nothing was written.
+            tracing::info!(route, group = %g.key.escape_debug(), "group already sent by another replica");
+            return Ok(());
+        }
         self.metrics
             .messages
             .add(&[route, "queued"], flush.messages.len() as u64);

@@ -1,38 +1,31 @@
-//! Durable storage: accepted events and the message outbox, in SQLite.
+//! Durable storage: accepted events, the message outbox, groups, silences and
+//! transcript state, in SQLite (one daemon) or PostgreSQL (several replicas).
 //!
 //! Durability rules the rest of the daemon relies on:
 //! - An event and all the messages it produced are written in one transaction, and the
 //!   webhook is acknowledged only after that transaction is committed (`committer.rs`
 //!   batches concurrent requests into one transaction: one fsync for many webhooks).
-//! - SQLite runs in WAL mode with `synchronous = FULL`, so a committed webhook survives a
-//!   process crash and a power cut.
-//! - No transaction is held open across an HTTP call to Roam: the delivery worker reads
+//! - No transaction is held open across an HTTP call to Roam: the delivery worker claims
 //!   due rows, sends, then records the outcome in a new statement.
+//!
+//! `Store` is the one API; `sqlite/` and `postgres/` implement it. What only matters with
+//! several replicas (claims with leases, a shared rate limit, leader leases, sweep ticks)
+//! is real on PostgreSQL and trivially true on SQLite, where one process owns the file.
 
 pub mod committer;
-mod groups;
-mod transcripts;
+pub mod leader;
+mod postgres;
+mod row;
+mod sqlite;
+pub mod testing;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
-use std::collections::HashMap;
-
-use sqlx::sqlite::Sqlite;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{QueryBuilder, Row};
-
-const SCHEMA_V1: &str = include_str!("schema.sql");
-const SCHEMA_V2: &str = include_str!("schema_v2.sql");
-const SCHEMA_V3: &str = include_str!("schema_v3.sql");
-
-pub use groups::{DueGroup, GroupFlush, HeldItem, Silence, StoredItem};
-
-/// SQLite allows 32,766 bound values per statement; an event row binds 7.
-const EVENT_ROWS_PER_STATEMENT: usize = 1000;
+pub use postgres::{PgStore, redacted as redacted_url};
+pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -97,7 +90,7 @@ impl MessageOp {
         }
     }
 
-    fn parse(s: &str) -> MessageOp {
+    pub(crate) fn parse(s: &str) -> MessageOp {
         if s == "upsert" {
             MessageOp::Upsert
         } else {
@@ -175,23 +168,6 @@ pub struct OutboxStats {
     pub oldest_pending_age_seconds: Option<f64>,
 }
 
-/// SQLite allows one writer at a time. All writes go through `writer`, a pool of one
-/// connection, so writers queue in order (async, woken at once) instead of meeting
-/// SQLITE_BUSY and sleeping in SQLite's busy handler (1, 2, 5 … 100 ms steps, which
-/// showed up as 50-100 ms ack stalls under load). Reads use `reader` (WAL lets them
-/// run alongside the writer).
-#[derive(Clone)]
-pub struct Store {
-    writer: SqlitePool,
-    reader: SqlitePool,
-}
-
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Store")
-    }
-}
-
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -200,672 +176,326 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// `sqlite://data/x.db` and `sqlite:data/x.db` name the file `data/x.db`.
-fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or(rest);
-    if path.is_empty() || path == ":memory:" {
-        return None;
-    }
-    Some(PathBuf::from(path))
+/// One event's contribution to a group on a held route.
+#[derive(Debug, Clone)]
+pub struct HeldItem {
+    pub route: String,
+    /// The group within the route (the `group_by` values).
+    pub key: String,
+    /// The route's grouping settings (JSON `grouping::GroupSpec`), stored with the group.
+    pub spec: String,
+    pub fingerprint: String,
+    /// JSON `grouping::Item`.
+    pub item: String,
+    /// A new group waits this long for more events before its first message.
+    pub wait_ms: i64,
+    /// A group that has sent waits this long before its next message.
+    pub interval_ms: i64,
+    /// Send the group at this time regardless (a resolved alert: now; a mute window: its end).
+    pub flush_at: Option<i64>,
 }
 
-fn record(r: &sqlx::sqlite::SqliteRow) -> Result<MessageRecord, StoreError> {
-    Ok(MessageRecord {
-        id: r.try_get(0)?,
-        status: r.try_get(1)?,
-        chat: r.try_get(2)?,
-        route: r.try_get(3)?,
-        event: r.try_get(4)?,
-        source: r.try_get(5)?,
-        delivery_id: r.try_get(6)?,
-        attempts: r.try_get(7)?,
-        created_at: r.try_get(8)?,
-        next_attempt_at: r.try_get(9)?,
-        delivered_at: r.try_get(10)?,
-        last_error: r.try_get(11)?,
-        render_error: r.try_get(12)?,
-        maybe_duplicate: r.try_get::<i64, _>(13)? != 0,
-        request: r.try_get(14)?,
-    })
+/// A group whose time has come.
+#[derive(Debug, Clone)]
+pub struct DueGroup {
+    pub id: i64,
+    pub route: String,
+    pub key: String,
+    pub spec: String,
 }
 
-/// A CTE `heads`: the oldest unsent message of every chat. It walks the partial index
-/// `messages_unsent` chat by chat (a loose index scan), so its cost grows with the
-/// number of chats with a backlog, not with the backlog.
-const HEADS: &str = "WITH RECURSIVE chats(chat) AS (
-        SELECT MIN(chat) FROM messages INDEXED BY messages_unsent WHERE status IN ('pending', 'sending')
-        UNION ALL
-        SELECT (SELECT MIN(chat) FROM messages INDEXED BY messages_unsent
-                WHERE status IN ('pending', 'sending') AND chat > chats.chat)
-        FROM chats WHERE chats.chat IS NOT NULL
-    ),
-    heads AS (
-        SELECT m.* FROM chats
-        JOIN messages m ON m.id = (SELECT MIN(id) FROM messages INDEXED BY messages_unsent
-                                   WHERE status IN ('pending', 'sending') AND chat = chats.chat)
-    )";
+#[derive(Debug, Clone)]
+pub struct StoredItem {
+    pub id: i64,
+    pub group_id: i64,
+    pub event_id: i64,
+    pub fingerprint: String,
+    pub item: String,
+}
 
-/// The `outbox` column: the messages the `events_enqueue` trigger turns into rows.
-fn outbox_json(messages: &[NewMessage]) -> Option<String> {
-    if messages.is_empty() {
-        return None;
+/// What sending some groups wrote: applied in one transaction.
+#[derive(Debug, Clone)]
+pub struct GroupFlush {
+    pub route: String,
+    pub group_ids: Vec<i64>,
+    /// Items up to this id were read and are consumed; later ones stay for the next message.
+    pub upto_item_id: i64,
+    /// How many items that is: if fewer are left to consume, another flush took them and
+    /// this one is not applied.
+    pub items: u64,
+    /// (event id the message is filed under, message).
+    pub messages: Vec<(i64, NewMessage)>,
+    /// Fingerprints sent now (for `repeat_interval`).
+    pub fingerprints: Vec<String>,
+    /// The route's `max_messages` window after this flush: (start, messages sent in it).
+    pub window: Option<(i64, i64)>,
+    pub interval_ms: i64,
+}
+
+/// A silence as stored (`roam-notify silence add`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Silence {
+    pub id: i64,
+    /// JSON: `routing::silence::Matcher`.
+    pub matcher: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub comment: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expired: bool,
+}
+
+/// A transcript announced by webhook, not yet turned into an event.
+#[derive(Debug, Clone)]
+pub struct QueuedTranscript {
+    pub id: String,
+    pub attempts: i64,
+}
+
+/// Settings only a shared (PostgreSQL) store uses.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplicaSettings {
+    /// How long a claim on a message (and a send in progress) is honoured. A replica that
+    /// dies mid-send releases its messages when this runs out; it must be longer than the
+    /// longest send (see `config::Config::validate`).
+    pub lease: Duration,
+}
+
+impl Default for ReplicaSettings {
+    fn default() -> ReplicaSettings {
+        ReplicaSettings {
+            lease: Duration::from_secs(60),
+        }
     }
-    let list: Vec<serde_json::Value> = messages
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "route": m.route,
-                "chat": m.chat,
-                "request": m.request,
-                "render_error": m.render_error,
-                "op": m.op.as_str(),
-                "entity_key": m.entity_key,
-            })
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.backend {
+            Backend::Sqlite(_) => "Store(sqlite)",
+            Backend::Postgres(_) => "Store(postgres)",
         })
-        .collect();
-    serde_json::to_string(&list).ok()
+    }
+}
+
+/// Whether a storage URL names PostgreSQL (`postgres://`, `postgresql://`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 impl Store {
+    /// Opens (creating if needed) and migrates the store the URL names.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        if let Some(path) = sqlite_path(url)
-            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
-        let open_err = |source| StoreError::Open {
-            url: url.to_string(),
-            source,
+        Store::open_with(url, ReplicaSettings::default()).await
+    }
+
+    pub async fn open_with(url: &str, replica: ReplicaSettings) -> Result<Store, StoreError> {
+        let backend = if is_postgres_url(url) {
+            Backend::Postgres(PgStore::open(url, replica).await?)
+        } else {
+            Backend::Sqlite(SqliteStore::open(url).await?)
         };
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(open_err)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await
-            .map_err(open_err)?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(3)
-            .connect_with(options.read_only(true))
-            .await
-            .map_err(open_err)?;
-        let store = Store { writer, reader };
-        store.migrate().await?;
-        Ok(store)
+        Ok(Store { backend })
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::Migrate)?;
-        sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::Migrate)?;
-        let version: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(StoreError::Migrate)?;
-        if version.unwrap_or(0) < 1 {
-            sqlx::raw_sql(SCHEMA_V1)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::Migrate)?;
-            sqlx::query("INSERT INTO schema_version (version) VALUES (1)")
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::Migrate)?;
-        }
-        for (n, sql) in [(2, SCHEMA_V2), (3, SCHEMA_V3)] {
-            if version.unwrap_or(0) < n {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::Migrate)?;
-                sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
-                    .bind(n)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::Migrate)?;
-            }
-        }
-        tx.commit().await.map_err(StoreError::Migrate)
+    /// True when several replicas may share this store (PostgreSQL): then other
+    /// processes' commits do not wake this one's workers, so they poll.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
     }
 
-    /// Records a batch of events and queues their messages. Each chunk is one INSERT
-    /// statement (atomic on its own: the `events_enqueue` trigger queues the messages
-    /// inside it), so a batch of hundreds of webhooks costs one round trip to SQLite's
-    /// thread and one fsync. Returns, per event, whether it was new or a duplicate.
-    pub async fn commit_events(&self, events: &[NewEvent]) -> Result<Vec<Committed>, StoreError> {
-        let now = now_ms();
-        // (source, delivery_id) -> new row id, for the rows the INSERT actually wrote.
-        let key = |source: &str, delivery: &str| format!("{source}\u{0}{delivery}");
-        let mut inserted: HashMap<String, i64> = HashMap::with_capacity(events.len());
-        // Held items go in with their events, atomically: then a transaction is needed.
-        // Without them each chunk is one statement, atomic by itself.
-        let any_held = events.iter().any(|e| !e.held.is_empty());
-        let mut conn = self.writer.acquire().await?;
-        if any_held {
-            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    /// This process's name in claims and leases.
+    pub fn replica_id(&self) -> &str {
+        match &self.backend {
+            Backend::Sqlite(_) => "local",
+            Backend::Postgres(p) => p.replica_id(),
         }
-        let result = self
-            .insert_events(&mut conn, events, now, &mut inserted)
-            .await;
-        let result = match result {
-            Ok(()) if any_held => {
-                match groups::insert_held(&mut conn, events, &inserted, now).await {
-                    Ok(()) => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| ()),
-                    Err(e) => Err(e),
-                }
-            }
-            other => other,
-        };
-        if let Err(e) = result {
-            if any_held {
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            }
-            return Err(e.into());
-        }
-        drop(conn);
-        // The first event with a given key got the row; any other is a duplicate.
-        let mut out = Vec::with_capacity(events.len());
-        for ev in events {
-            match inserted.remove(&key(&ev.source, &ev.delivery_id)) {
-                Some(event_id) => out.push(Committed::Inserted {
-                    event_id,
-                    messages: ev.messages.len(),
-                    held: ev.held.len(),
-                }),
-                None => {
-                    let prev: Option<String> = sqlx::query_scalar(
-                        "SELECT routes FROM events WHERE source = $1 AND delivery_id = $2",
-                    )
-                    .bind(&ev.source)
-                    .bind(&ev.delivery_id)
-                    .fetch_optional(&self.writer)
-                    .await?;
-                    let routes = prev
-                        .and_then(|r| serde_json::from_str(&r).ok())
-                        .unwrap_or_default();
-                    out.push(Committed::Duplicate { routes });
-                }
-            }
-        }
-        Ok(out)
     }
 
-    async fn insert_events(
+    /// Takes one token from the Roam rate limit every replica shares. `None`: taken, or
+    /// the store is not shared (the caller's own bucket applies); `Some(wait)`: none left
+    /// (or all sending is paused) for about that long.
+    pub async fn take_roam_token(
         &self,
-        conn: &mut sqlx::SqliteConnection,
-        events: &[NewEvent],
-        now: i64,
-        inserted: &mut HashMap<String, i64>,
-    ) -> Result<(), sqlx::Error> {
-        let key = |source: &str, delivery: &str| format!("{source}\u{0}{delivery}");
-        for chunk in events.chunks(EVENT_ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO events (source, delivery_id, name, entity, routes, received_at, outbox) ",
-            );
-            q.push_values(chunk, |mut row, ev| {
-                row.push_bind(&ev.source)
-                    .push_bind(&ev.delivery_id)
-                    .push_bind(&ev.name)
-                    .push_bind(&ev.entity)
-                    .push_bind(serde_json::to_string(&ev.routes).unwrap_or_else(|_| "[]".into()))
-                    .push_bind(now)
-                    .push_bind(outbox_json(&ev.messages));
-            });
-            q.push(
-                " ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id, source, delivery_id",
-            );
-            for row in q.build().fetch_all(&mut *conn).await? {
-                let id: i64 = row.try_get(0)?;
-                let source: String = row.try_get(1)?;
-                let delivery: String = row.try_get(2)?;
-                inserted.insert(key(&source, &delivery), id);
-            }
+        rate_per_second: f64,
+        burst: f64,
+    ) -> Result<Option<Duration>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(None),
+            Backend::Postgres(p) => p.take_roam_token(rate_per_second, burst).await,
         }
-        Ok(())
     }
 
-    /// At start-up: messages that were being sent when the process stopped go back to
-    /// pending, flagged, because Roam may or may not have received them.
-    pub async fn recover_in_flight(&self) -> Result<Vec<i64>, StoreError> {
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "UPDATE messages SET status = 'pending', maybe_duplicate = 1 WHERE status = 'sending' RETURNING id",
-        )
-        .fetch_all(&self.writer)
-        .await?;
-        Ok(ids)
+    /// Pauses every replica's sending for `d` (a 429 seen by one is honoured by all).
+    pub async fn pause_roam(&self, d: Duration) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Postgres(p) => p.pause_roam(d).await,
+        }
     }
 
-    /// The oldest unsent message of each chat, if it is due. Later messages of a chat wait
-    /// for the earlier ones, so each chat sees its messages in order.
-    pub async fn due_messages(
-        &self,
-        now: i64,
-        limit: i64,
-    ) -> Result<Vec<OutboxMessage>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{HEADS}
-             SELECT m.id, m.chat, m.route, m.request, m.attempts, m.created_at, m.maybe_duplicate,
-                    m.op, m.entity_key, e.source, e.delivery_id
-             FROM heads m JOIN events e ON e.id = m.event_id
-             WHERE m.status = 'pending' AND m.next_attempt_at <= $1
-             ORDER BY m.next_attempt_at, m.id LIMIT $2"
-        )))
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxMessage {
-                    id: r.try_get("id")?,
-                    chat: r.try_get("chat")?,
-                    route: r.try_get("route")?,
-                    request: r.try_get("request")?,
-                    attempts: r.try_get("attempts")?,
-                    created_at: r.try_get("created_at")?,
-                    maybe_duplicate: r.try_get::<i64, _>("maybe_duplicate")? != 0,
-                    op: MessageOp::parse(r.try_get::<&str, _>("op")?),
-                    entity_key: r.try_get("entity_key")?,
-                    source: r.try_get("source")?,
-                    delivery_id: r.try_get("delivery_id")?,
-                })
-            })
-            .collect()
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(s) => s.close().await,
+            Backend::Postgres(p) => p.close().await,
+        }
     }
+}
 
-    /// When the next head-of-chat message becomes due (unix ms), if any. Messages held
-    /// back behind an earlier one of their chat do not count: they cannot be sent yet.
-    pub async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "{HEADS} SELECT MIN(next_attempt_at) FROM heads WHERE status = 'pending'"
-        )))
-        .fetch_one(&self.reader)
-        .await?)
-    }
+/// Each `Store` method forwards to the backend's method of the same name.
+macro_rules! delegate {
+    ($( $(#[$m:meta])* fn $name:ident(&self $(, $arg:ident : $ty:ty)* $(,)?) -> $ret:ty; )*) => {
+        impl Store {
+            $(
+                $(#[$m])*
+                pub async fn $name(&self $(, $arg: $ty)*) -> Result<$ret, StoreError> {
+                    match &self.backend {
+                        Backend::Sqlite(s) => s.$name($($arg),*).await,
+                        Backend::Postgres(p) => p.$name($($arg),*).await,
+                    }
+                }
+            )*
+        }
+    };
+}
 
-    pub async fn mark_sending(&self, id: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE messages SET status = 'sending', attempts = attempts + 1 WHERE id = $1",
-        )
-        .bind(id)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
+delegate! {
+    /// Records a batch of events and queues their messages and held items, in one
+    /// transaction. Returns, per event, whether it was new or a duplicate.
+    fn commit_events(&self, events: &[NewEvent]) -> Vec<Committed>;
+
+    /// At start-up: messages whose send may have been cut short go back to pending,
+    /// flagged, because Roam may or may not have received them. SQLite: every message
+    /// marked sending. PostgreSQL: only claims whose lease ran out (other replicas'
+    /// live sends are theirs).
+    fn recover_in_flight(&self) -> Vec<i64>;
+
+    /// The oldest unsent message of each chat, if it is due, claimed for this process.
+    /// Later messages of a chat wait for the earlier ones, so each chat sees its messages
+    /// in order. PostgreSQL: rows are locked with `FOR UPDATE SKIP LOCKED` and claimed with
+    /// a lease, so replicas never take the same message; an expired claim is taken over.
+    fn claim_due(&self, now: i64, limit: i64) -> Vec<OutboxMessage>;
+
+    /// Claimed messages this process will not send after all (shutdown, a 429) go back.
+    fn release_claims(&self, ids: &[i64]) -> ();
+
+    /// When the next head-of-chat message becomes due (unix ms), if any.
+    fn next_due_at(&self) -> Option<i64>;
+
+    /// Marks a claimed message as being sent (counts an attempt). False when the claim
+    /// was lost (it expired and another replica took the message): do not send it.
+    fn mark_sending(&self, id: i64) -> bool;
 
     /// Marks a message delivered; `posted` records the Roam message that now stands for
     /// its entity (an upsert's first post), in the same transaction.
-    pub async fn mark_delivered(
-        &self,
-        id: i64,
-        posted: Option<EntityMessage<'_>>,
-    ) -> Result<(), StoreError> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        sqlx::query("UPDATE messages SET status = 'delivered', delivered_at = $2, last_error = NULL WHERE id = $1")
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        if let Some(p) = posted {
-            sqlx::query(
-                "INSERT INTO entity_messages (entity_key, chat, timestamp, updated_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (entity_key) DO UPDATE SET chat = excluded.chat, timestamp = excluded.timestamp,
-                     updated_at = excluded.updated_at",
-            )
-            .bind(p.entity_key)
-            .bind(p.chat)
-            .bind(p.timestamp)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
+    fn mark_delivered(&self, id: i64, posted: Option<EntityMessage<'_>>) -> ();
 
     /// The Roam message (timestamp) that stands for an entity, if one was posted.
-    pub async fn entity_message(&self, entity_key: &str) -> Result<Option<i64>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT timestamp FROM entity_messages WHERE entity_key = $1")
-                .bind(entity_key)
-                .fetch_optional(&self.reader)
-                .await?,
-        )
-    }
+    fn entity_message(&self, entity_key: &str) -> Option<i64>;
 
     /// Back to pending, due at `next_at`. `count_attempt = false` for waits that are not
     /// the message's fault (429, an unauthorized key): they do not use up its retries.
-    pub async fn retry_later(
-        &self,
-        id: i64,
-        next_at: i64,
-        error: &str,
-        count_attempt: bool,
-    ) -> Result<(), StoreError> {
-        let q = if count_attempt {
-            "UPDATE messages SET status = 'pending', next_attempt_at = $2, last_error = $3 WHERE id = $1"
-        } else {
-            "UPDATE messages SET status = 'pending', next_attempt_at = $2, last_error = $3, attempts = MAX(attempts - 1, 0) WHERE id = $1"
-        };
-        sqlx::query(q)
-            .bind(id)
-            .bind(next_at)
-            .bind(error)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
+    fn retry_later(&self, id: i64, next_at: i64, error: &str, count_attempt: bool) -> ();
 
-    pub async fn mark_dead(&self, id: i64, error: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE messages SET status = 'dead', last_error = $2 WHERE id = $1")
-            .bind(id)
-            .bind(error)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
+    fn mark_dead(&self, id: i64, error: &str) -> ();
 
-    /// Messages with `status` (`pending` includes those being sent; None: any), newest first.
-    pub async fn list_messages(
-        &self,
-        status: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<MessageRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT m.id, m.status, m.chat, m.route, e.name, e.source, e.delivery_id, m.attempts, m.created_at,
-                    m.next_attempt_at, m.delivered_at, m.last_error, m.render_error, m.maybe_duplicate, m.request
-             FROM messages m JOIN events e ON e.id = m.event_id
-             WHERE $1 IS NULL OR m.status = $1 OR ($1 = 'pending' AND m.status = 'sending')
-             ORDER BY m.id DESC LIMIT $2",
-        )
-        .bind(status)
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(record).collect()
-    }
+    /// Messages with `status` (`pending` includes those claimed and being sent; None:
+    /// any), newest first.
+    fn list_messages(&self, status: Option<&str>, limit: i64) -> Vec<MessageRecord>;
 
-    pub async fn get_message(&self, id: i64) -> Result<Option<MessageRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT m.id, m.status, m.chat, m.route, e.name, e.source, e.delivery_id, m.attempts, m.created_at,
-                    m.next_attempt_at, m.delivered_at, m.last_error, m.render_error, m.maybe_duplicate, m.request
-             FROM messages m JOIN events e ON e.id = m.event_id WHERE m.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.as_ref().map(record).transpose()
-    }
+    fn get_message(&self, id: i64) -> Option<MessageRecord>;
 
     /// Puts a dead (or dropped) message back in the queue, due now, with fresh retries.
     /// Returns false when there is no such message in a state that can be retried.
-    pub async fn requeue(&self, id: i64) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE messages SET status = 'pending', attempts = 0, next_attempt_at = $2, created_at = $2
-             WHERE id = $1 AND status IN ('dead', 'dropped')",
-        )
-        .bind(id)
-        .bind(now_ms())
-        .execute(&self.writer)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
+    fn requeue(&self, id: i64) -> bool;
 
     /// Every dead message back in the queue; returns how many.
-    pub async fn requeue_all_dead(&self) -> Result<u64, StoreError> {
-        let r = sqlx::query(
-            "UPDATE messages SET status = 'pending', attempts = 0, next_attempt_at = $1, created_at = $1 WHERE status = 'dead'",
-        )
-        .bind(now_ms())
-        .execute(&self.writer)
-        .await?;
-        Ok(r.rows_affected())
-    }
+    fn requeue_all_dead(&self) -> u64;
 
     /// Gives up on a pending or dead message: it is kept, marked `dropped`, never sent.
-    pub async fn drop_message(&self, id: i64) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE messages SET status = 'dropped', last_error = COALESCE(last_error, 'dropped by operator')
-             WHERE id = $1 AND status IN ('pending', 'dead')",
-        )
-        .bind(id)
-        .execute(&self.writer)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
+    fn drop_message(&self, id: i64) -> bool;
 
     /// Deletes delivered and dropped messages, and events with no message left, that are
     /// older than `cutoff_ms`, in small batches so no write waits long. Dead and pending
     /// messages are kept. An event's delivery id is remembered (deduplicated) until then.
     /// Returns (messages, events) deleted.
-    pub async fn prune(&self, cutoff_ms: i64) -> Result<(u64, u64), StoreError> {
-        let messages = self
-            .delete_in_batches(
-                "DELETE FROM messages WHERE id IN (
-                     SELECT id FROM messages
-                     WHERE status IN ('delivered', 'dropped') AND COALESCE(delivered_at, created_at) < $1
-                     LIMIT $2)",
-                cutoff_ms,
-            )
-            .await?;
-        let events = self
-            .delete_in_batches(
-                "DELETE FROM events WHERE id IN (
-                     SELECT e.id FROM events e
-                     WHERE e.received_at < $1 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.event_id = e.id)
-                       AND NOT EXISTS (SELECT 1 FROM group_items g WHERE g.event_id = e.id)
-                     LIMIT $2)",
-                cutoff_ms,
-            )
-            .await?;
-        // Dedup memory, entity map and idle groups expire with the same retention.
-        for sql in [
-            "DELETE FROM fingerprints WHERE (route, fingerprint) IN (SELECT route, fingerprint FROM fingerprints WHERE sent_at < $1 LIMIT $2)",
-            "DELETE FROM entity_messages WHERE rowid IN (SELECT rowid FROM entity_messages WHERE updated_at < $1 LIMIT $2)",
-            "DELETE FROM groups WHERE id IN (SELECT id FROM groups WHERE flush_at IS NULL AND COALESCE(last_flush_at, 0) < $1
-                 AND NOT EXISTS (SELECT 1 FROM group_items i WHERE i.group_id = groups.id) LIMIT $2)",
-        ] {
-            self.delete_in_batches(sql, cutoff_ms).await?;
-        }
-        Ok((messages, events))
-    }
+    fn prune(&self, cutoff_ms: i64) -> (u64, u64);
 
-    /// Runs `sql` (binding the cutoff and a batch size) until it deletes less than a batch,
-    /// so each write transaction stays short.
-    async fn delete_in_batches(
-        &self,
-        sql: &'static str,
-        cutoff_ms: i64,
-    ) -> Result<u64, StoreError> {
-        const BATCH: i64 = 2000;
-        let mut total = 0;
-        loop {
-            let n = sqlx::query(sql)
-                .bind(cutoff_ms)
-                .bind(BATCH)
-                .execute(&self.writer)
-                .await?
-                .rows_affected();
-            total += n;
-            if n < BATCH as u64 {
-                return Ok(total);
-            }
-        }
-    }
+    fn stats(&self) -> OutboxStats;
 
-    pub async fn stats(&self) -> Result<OutboxStats, StoreError> {
-        let (pending, oldest): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), MIN(created_at) FROM messages INDEXED BY messages_unsent
-             WHERE status IN ('pending', 'sending')",
-        )
-        .fetch_one(&self.reader)
-        .await?;
-        let dead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE status = 'dead'")
-            .fetch_one(&self.reader)
-            .await?;
-        let delivered: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE status = 'delivered'")
-                .fetch_one(&self.reader)
-                .await?;
-        Ok(OutboxStats {
-            pending,
-            dead,
-            delivered,
-            oldest_pending_age_seconds: oldest.map(|t| ((now_ms() - t).max(0)) as f64 / 1000.0),
-        })
-    }
+    /// Groups due at `now`, by route.
+    fn due_groups(&self, now: i64, limit: i64) -> Vec<DueGroup>;
 
-    pub async fn close(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
-    }
-}
+    /// When the next group is due (unix ms).
+    fn next_group_due(&self) -> Option<i64>;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// Items pending in these groups, oldest first.
+    fn group_items(&self, group_ids: &[i64]) -> Vec<StoredItem>;
 
-    fn ev(id: &str, chats: &[&str]) -> NewEvent {
-        NewEvent {
-            source: "gh".into(),
-            delivery_id: id.into(),
-            name: "github.push".into(),
-            entity: None,
-            routes: vec!["r".into()],
-            messages: chats
-                .iter()
-                .map(|c| NewMessage {
-                    route: "r".into(),
-                    chat: c.to_string(),
-                    request: format!("{{\"chat\":\"{c}\",\"text\":\"{id}\"}}"),
-                    render_error: None,
-                    op: MessageOp::Post,
-                    entity_key: None,
-                })
-                .collect(),
-            held: vec![],
-        }
-    }
+    /// Items pending per route (for `/readyz`).
+    fn held_counts(&self) -> Vec<(String, i64)>;
 
-    #[tokio::test]
-    async fn duplicates_and_per_chat_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/x/t.db", dir.path().display());
-        let s = Store::open(&url).await.unwrap();
-        let r = s
-            .commit_events(&[ev("a", &["C1", "C2"]), ev("b", &["C1"]), ev("a", &["C1"])])
-            .await
-            .unwrap();
-        assert!(matches!(r[0], Committed::Inserted { messages: 2, .. }));
-        assert_eq!(
-            r[2],
-            Committed::Duplicate {
-                routes: vec!["r".into()]
-            }
-        );
-        let due = s.due_messages(now_ms() + 1, 10).await.unwrap();
-        // One head per chat: message a->C1 and a->C2; b->C1 waits behind a->C1.
-        assert_eq!(due.len(), 2);
-        s.mark_sending(due[0].id).await.unwrap();
-        // Reopen: the in-flight one is recovered and flagged.
-        drop(s);
-        let s = Store::open(&url).await.unwrap();
-        assert_eq!(s.recover_in_flight().await.unwrap(), vec![due[0].id]);
-        let st = s.stats().await.unwrap();
-        assert_eq!(st.pending, 3);
-    }
+    /// Fingerprints this route sent at or after `since`.
+    fn sent_fingerprints(&self, route: &str, since: i64) -> std::collections::HashSet<String>;
 
-    #[tokio::test]
-    async fn a_waiting_head_holds_back_its_chat_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
-        s.commit_events(&[ev("1", &["A", "B"]), ev("2", &["A", "B"]), ev("3", &["C"])])
-            .await
-            .unwrap();
-        let now = now_ms() + 1;
-        let heads = s.due_messages(now, 10).await.unwrap();
-        let mut got: Vec<(String, String)> = heads
-            .iter()
-            .map(|m| (m.chat.clone(), m.request.clone()))
-            .collect();
-        got.sort();
-        assert_eq!(got.len(), 3);
-        assert!(got[0].1.contains("\"text\":\"1\"") && got[0].0 == "A");
-        // A's head must wait a minute: A's second message is not offered, B and C are.
-        let a_head = heads.iter().find(|m| m.chat == "A").unwrap();
-        s.mark_sending(a_head.id).await.unwrap();
-        s.retry_later(a_head.id, now + 60_000, "503", true)
-            .await
-            .unwrap();
-        let later = s.due_messages(now, 10).await.unwrap();
-        assert!(later.iter().all(|m| m.chat != "A"), "{later:?}");
-        assert_eq!(later.len(), 2);
-        for m in &later {
-            s.mark_delivered(m.id, None).await.unwrap();
-        }
-        // B's second message is now its head; A still waits; C is done.
-        let next = s.due_messages(now, 10).await.unwrap();
-        assert_eq!(next.len(), 1);
-        assert_eq!(next[0].chat, "B");
-        s.mark_delivered(next[0].id, None).await.unwrap();
-        assert_eq!(s.next_due_at().await.unwrap(), Some(now + 60_000));
-        let st = s.stats().await.unwrap();
-        assert_eq!((st.pending, st.delivered, st.dead), (2, 3, 0));
-    }
+    /// The route's `max_messages` window: (start, messages sent in it).
+    fn route_window(&self, route: &str) -> Option<(i64, i64)>;
 
-    #[tokio::test]
-    async fn prune_keeps_dead_and_pending_and_events_still_referenced() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
-        s.commit_events(&[
-            ev("a", &["A"]),
-            ev("b", &["B"]),
-            ev("c", &["C"]),
-            ev("d", &[]),
-        ])
-        .await
-        .unwrap();
-        let due = s.due_messages(now_ms() + 1, 10).await.unwrap();
-        let by_chat = |c: &str| due.iter().find(|m| m.chat == c).unwrap().id;
-        s.mark_delivered(by_chat("A"), None).await.unwrap();
-        s.mark_dead(by_chat("B"), "403").await.unwrap();
-        // C stays pending.
-        let (m, e) = s.prune(now_ms() + 60_000).await.unwrap();
-        assert_eq!(
-            (m, e),
-            (1, 2),
-            "A's message, then events a (now empty) and d (never had one)"
-        );
-        let st = s.stats().await.unwrap();
-        assert_eq!((st.pending, st.dead, st.delivered), (1, 1, 0));
-        // Pruned events no longer deduplicate; kept ones still do.
-        let again = s
-            .commit_events(&[ev("a", &[]), ev("b", &[])])
-            .await
-            .unwrap();
-        assert!(matches!(again[0], Committed::Inserted { .. }));
-        assert!(matches!(again[1], Committed::Duplicate { .. }));
-    }
+    /// Queues a group's message and consumes its items, atomically: a crash before this
+    /// commits sends nothing and keeps the items; after it, the message is in the outbox.
+    /// False (and nothing written) when some of the items were consumed meanwhile by
+    /// another flush: the group was sent by someone else.
+    fn apply_flush(&self, f: &GroupFlush) -> bool;
+
+    /// Moves the pending items of `group_ids` into the route's group `key` (created with
+    /// `spec` if needed), due at `flush_at` at the latest: the `max_messages` overflow digest.
+    fn merge_groups(&self, route: &str, key: &str, spec: &str, group_ids: &[i64], flush_at: i64) -> ();
+
+    /// Takes a group off the schedule (its items stay).
+    fn park_group(&self, id: i64) -> ();
+
+    fn add_silence(&self, matcher: &str, starts_at: i64, ends_at: i64, comment: &str, created_by: &str) -> i64;
+
+    /// Silences not yet over (and, with `all`, the expired ones too), newest first.
+    fn list_silences(&self, all: bool) -> Vec<Silence>;
+
+    /// Ends a silence now. False when there is no such active silence.
+    fn expire_silence(&self, id: i64) -> bool;
+
+    /// Queues a transcript id (a repeated announcement is one row). True if new.
+    fn enqueue_transcript(&self, id: &str) -> bool;
+
+    fn queued_transcripts(&self) -> Vec<QueuedTranscript>;
+
+    fn dequeue_transcript(&self, id: &str) -> ();
+
+    fn transcript_failed(&self, id: &str, error: &str) -> ();
+
+    /// Whether an event with this delivery id was committed for the source.
+    fn has_event(&self, source: &str, delivery_id: &str) -> bool;
+
+    fn transcript_state(&self, key: &str) -> Option<String>;
+
+    fn set_transcript_state(&self, pairs: &[(&str, String)]) -> ();
+
+    /// Takes or renews the lease `name` for `holder` for `ttl`. True while `holder` holds
+    /// it. Background work that must run on one replica at a time (the group flusher, the
+    /// transcript queue, pruning) runs only while its replica holds the lease.
+    fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> bool;
+
+    /// Claims the scheduled run `tick` (unix ms) of job `name`: true for the first replica
+    /// to ask, false for every later one, so each scheduled run happens exactly once.
+    fn claim_tick(&self, name: &str, tick: i64) -> bool;
 }

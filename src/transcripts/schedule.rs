@@ -104,7 +104,12 @@ pub async fn run(schedule: Schedule, sweeper: Arc<Sweeper>, shutdown: Cancellati
     }
     tracing::info!(schedule = %schedule.expr, as_6_fields = %schedule.six_fields(), timezone = %schedule.tz, "transcript sweeps scheduled");
     if sweeper.missed_run(&schedule).await {
-        sweeper.run_logged("catch-up at start-up", &shutdown).await;
+        let tick = schedule
+            .last_at_or_before(Utc::now())
+            .map_or(0, |t| t.timestamp_millis());
+        if sweeper.claim_run(tick).await {
+            sweeper.run_logged("catch-up at start-up", &shutdown).await;
+        }
     }
     let mut scheduler = scheduler;
     loop {
@@ -141,7 +146,7 @@ pub async fn run(schedule: Schedule, sweeper: Arc<Sweeper>, shutdown: Cancellati
         }
         tokio::select! {
             fired = rx => {
-                if fired.is_ok() {
+                if fired.is_ok() && sweeper.claim_run(next.timestamp_millis()).await {
                     sweeper.run_logged("schedule", &shutdown).await;
                 }
             }

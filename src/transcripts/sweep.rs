@@ -24,6 +24,7 @@ use crate::delivery::Pacer;
 use crate::pipeline::Pipeline;
 use crate::roam::{RoamClient, RoamError};
 use crate::storage::committer::CommitHandle;
+use crate::storage::leader::Leader;
 use crate::storage::{Committed, Store, StoreError};
 
 /// 429s in a row on one call before the run gives up on it.
@@ -140,6 +141,26 @@ impl Sweeper {
 
     pub fn status(&self) -> &TranscriptStatus {
         &self.status
+    }
+
+    /// Claims the scheduled run at `tick` (unix ms) for this replica. With several
+    /// replicas the first to ask runs it and the others skip it; a database error skips
+    /// it too (the next run catches up from the checkpoint).
+    pub async fn claim_run(&self, tick: i64) -> bool {
+        match self.store.claim_tick("transcript_sweep", tick).await {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::info!(
+                    tick,
+                    "this scheduled transcript sweep is run by another replica"
+                );
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim the scheduled transcript sweep; skipping it, the next run catches up");
+                false
+            }
+        }
     }
 
     /// Whether a scheduled run was missed: no run recorded, or the last one is before
@@ -391,9 +412,17 @@ impl Sweeper {
     }
 
     /// Drains the queue when woken (a webhook) and every minute, until shutdown.
-    pub async fn run_queue(self: Arc<Self>, wake: Arc<Notify>, shutdown: CancellationToken) {
+    pub async fn run_queue(
+        self: Arc<Self>,
+        leader: Leader,
+        wake: Arc<Notify>,
+        shutdown: CancellationToken,
+    ) {
         loop {
-            self.drain_queue(&shutdown).await;
+            // One replica drains the queue (another would fetch the same transcripts).
+            if leader.holds().await {
+                self.drain_queue(&shutdown).await;
+            }
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(QUEUE_RETRY) => {}

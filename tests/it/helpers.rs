@@ -2,9 +2,10 @@
 
 #![allow(dead_code)]
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -130,6 +131,8 @@ struct FakeState {
     recorded: Vec<Recorded>,
     script: VecDeque<Reply>,
     down: bool,
+    /// Every successful chat.post answers after this long.
+    latency: Duration,
     token_info: Option<(u16, Value)>,
     transcripts: Transcripts,
 }
@@ -216,6 +219,12 @@ impl FakeRoam {
 
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
         self.state.lock().unwrap().script.extend(replies);
+    }
+
+    /// Every successful chat.post answers after `d` (a send takes time, so a killed
+    /// sender can die mid-send).
+    pub fn set_latency(&self, d: Duration) {
+        self.state.lock().unwrap().latency = d;
     }
 
     /// While down, every chat.post gets 503.
@@ -388,7 +397,11 @@ async fn chat_post(
         if s.down {
             Reply::Status(503, None)
         } else {
-            s.script.pop_front().unwrap_or(Reply::Ok)
+            match s.script.pop_front() {
+                Some(r) => r,
+                None if !s.latency.is_zero() => Reply::Slow(s.latency),
+                None => Reply::Ok,
+            }
         }
     };
     let ts = FIRST_TS + state.lock().unwrap().recorded.len() as i64;
@@ -459,7 +472,7 @@ api_key = "{KEY}"
 rate_per_second = 200
 burst = 50
 [storage]
-url = "sqlite://{db}"
+url = "{db}"
 [delivery]
 retry_initial = "50ms"
 retry_max = "200ms"
@@ -471,8 +484,38 @@ kind = "github"
 secret = "{SECRET}"
 {extra}
 "#,
-        db = db.display()
+        db = storage_url(db)
     )
+}
+
+/// The storage URL for a test's database file. With `ROAM_NOTIFY_TEST_STORAGE=postgres`
+/// (a second pass of `.ci/run`) each file name stands for its own fresh PostgreSQL schema
+/// instead, the same one each time the test asks (so restarts find their data).
+pub fn storage_url(db: &Path) -> String {
+    if std::env::var("ROAM_NOTIFY_TEST_STORAGE").as_deref() != Ok("postgres") {
+        return format!("sqlite://{}", db.display());
+    }
+    static SCHEMAS: std::sync::Mutex<Option<HashMap<PathBuf, String>>> =
+        std::sync::Mutex::new(None);
+    let mut schemas = SCHEMAS.lock().unwrap_or_else(|p| p.into_inner());
+    let schemas = schemas.get_or_insert_with(HashMap::new);
+    if let Some(url) = schemas.get(db) {
+        return url.clone();
+    }
+    let name = db.display().to_string();
+    // Made on a thread of its own: this is called from sync code inside a runtime.
+    let url = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(roam_notify::storage::testing::postgres_url(&name))
+    })
+    .join()
+    .unwrap()
+    .expect("ROAM_NOTIFY_TEST_STORAGE=postgres needs a PostgreSQL server");
+    schemas.insert(db.to_path_buf(), url.clone());
+    url
 }
 
 pub const ROUTE_ALL_GITHUB: &str = r#"
@@ -789,4 +832,112 @@ async fn user_lookup(
     };
     record_get(&state, "/v0/user.lookup", &headers, &q, status);
     resp
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real binary, started with `serve --config FILE` on a given port.
+pub struct Daemon {
+    pub child: Child,
+    pub port: u16,
+    pub log: std::path::PathBuf,
+}
+
+impl Daemon {
+    pub async fn start(config: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> Daemon {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_roam-notify"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(config)
+            .env("ROAM_NOTIFY__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("ROAM_NOTIFY__SERVER__ADMIN_LISTEN", "127.0.0.1:0")
+            .env_remove("ROAM_NOTIFY_ROAM_API_KEY")
+            .env_remove("ROAM_NOTIFY_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log_file));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let d = Daemon {
+            child,
+            port,
+            log: log.to_path_buf(),
+        };
+        let start = Instant::now();
+        let http = reqwest::Client::new();
+        loop {
+            if let Ok(r) = http
+                .get(format!("http://127.0.0.1:{port}/healthz"))
+                .send()
+                .await
+                && r.status() == 200
+            {
+                return d;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "daemon did not start:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn github(&self, event: &str, delivery: &str, body: &[u8]) -> u16 {
+        reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/hooks/github", self.port))
+            .header("X-GitHub-Event", event)
+            .header("X-GitHub-Delivery", delivery)
+            .header("X-Hub-Signature-256", sign(SECRET, body))
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap(); // SIGKILL: no chance to clean up
+        self.child.wait().unwrap();
+    }
+
+    pub fn sigterm(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    pub async fn routes(&self) -> i64 {
+        let r: serde_json::Value = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{}/readyz", self.port))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["config"]["routes"].as_i64().unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
 }

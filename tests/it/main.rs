@@ -13,5 +13,6 @@ mod noise;
 mod process;
 mod quiet;
 mod reload;
+mod replicas;
 mod sources;
 mod transcripts;

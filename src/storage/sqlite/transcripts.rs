@@ -1,17 +1,9 @@
-//! Storage for transcript processing: the webhook queue and the sweep's state.
+//! SQLite: transcript processing, the webhook queue and the sweep's state.
 
-use sqlx::Row;
+use super::SqliteStore;
+use crate::storage::{QueuedTranscript, StoreError, now_ms, row};
 
-use super::{Store, StoreError, now_ms};
-
-/// A transcript announced by webhook, not yet turned into an event.
-#[derive(Debug, Clone)]
-pub struct QueuedTranscript {
-    pub id: String,
-    pub attempts: i64,
-}
-
-impl Store {
+impl SqliteStore {
     /// Queues a transcript id (a repeated announcement is one row). True if new.
     pub async fn enqueue_transcript(&self, id: &str) -> Result<bool, StoreError> {
         let r = sqlx::query(
@@ -28,14 +20,10 @@ impl Store {
         let rows = sqlx::query("SELECT id, attempts FROM transcript_queue ORDER BY queued_at, id")
             .fetch_all(&self.reader)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(QueuedTranscript {
-                    id: r.try_get(0)?,
-                    attempts: r.try_get(1)?,
-                })
-            })
-            .collect()
+        Ok(rows
+            .iter()
+            .map(row::queued_transcript)
+            .collect::<Result<_, _>>()?)
     }
 
     pub async fn dequeue_transcript(&self, id: &str) -> Result<(), StoreError> {

@@ -1,80 +1,15 @@
-//! Storage for grouped routes (pending groups, their items, dedup fingerprints, the
-//! `max_messages` budget) and for silences. The policy lives in `grouping`; this file
-//! only reads and writes rows, each change in one transaction.
+//! SQLite: grouped routes (pending groups, their items, dedup fingerprints, the
+//! `max_messages` budget) and silences. The policy lives in `grouping`; this file only
+//! reads and writes rows, each change in one transaction.
 
 use std::collections::{HashMap, HashSet};
 
 use sqlx::sqlite::Sqlite;
-use sqlx::{QueryBuilder, Row, SqliteConnection};
+use sqlx::{QueryBuilder, SqliteConnection};
 
-use super::{NewEvent, NewMessage, Store, StoreError, now_ms};
-
-/// One event's contribution to a group on a held route.
-#[derive(Debug, Clone)]
-pub struct HeldItem {
-    pub route: String,
-    /// The group within the route (the `group_by` values).
-    pub key: String,
-    /// The route's grouping settings (JSON `grouping::GroupSpec`), stored with the group.
-    pub spec: String,
-    pub fingerprint: String,
-    /// JSON `grouping::Item`.
-    pub item: String,
-    /// A new group waits this long for more events before its first message.
-    pub wait_ms: i64,
-    /// A group that has sent waits this long before its next message.
-    pub interval_ms: i64,
-    /// Send the group at this time regardless (a resolved alert: now; a mute window: its end).
-    pub flush_at: Option<i64>,
-}
-
-/// A group whose time has come.
-#[derive(Debug, Clone)]
-pub struct DueGroup {
-    pub id: i64,
-    pub route: String,
-    pub key: String,
-    pub spec: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct StoredItem {
-    pub id: i64,
-    pub group_id: i64,
-    pub event_id: i64,
-    pub fingerprint: String,
-    pub item: String,
-}
-
-/// What sending some groups wrote: applied in one transaction.
-#[derive(Debug, Clone)]
-pub struct GroupFlush {
-    pub route: String,
-    pub group_ids: Vec<i64>,
-    /// Items up to this id were read and are consumed; later ones stay for the next message.
-    pub upto_item_id: i64,
-    /// (event id the message is filed under, message).
-    pub messages: Vec<(i64, NewMessage)>,
-    /// Fingerprints sent now (for `repeat_interval`).
-    pub fingerprints: Vec<String>,
-    /// The route's `max_messages` window after this flush: (start, messages sent in it).
-    pub window: Option<(i64, i64)>,
-    pub interval_ms: i64,
-}
-
-/// A silence as stored (`roam-notify silence add`).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Silence {
-    pub id: i64,
-    /// JSON: `routing::silence::Matcher`.
-    pub matcher: String,
-    pub starts_at: i64,
-    pub ends_at: i64,
-    pub comment: String,
-    pub created_by: String,
-    pub created_at: i64,
-    pub expired: bool,
-}
+use super::SqliteStore;
+use crate::storage::row;
+use crate::storage::{DueGroup, GroupFlush, NewEvent, Silence, StoreError, StoredItem, now_ms};
 
 fn push_ids(q: &mut QueryBuilder<Sqlite>, ids: &[i64]) {
     q.push("(");
@@ -138,7 +73,7 @@ pub(super) async fn insert_held(
     Ok(())
 }
 
-impl Store {
+impl SqliteStore {
     /// Groups due at `now`, by route.
     pub async fn due_groups(&self, now: i64, limit: i64) -> Result<Vec<DueGroup>, StoreError> {
         let rows = sqlx::query(
@@ -149,16 +84,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DueGroup {
-                    id: r.try_get(0)?,
-                    route: r.try_get(1)?,
-                    key: r.try_get(2)?,
-                    spec: r.try_get(3)?,
-                })
-            })
-            .collect()
+        Ok(rows.iter().map(row::due_group).collect::<Result<_, _>>()?)
     }
 
     /// When the next group is due (unix ms).
@@ -178,17 +104,10 @@ impl Store {
         push_ids(&mut q, group_ids);
         q.push(" ORDER BY id");
         let rows = q.build().fetch_all(&self.reader).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredItem {
-                    id: r.try_get(0)?,
-                    group_id: r.try_get(1)?,
-                    event_id: r.try_get(2)?,
-                    fingerprint: r.try_get(3)?,
-                    item: r.try_get(4)?,
-                })
-            })
-            .collect()
+        Ok(rows
+            .iter()
+            .map(row::stored_item)
+            .collect::<Result<_, _>>()?)
     }
 
     /// Items pending per route (for `/readyz`).
@@ -228,7 +147,7 @@ impl Store {
 
     /// Queues a group's message and consumes its items, atomically: a crash before this
     /// commits sends nothing and keeps the items; after it, the message is in the outbox.
-    pub async fn apply_flush(&self, f: &GroupFlush) -> Result<(), StoreError> {
+    pub async fn apply_flush(&self, f: &GroupFlush) -> Result<bool, StoreError> {
         let now = now_ms();
         let mut tx = self.writer.begin().await?;
         for (event_id, m) in &f.messages {
@@ -250,7 +169,10 @@ impl Store {
         let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM group_items WHERE id <= ");
         q.push_bind(f.upto_item_id).push(" AND group_id IN ");
         push_ids(&mut q, &f.group_ids);
-        q.build().execute(&mut *tx).await?;
+        if q.build().execute(&mut *tx).await?.rows_affected() != f.items {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         let mut q = QueryBuilder::<Sqlite>::new("UPDATE groups SET last_flush_at = ");
         q.push_bind(now)
             .push(", flush_at = CASE WHEN EXISTS (SELECT 1 FROM group_items i WHERE i.group_id = groups.id) THEN ")
@@ -281,7 +203,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Moves the pending items of `group_ids` into the route's group `key` (created with
@@ -365,20 +287,7 @@ impl Store {
         .bind(now_ms())
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Silence {
-                    id: r.try_get(0)?,
-                    matcher: r.try_get(1)?,
-                    starts_at: r.try_get(2)?,
-                    ends_at: r.try_get(3)?,
-                    comment: r.try_get(4)?,
-                    created_by: r.try_get(5)?,
-                    created_at: r.try_get(6)?,
-                    expired: r.try_get::<i64, _>(7)? != 0,
-                })
-            })
-            .collect()
+        Ok(rows.iter().map(row::silence).collect::<Result<_, _>>()?)
     }
 
     /// Ends a silence now. False when there is no such active silence.

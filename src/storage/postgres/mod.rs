@@ -1,0 +1,1074 @@
+//! The PostgreSQL backend: several replicas share one database.
+//!
+//! - Each message is claimed by one replica: `claim_due` locks the chats' head rows with
+//!   `FOR UPDATE SKIP LOCKED` and marks them `claimed` with a lease; `mark_sending`
+//!   renews the lease just before the HTTP call. A replica that dies mid-send stops
+//!   renewing, its lease runs out, and another replica takes the message over (flagged
+//!   as a possible duplicate if it was being sent).
+//! - Deduplication is the unique (source, delivery_id) index, whichever replica a
+//!   redelivery reaches. A batch inserts its events in key order, so two replicas'
+//!   batches never wait on each other in a cycle.
+//! - The Roam rate limit is one token bucket row (`roam_pacer`) every replica takes from
+//!   with one locked UPDATE per request; a 429 pauses that row, so every replica waits.
+//! - Leases (`leases`) elect the replica that runs the group flusher, the transcript
+//!   queue and pruning, and let exactly one replica run each scheduled sweep.
+//!
+//! Times compared across replicas (leases, the bucket) use the database's clock.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+
+use super::row::{self, RECORD_COLUMNS};
+use super::{
+    Committed, DueGroup, EntityMessage, GroupFlush, MessageRecord, NewEvent, OutboxMessage,
+    OutboxStats, QueuedTranscript, ReplicaSettings, Silence, StoreError, StoredItem, now_ms,
+};
+
+/// Version 3: the same tables as SQLite's versions 1-3, plus the replica tables.
+const SCHEMA_V3: &str = include_str!("schema.sql");
+
+/// The database's clock, unix ms.
+macro_rules! db_now {
+    () => {
+        "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+    };
+}
+
+/// Advisory lock key serializing the migrations of replicas that start together.
+const MIGRATION_LOCK: i64 = 0x726f_616d_6e6f; // "roamno"
+
+/// Connections per replica: the committer, the delivery worker, the flusher, the sweeper,
+/// admin and health requests, with room to spare.
+const POOL_SIZE: u32 = 8;
+
+/// Heads of chats: the oldest unsent (pending, claimed or being sent) message of every
+/// chat, walked chat by chat over the partial index `messages_unsent`.
+macro_rules! heads {
+    () => {
+        "WITH RECURSIVE chats(chat) AS (
+            SELECT MIN(chat) FROM messages WHERE status IN ('pending', 'claimed', 'sending')
+            UNION ALL
+            SELECT (SELECT MIN(chat) FROM messages
+                    WHERE status IN ('pending', 'claimed', 'sending') AND chat > chats.chat)
+            FROM chats WHERE chats.chat IS NOT NULL
+        ),
+        heads AS (
+            SELECT (SELECT MIN(id) FROM messages
+                    WHERE status IN ('pending', 'claimed', 'sending') AND chat = chats.chat) AS id
+            FROM chats WHERE chats.chat IS NOT NULL
+        )"
+    };
+}
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    /// This process's name in claims and leases.
+    replica: Arc<str>,
+    lease_ms: i64,
+}
+
+/// The URL with any password replaced, for error messages.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:****@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=****"),
+                    _ => kv.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+fn new_replica_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "replica".into());
+    format!("{host}:{}:{:08x}", std::process::id(), fastrand::u32(..))
+}
+
+impl PgStore {
+    pub async fn open(url: &str, settings: ReplicaSettings) -> Result<PgStore, StoreError> {
+        let open_err = |source| StoreError::Open {
+            url: redacted(url),
+            source,
+        };
+        let options = PgConnectOptions::from_str(url).map_err(open_err)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        let store = PgStore {
+            pool,
+            replica: new_replica_id().into(),
+            lease_ms: settings.lease.as_millis().min(i64::MAX as u128) as i64,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn replica_id(&self) -> &str {
+        &self.replica
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::Migrate)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Migrate)?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Migrate)?;
+        let version: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::Migrate)?;
+        if version.unwrap_or(0) < 3 {
+            sqlx::raw_sql(SCHEMA_V3)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Migrate)?;
+            sqlx::query("INSERT INTO schema_version (version) VALUES (3)")
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Migrate)?;
+        }
+        // The bucket starts full (the first take clamps it to the burst).
+        sqlx::query(concat!(
+            "INSERT INTO roam_pacer (name, tokens, updated_at) VALUES ('roam', 1e9, ",
+            db_now!(),
+            ") ON CONFLICT (name) DO NOTHING"
+        ))
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::Migrate)?;
+        tx.commit().await.map_err(StoreError::Migrate)
+    }
+
+    pub async fn commit_events(&self, events: &[NewEvent]) -> Result<Vec<Committed>, StoreError> {
+        let now = now_ms();
+        // The first event of each key, in key order (see the module comment).
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        order.sort_by(|&a, &b| {
+            (&events[a].source, &events[a].delivery_id, a).cmp(&(
+                &events[b].source,
+                &events[b].delivery_id,
+                b,
+            ))
+        });
+        order.dedup_by(|later, first| {
+            events[*later].source == events[*first].source
+                && events[*later].delivery_id == events[*first].delivery_id
+        });
+        let column = |f: &dyn Fn(&NewEvent) -> String| -> Vec<String> {
+            order.iter().map(|&i| f(&events[i])).collect()
+        };
+        let entities: Vec<Option<String>> =
+            order.iter().map(|&i| events[i].entity.clone()).collect();
+
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "INSERT INTO events (source, delivery_id, name, entity, routes, received_at)
+             SELECT s, d, n, e, r, $6
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                  WITH ORDINALITY AS t(s, d, n, e, r, o)
+             ORDER BY o
+             ON CONFLICT (source, delivery_id) DO NOTHING
+             RETURNING id, source, delivery_id",
+        )
+        .bind(column(&|e| e.source.clone()))
+        .bind(column(&|e| e.delivery_id.clone()))
+        .bind(column(&|e| e.name.clone()))
+        .bind(entities)
+        .bind(column(&|e| {
+            serde_json::to_string(&e.routes).unwrap_or_else(|_| "[]".into())
+        }))
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let key = |source: &str, delivery: &str| format!("{source}\u{0}{delivery}");
+        let mut inserted: HashMap<String, i64> = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let (id, source, delivery): (i64, String, String) =
+                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            inserted.insert(key(&source, &delivery), id);
+        }
+
+        // Messages in arrival order, so ids follow the order events came in.
+        let mut first_seen = HashSet::new();
+        let (mut ev_ids, mut routes, mut chats, mut requests) = (vec![], vec![], vec![], vec![]);
+        let (mut render_errors, mut ops, mut entity_keys) = (vec![], vec![], vec![]);
+        for ev in events {
+            let k = key(&ev.source, &ev.delivery_id);
+            let Some(&id) = inserted.get(&k) else {
+                continue;
+            };
+            if !first_seen.insert(k) {
+                continue;
+            }
+            for m in &ev.messages {
+                ev_ids.push(id);
+                routes.push(m.route.clone());
+                chats.push(m.chat.clone());
+                requests.push(m.request.clone());
+                render_errors.push(m.render_error.clone());
+                ops.push(m.op.as_str().to_string());
+                entity_keys.push(m.entity_key.clone());
+            }
+        }
+        if !ev_ids.is_empty() {
+            sqlx::query(
+                "INSERT INTO messages (event_id, route, chat, request, status, created_at, next_attempt_at,
+                                       render_error, op, entity_key)
+                 SELECT ev, r, c, q, 'pending', $8, $8, re, op, ek
+                 FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+                      WITH ORDINALITY AS t(ev, r, c, q, re, op, ek, o)
+                 ORDER BY o",
+            )
+            .bind(ev_ids)
+            .bind(routes)
+            .bind(chats)
+            .bind(requests)
+            .bind(render_errors)
+            .bind(ops)
+            .bind(entity_keys)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        insert_held(&mut tx, events, &inserted, now).await?;
+        tx.commit().await?;
+
+        let mut out = Vec::with_capacity(events.len());
+        for ev in events {
+            match inserted.remove(&key(&ev.source, &ev.delivery_id)) {
+                Some(event_id) => out.push(Committed::Inserted {
+                    event_id,
+                    messages: ev.messages.len(),
+                    held: ev.held.len(),
+                }),
+                None => {
+                    let prev: Option<String> = sqlx::query_scalar(
+                        "SELECT routes FROM events WHERE source = $1 AND delivery_id = $2",
+                    )
+                    .bind(&ev.source)
+                    .bind(&ev.delivery_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    let routes = prev
+                        .and_then(|r| serde_json::from_str(&r).ok())
+                        .unwrap_or_default();
+                    out.push(Committed::Duplicate { routes });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn recover_in_flight(&self) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "WITH lost AS (
+                 SELECT id, status FROM messages
+                 WHERE status IN ('claimed', 'sending') AND lease_until < ",
+            db_now!(),
+            " FOR UPDATE SKIP LOCKED)
+             UPDATE messages m SET status = 'pending', claimed_by = NULL, lease_until = NULL,
+                 maybe_duplicate = m.maybe_duplicate OR lost.status = 'sending'
+             FROM lost WHERE m.id = lost.id
+             RETURNING m.id, lost.status = 'sending'"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut ids = Vec::new();
+        for r in rows {
+            if r.try_get::<bool, _>(1)? {
+                ids.push(r.try_get(0)?);
+            }
+        }
+        Ok(ids)
+    }
+
+    pub async fn claim_due(&self, now: i64, limit: i64) -> Result<Vec<OutboxMessage>, StoreError> {
+        let rows = sqlx::query(concat!(
+            heads!(),
+            ",
+            picked AS (
+                SELECT m.id, m.status FROM messages m JOIN heads h ON h.id = m.id
+                WHERE (m.status = 'pending' AND m.next_attempt_at <= $1)
+                   OR (m.status IN ('claimed', 'sending') AND m.lease_until < ",
+            db_now!(),
+            ")
+                ORDER BY m.next_attempt_at, m.id LIMIT $2
+                FOR UPDATE OF m SKIP LOCKED
+            )
+            UPDATE messages m SET status = 'claimed', claimed_by = $3, lease_until = ",
+            db_now!(),
+            " + $4,
+                maybe_duplicate = m.maybe_duplicate OR picked.status = 'sending'
+            FROM picked, events e
+            WHERE m.id = picked.id AND e.id = m.event_id
+            RETURNING m.id, m.chat, m.route, m.request, m.attempts, m.created_at, m.maybe_duplicate,
+                      m.op, m.entity_key, e.source, e.delivery_id, m.next_attempt_at"
+        ))
+        .bind(now)
+        .bind(limit)
+        .bind(&*self.replica)
+        .bind(self.lease_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        // UPDATE ... RETURNING has no order: oldest due first, as SQLite gives them.
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push((r.try_get::<i64, _>(11)?, row::outbox_message(r)?));
+        }
+        out.sort_by_key(|(due, m)| (*due, m.id));
+        Ok(out.into_iter().map(|(_, m)| m).collect())
+    }
+
+    pub async fn release_claims(&self, ids: &[i64]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE messages SET status = 'pending', claimed_by = NULL, lease_until = NULL
+             WHERE id = ANY($1) AND status = 'claimed' AND claimed_by = $2",
+        )
+        .bind(ids)
+        .bind(&*self.replica)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(concat!(
+            heads!(),
+            " SELECT MIN(m.next_attempt_at) FROM messages m JOIN heads h ON h.id = m.id WHERE m.status = 'pending'"
+        ))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn mark_sending(&self, id: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(concat!(
+            "UPDATE messages SET status = 'sending', attempts = attempts + 1, lease_until = ",
+            db_now!(),
+            " + $3 WHERE id = $1 AND status = 'claimed' AND claimed_by = $2"
+        ))
+        .bind(id)
+        .bind(&*self.replica)
+        .bind(self.lease_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn mark_delivered(
+        &self,
+        id: i64,
+        posted: Option<EntityMessage<'_>>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE messages SET status = 'delivered', delivered_at = $2, last_error = NULL,
+                 claimed_by = NULL, lease_until = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(p) = posted {
+            sqlx::query(
+                "INSERT INTO entity_messages (entity_key, chat, timestamp, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (entity_key) DO UPDATE SET chat = excluded.chat, timestamp = excluded.timestamp,
+                     updated_at = excluded.updated_at",
+            )
+            .bind(p.entity_key)
+            .bind(p.chat)
+            .bind(p.timestamp)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn entity_message(&self, entity_key: &str) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT timestamp FROM entity_messages WHERE entity_key = $1")
+                .bind(entity_key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn retry_later(
+        &self,
+        id: i64,
+        next_at: i64,
+        error: &str,
+        count_attempt: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE messages SET status = 'pending', next_attempt_at = $2, last_error = $3,
+                 attempts = CASE WHEN $4 THEN attempts ELSE GREATEST(attempts - 1, 0) END,
+                 claimed_by = NULL, lease_until = NULL
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(next_at)
+        .bind(error)
+        .bind(count_attempt)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn mark_dead(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE messages SET status = 'dead', last_error = $2, claimed_by = NULL, lease_until = NULL
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn list_messages(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RECORD_COLUMNS} FROM messages m JOIN events e ON e.id = m.event_id
+             WHERE $1::text IS NULL OR m.status = $1 OR ($1 = 'pending' AND m.status IN ('claimed', 'sending'))
+             ORDER BY m.id DESC LIMIT $2"
+        )))
+        .bind(status)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(row::record).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn get_message(&self, id: i64) -> Result<Option<MessageRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RECORD_COLUMNS} FROM messages m JOIN events e ON e.id = m.event_id WHERE m.id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(row::record).transpose()?)
+    }
+
+    pub async fn requeue(&self, id: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE messages SET status = 'pending', attempts = 0, next_attempt_at = $2, created_at = $2
+             WHERE id = $1 AND status IN ('dead', 'dropped')",
+        )
+        .bind(id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn requeue_all_dead(&self) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE messages SET status = 'pending', attempts = 0, next_attempt_at = $1, created_at = $1 WHERE status = 'dead'",
+        )
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub async fn drop_message(&self, id: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE messages SET status = 'dropped', last_error = COALESCE(last_error, 'dropped by operator')
+             WHERE id = $1 AND status IN ('pending', 'dead')",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn prune(&self, cutoff_ms: i64) -> Result<(u64, u64), StoreError> {
+        let messages = self
+            .delete_in_batches(
+                "DELETE FROM messages WHERE id IN (
+                     SELECT id FROM messages
+                     WHERE status IN ('delivered', 'dropped') AND COALESCE(delivered_at, created_at) < $1
+                     LIMIT $2)",
+                cutoff_ms,
+            )
+            .await?;
+        let events = self
+            .delete_in_batches(
+                "DELETE FROM events WHERE id IN (
+                     SELECT e.id FROM events e
+                     WHERE e.received_at < $1 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.event_id = e.id)
+                       AND NOT EXISTS (SELECT 1 FROM group_items g WHERE g.event_id = e.id)
+                     LIMIT $2)",
+                cutoff_ms,
+            )
+            .await?;
+        for sql in [
+            "DELETE FROM fingerprints WHERE (route, fingerprint) IN (SELECT route, fingerprint FROM fingerprints WHERE sent_at < $1 LIMIT $2)",
+            "DELETE FROM entity_messages WHERE entity_key IN (SELECT entity_key FROM entity_messages WHERE updated_at < $1 LIMIT $2)",
+            "DELETE FROM groups WHERE id IN (SELECT id FROM groups WHERE flush_at IS NULL AND COALESCE(last_flush_at, 0) < $1
+                 AND NOT EXISTS (SELECT 1 FROM group_items i WHERE i.group_id = groups.id) LIMIT $2)",
+        ] {
+            self.delete_in_batches(sql, cutoff_ms).await?;
+        }
+        Ok((messages, events))
+    }
+
+    async fn delete_in_batches(
+        &self,
+        sql: &'static str,
+        cutoff_ms: i64,
+    ) -> Result<u64, StoreError> {
+        const BATCH: i64 = 2000;
+        let mut total = 0;
+        loop {
+            let n = sqlx::query(sql)
+                .bind(cutoff_ms)
+                .bind(BATCH)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            total += n;
+            if n < BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    pub async fn stats(&self) -> Result<OutboxStats, StoreError> {
+        let (pending, oldest, dead, delivered): (i64, Option<i64>, i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE status IN ('pending', 'claimed', 'sending')),
+                    MIN(created_at) FILTER (WHERE status IN ('pending', 'claimed', 'sending')),
+                    COUNT(*) FILTER (WHERE status = 'dead'),
+                    COUNT(*) FILTER (WHERE status = 'delivered')
+             FROM messages",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(OutboxStats {
+            pending,
+            dead,
+            delivered,
+            oldest_pending_age_seconds: oldest.map(|t| ((now_ms() - t).max(0)) as f64 / 1000.0),
+        })
+    }
+
+    // ---- groups ------------------------------------------------------------------
+
+    pub async fn due_groups(&self, now: i64, limit: i64) -> Result<Vec<DueGroup>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, route, key, spec FROM groups
+             WHERE flush_at IS NOT NULL AND flush_at <= $1 ORDER BY route, flush_at, id LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(row::due_group).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn next_group_due(&self) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT MIN(flush_at) FROM groups WHERE flush_at IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn group_items(&self, group_ids: &[i64]) -> Result<Vec<StoredItem>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, group_id, event_id, fingerprint, item FROM group_items
+             WHERE group_id = ANY($1) ORDER BY id",
+        )
+        .bind(group_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(row::stored_item)
+            .collect::<Result<_, _>>()?)
+    }
+
+    pub async fn held_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT g.route, COUNT(*) FROM group_items i JOIN groups g ON g.id = i.group_id GROUP BY g.route ORDER BY g.route",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn sent_fingerprints(
+        &self,
+        route: &str,
+        since: i64,
+    ) -> Result<HashSet<String>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT fingerprint FROM fingerprints WHERE route = $1 AND sent_at >= $2",
+        )
+        .bind(route)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    pub async fn route_window(&self, route: &str) -> Result<Option<(i64, i64)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT window_start, sent FROM route_windows WHERE route = $1")
+                .bind(route)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn apply_flush(&self, f: &GroupFlush) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        // Consume the items first: a concurrent flush of the same items blocks here and
+        // then finds fewer left than it read, so only one of them queues a message.
+        let consumed = sqlx::query("DELETE FROM group_items WHERE id <= $1 AND group_id = ANY($2)")
+            .bind(f.upto_item_id)
+            .bind(&f.group_ids)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if consumed != f.items {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for (event_id, m) in &f.messages {
+            sqlx::query(
+                "INSERT INTO messages (event_id, route, chat, request, status, created_at, next_attempt_at, render_error, op, entity_key)
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $5, $6, $7, $8)",
+            )
+            .bind(event_id)
+            .bind(&m.route)
+            .bind(&m.chat)
+            .bind(&m.request)
+            .bind(now)
+            .bind(&m.render_error)
+            .bind(m.op.as_str())
+            .bind(&m.entity_key)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE groups SET last_flush_at = $1,
+                 flush_at = CASE WHEN EXISTS (SELECT 1 FROM group_items i WHERE i.group_id = groups.id)
+                            THEN $2 ELSE NULL END
+             WHERE id = ANY($3)",
+        )
+        .bind(now)
+        .bind(now.saturating_add(f.interval_ms))
+        .bind(&f.group_ids)
+        .execute(&mut *tx)
+        .await?;
+        for fp in &f.fingerprints {
+            sqlx::query(
+                "INSERT INTO fingerprints (route, fingerprint, sent_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (route, fingerprint) DO UPDATE SET sent_at = excluded.sent_at",
+            )
+            .bind(&f.route)
+            .bind(fp)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some((start, sent)) = f.window {
+            sqlx::query(
+                "INSERT INTO route_windows (route, window_start, sent) VALUES ($1, $2, $3)
+                 ON CONFLICT (route) DO UPDATE SET window_start = excluded.window_start, sent = excluded.sent",
+            )
+            .bind(&f.route)
+            .bind(start)
+            .bind(sent)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn merge_groups(
+        &self,
+        route: &str,
+        key: &str,
+        spec: &str,
+        group_ids: &[i64],
+        flush_at: i64,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let target: i64 = sqlx::query_scalar(
+            "INSERT INTO groups (route, key, spec, flush_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (route, key) DO UPDATE SET spec = excluded.spec,
+               flush_at = LEAST(groups.flush_at, excluded.flush_at)
+             RETURNING id",
+        )
+        .bind(route)
+        .bind(key)
+        .bind(spec)
+        .bind(flush_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        let others: Vec<i64> = group_ids.iter().copied().filter(|&g| g != target).collect();
+        if !others.is_empty() {
+            sqlx::query("UPDATE group_items SET group_id = $1 WHERE group_id = ANY($2)")
+                .bind(target)
+                .bind(&others)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE groups SET flush_at = NULL, last_flush_at = $1 WHERE id = ANY($2)")
+                .bind(now)
+                .bind(&others)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn park_group(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE groups SET flush_at = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- silences ----------------------------------------------------------------
+
+    pub async fn add_silence(
+        &self,
+        matcher: &str,
+        starts_at: i64,
+        ends_at: i64,
+        comment: &str,
+        created_by: &str,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO silences (matcher, starts_at, ends_at, comment, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(matcher)
+        .bind(starts_at)
+        .bind(ends_at)
+        .bind(comment)
+        .bind(created_by)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn list_silences(&self, all: bool) -> Result<Vec<Silence>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, matcher, starts_at, ends_at, comment, created_by, created_at, expired FROM silences
+             WHERE $1 OR (NOT expired AND ends_at > $2) ORDER BY id DESC",
+        )
+        .bind(all)
+        .bind(now_ms())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(row::silence).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn expire_silence(&self, id: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE silences SET expired = true, ends_at = LEAST(ends_at, $2) WHERE id = $1 AND NOT expired",
+        )
+        .bind(id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    // ---- transcripts -------------------------------------------------------------
+
+    pub async fn enqueue_transcript(&self, id: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO transcript_queue (id, queued_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn queued_transcripts(&self) -> Result<Vec<QueuedTranscript>, StoreError> {
+        let rows = sqlx::query("SELECT id, attempts FROM transcript_queue ORDER BY queued_at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(row::queued_transcript)
+            .collect::<Result<_, _>>()?)
+    }
+
+    pub async fn dequeue_transcript(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM transcript_queue WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn transcript_failed(&self, id: &str, error: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE transcript_queue SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn has_event(&self, source: &str, delivery_id: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE source = $1 AND delivery_id = $2)",
+        )
+        .bind(source)
+        .bind(delivery_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn transcript_state(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM transcript_state WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn set_transcript_state(&self, pairs: &[(&str, String)]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (k, v) in pairs {
+            sqlx::query(
+                "INSERT INTO transcript_state (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(k)
+            .bind(v)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- replicas ----------------------------------------------------------------
+
+    pub async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let ttl = ttl.as_millis().min(i64::MAX as u128) as i64;
+        let got: Option<String> = sqlx::query_scalar(concat!(
+            "INSERT INTO leases (name, holder, until) VALUES ($1, $2, ",
+            db_now!(),
+            " + $3)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+             WHERE leases.holder = excluded.holder OR leases.until < ",
+            db_now!(),
+            " RETURNING holder"
+        ))
+        .bind(name)
+        .bind(holder)
+        .bind(ttl)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(got.is_some())
+    }
+
+    pub async fn claim_tick(&self, name: &str, tick: i64) -> Result<bool, StoreError> {
+        let got: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO leases (name, tick) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET tick = excluded.tick WHERE leases.tick < excluded.tick
+             RETURNING tick",
+        )
+        .bind(format!("tick:{name}"))
+        .bind(tick)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(got.is_some())
+    }
+
+    pub async fn take_roam_token(
+        &self,
+        rate_per_second: f64,
+        burst: f64,
+    ) -> Result<Option<Duration>, StoreError> {
+        // FOR UPDATE makes a replica waiting on the row read the state the previous
+        // taker left, so two replicas can never both take the last token.
+        let (took, paused_ms, tokens): (bool, i64, f64) = sqlx::query_as(concat!(
+            "WITH cur AS (
+                 SELECT paused_until, updated_at, t,
+                        LEAST($2, tokens + GREATEST(0, t - updated_at) * $1 / 1000.0) AS tokens
+                 FROM roam_pacer, LATERAL (SELECT ",
+            db_now!(),
+            " AS t) now
+                 WHERE name = 'roam' FOR UPDATE OF roam_pacer
+             )
+             UPDATE roam_pacer p SET
+                 tokens = CASE WHEN cur.paused_until <= cur.t AND cur.tokens >= 1
+                               THEN cur.tokens - 1 ELSE cur.tokens END,
+                 updated_at = GREATEST(cur.updated_at, cur.t)
+             FROM cur WHERE p.name = 'roam'
+             RETURNING cur.paused_until <= cur.t AND cur.tokens >= 1,
+                       GREATEST(cur.paused_until - cur.t, 0), cur.tokens"
+        ))
+        .bind(rate_per_second)
+        .bind(burst)
+        .fetch_one(&self.pool)
+        .await?;
+        if took {
+            return Ok(None);
+        }
+        if paused_ms > 0 {
+            return Ok(Some(Duration::from_millis(paused_ms as u64)));
+        }
+        let wait = (1.0 - tokens) / rate_per_second;
+        Ok(Some(
+            Duration::try_from_secs_f64(wait).unwrap_or(Duration::from_secs(1)),
+        ))
+    }
+
+    pub async fn pause_roam(&self, d: Duration) -> Result<(), StoreError> {
+        let ms = d.as_millis().min(i64::MAX as u128 / 2) as i64;
+        sqlx::query(concat!(
+            "UPDATE roam_pacer SET paused_until = GREATEST(paused_until, ",
+            db_now!(),
+            " + $1) WHERE name = 'roam'"
+        ))
+        .bind(ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Inside the commit transaction: the held items of the events that were inserted (a
+/// duplicate delivery holds nothing back). Same rules as SQLite's `insert_held`.
+async fn insert_held(
+    conn: &mut PgConnection,
+    events: &[NewEvent],
+    inserted: &HashMap<String, i64>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let mut done = HashSet::new();
+    for ev in events.iter().filter(|e| !e.held.is_empty()) {
+        let key = format!("{}\u{0}{}", ev.source, ev.delivery_id);
+        let Some(&event_id) = inserted.get(&key) else {
+            continue;
+        };
+        if !done.insert(key) {
+            continue;
+        }
+        for h in &ev.held {
+            let group_id: i64 = sqlx::query_scalar(
+                "INSERT INTO groups (route, key, spec, flush_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (route, key) DO UPDATE SET spec = excluded.spec,
+                   flush_at = CASE
+                     WHEN $5::bigint IS NOT NULL THEN LEAST(groups.flush_at, $5)
+                     WHEN groups.flush_at IS NOT NULL THEN groups.flush_at
+                     WHEN groups.last_flush_at IS NULL THEN $6 + $7
+                     ELSE GREATEST($6, groups.last_flush_at + $8) END
+                 RETURNING id",
+            )
+            .bind(&h.route)
+            .bind(&h.key)
+            .bind(&h.spec)
+            .bind(h.flush_at.unwrap_or(now.saturating_add(h.wait_ms)))
+            .bind(h.flush_at)
+            .bind(now)
+            .bind(h.wait_ms)
+            .bind(h.interval_ms)
+            .fetch_one(&mut *conn)
+            .await?;
+            sqlx::query(
+                "INSERT INTO group_items (group_id, event_id, fingerprint, item, received_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(group_id)
+            .bind(event_id)
+            .bind(&h.fingerprint)
+            .bind(&h.item)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redacted("postgres://rn:s3cret@db:5432/rn?sslmode=require"),
+            "postgres://rn:****@db:5432/rn?sslmode=require"
+        );
+        assert_eq!(
+            redacted("postgresql://db/rn?user=rn&password=s3cret"),
+            "postgresql://db/rn?user=rn&password=****"
+        );
+        assert_eq!(redacted("postgres://rn@db/rn"), "postgres://rn@db/rn");
+    }
+}
