@@ -276,7 +276,7 @@ pub fn simulate(
                 let group = if h.key.starts_with('\u{1}') {
                     "its own".to_string()
                 } else {
-                    format!("{:?}", h.key.replace('\u{0}', ", "))
+                    format!("{:?}", h.key.replace(crate::storage::KEY_SEP, ", "))
                 };
                 (h.route.clone(), group, text)
             })

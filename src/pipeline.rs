@@ -19,7 +19,7 @@ use crate::render::{
 };
 use crate::routing::quiet::CompiledSilence;
 use crate::routing::{Route, Router};
-use crate::storage::{HeldItem, MessageOp, NewEvent, NewMessage, now_ms};
+use crate::storage::{HeldItem, KEY_SEP, MessageOp, NewEvent, NewMessage, now_ms};
 
 pub struct Pipeline {
     pub sources: HashMap<String, Source>,
@@ -315,7 +315,7 @@ pub fn outbox_messages(
             let (op, entity_key) = match upsert_entity {
                 Some(e) if n == 0 => (
                     MessageOp::Upsert,
-                    Some(format!("{}\u{0}{chat}\u{0}{e}", a.route)),
+                    Some(format!("{}{KEY_SEP}{chat}{KEY_SEP}{e}", a.route)),
                 ),
                 _ => (MessageOp::Post, None),
             };
@@ -351,7 +351,7 @@ fn muted_item(
     let no_hold = Hold::default();
     HeldItem {
         route: route.name.clone(),
-        key: format!("\u{3}muted\u{0}{window}\u{0}{until_ms}"),
+        key: format!("\u{3}muted{KEY_SEP}{window}{KEY_SEP}{until_ms}"),
         spec: serde_json::to_string(&spec).unwrap_or_default(),
         fingerprint: grouping::fingerprint(
             route.hold.as_ref().unwrap_or(&no_hold),
@@ -377,7 +377,7 @@ fn held_item(
     text: &str,
     line: Option<String>,
 ) -> HeldItem {
-    let unique = format!("{}\u{0}{}", meta.delivery_id, route.name);
+    let unique = format!("{}{KEY_SEP}{}", meta.delivery_id, route.name);
     let (key, labels) = grouping::group_key(hold, payload, &unique);
     let mut item = Item::new(meta.name, meta.entity, text, payload);
     if let Some(line) = line {

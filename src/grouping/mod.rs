@@ -23,6 +23,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::fieldpath::{FieldPath, scalar_text};
+use crate::storage::KEY_SEP;
 
 /// A route's grouping settings, compiled from its config.
 #[derive(Debug, Clone)]
@@ -150,7 +151,7 @@ pub fn group_key(hold: &Hold, payload: &Value, unique: &str) -> (String, BTreeMa
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
-        .join("\u{0}");
+        .join(&KEY_SEP.to_string());
     (key, labels)
 }
 

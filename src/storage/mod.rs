@@ -66,7 +66,7 @@ pub struct NewMessage {
     pub request: String,
     pub render_error: Option<String>,
     pub op: MessageOp,
-    /// For `Upsert`: route NUL chat NUL entity, the key of `entity_messages`.
+    /// For `Upsert`: route, chat and entity joined by `KEY_SEP`, the key of `entity_messages`.
     pub entity_key: Option<String>,
 }
 
@@ -290,6 +290,10 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Separates the parts of composite keys that are stored (entity keys, group keys):
+/// the ASCII unit separator, since PostgreSQL text cannot hold NUL.
+pub const KEY_SEP: char = '\u{1f}';
+
 /// Whether a storage URL names PostgreSQL (`postgres://`, `postgresql://`).
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
@@ -496,6 +500,10 @@ delegate! {
     fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> bool;
 
     /// Claims the scheduled run `tick` (unix ms) of job `name`: true for the first replica
-    /// to ask, false for every later one, so each scheduled run happens exactly once.
+    /// to ask, false for every later one, so each scheduled run happens exactly once. A
+    /// claim whose replica died unfinished can be taken again after ten minutes.
     fn claim_tick(&self, name: &str, tick: i64) -> bool;
+
+    /// Gives back a claimed run that was interrupted (shutdown), so it can run again.
+    fn release_tick(&self, name: &str, tick: i64) -> ();
 }

@@ -19,7 +19,7 @@ fn ev(id: &str, chats: &[&str]) -> NewEvent {
             .map(|c| NewMessage {
                 route: "r".into(),
                 chat: c.to_string(),
-                request: format!("{{\"chat\":\"{c}\",\"text\":\"{id}\"}}"),
+                request: serde_json::json!({"chat": c, "text": id}).to_string(),
                 render_error: None,
                 op: MessageOp::Post,
                 entity_key: None,
@@ -36,7 +36,7 @@ fn held(id: &str, route: &str, key: &str) -> NewEvent {
             key: key.into(),
             spec: "{}".into(),
             fingerprint: format!("fp-{id}"),
-            item: format!("{{\"title\":\"{id}\"}}"),
+            item: serde_json::json!({ "title": id }).to_string(),
             wait_ms: 0,
             interval_ms: 1000,
             flush_at: None,
@@ -71,6 +71,7 @@ on_both_backends!(
     a_group_is_flushed_once,
     outbox_admin_and_silences,
     transcript_queue_and_state,
+    text_with_nul_from_a_payload_is_stored,
 );
 
 /// Claims last 1 ms here, so a reopened store sees the earlier one's sends as cut short.
@@ -308,6 +309,46 @@ async fn transcript_queue_and_state(url: String) {
     s.close().await;
 }
 
+/// A payload may carry NUL (JSON "\u0000") into names, entities, delivery ids and group
+/// keys; PostgreSQL text cannot hold it. Such an event must still commit (not 503 on
+/// every retry), deduplicate, and be found again.
+async fn text_with_nul_from_a_payload_is_stored(url: String) {
+    let s = Store::open(&url).await.unwrap();
+    let mut e = ev("d\0x", &["A"]);
+    e.name = "x.\0y".into();
+    e.entity = Some("ent\0ity".into());
+    e.messages[0].render_error = Some("bad \0 template".into());
+    e.messages[0].entity_key = Some("r\0A\0ent".into());
+    e.messages[0].op = MessageOp::Upsert;
+    let mut h = held("h\0", "r", "k=\0");
+    h.entity = Some("\0".into());
+    let r = s.commit_events(&[e.clone(), h, e]).await.unwrap();
+    assert!(
+        matches!(r[0], Committed::Inserted { messages: 1, .. }),
+        "{r:?}"
+    );
+    assert!(matches!(r[1], Committed::Inserted { held: 1, .. }), "{r:?}");
+    assert!(matches!(r[2], Committed::Duplicate { .. }), "{r:?}");
+    assert!(s.has_event("gh", "d\0x").await.unwrap());
+    let m = s.claim_due(now_ms() + 1, 10).await.unwrap().remove(0);
+    s.mark_delivered(
+        m.id,
+        Some(EntityMessage {
+            entity_key: m.entity_key.as_deref().unwrap(),
+            chat: "A",
+            timestamp: 7,
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.entity_message("r\0A\0ent").await.unwrap(), Some(7));
+    assert_eq!(s.held_counts().await.unwrap(), vec![("r".to_string(), 1)]);
+    s.commit_events(&[ev("again\0", &["A"])]).await.unwrap();
+    let m = s.claim_due(now_ms() + 1, 10).await.unwrap().remove(0);
+    s.mark_dead(m.id, "roam said \0").await.unwrap();
+    s.close().await;
+}
+
 /// Several replicas on one PostgreSQL database.
 mod replicas {
     use super::*;
@@ -451,6 +492,16 @@ mod replicas {
         assert!(a.claim_tick("sweep", 1000).await.unwrap());
         assert!(!b.claim_tick("sweep", 1000).await.unwrap());
         assert!(!a.claim_tick("sweep", 900).await.unwrap(), "an older run");
+        assert!(b.claim_tick("sweep", 2000).await.unwrap());
+        // An interrupted run is given back and can be run again, by anyone.
+        a.release_tick("sweep", 2000).await.unwrap();
+        assert!(
+            a.claim_tick("sweep", 2000).await.unwrap(),
+            "only its holder releases it"
+        );
+        assert!(!b.claim_tick("sweep", 2000).await.unwrap());
+        b.release_tick("sweep", 2000).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
         assert!(b.claim_tick("sweep", 2000).await.unwrap());
     }
 

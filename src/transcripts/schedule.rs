@@ -107,9 +107,9 @@ pub async fn run(schedule: Schedule, sweeper: Arc<Sweeper>, shutdown: Cancellati
         let tick = schedule
             .last_at_or_before(Utc::now())
             .map_or(0, |t| t.timestamp_millis());
-        if sweeper.claim_run(tick).await {
-            sweeper.run_logged("catch-up at start-up", &shutdown).await;
-        }
+        sweeper
+            .run_scheduled(tick, "catch-up at start-up", &shutdown)
+            .await;
     }
     let mut scheduler = scheduler;
     loop {
@@ -146,8 +146,10 @@ pub async fn run(schedule: Schedule, sweeper: Arc<Sweeper>, shutdown: Cancellati
         }
         tokio::select! {
             fired = rx => {
-                if fired.is_ok() && sweeper.claim_run(next.timestamp_millis()).await {
-                    sweeper.run_logged("schedule", &shutdown).await;
+                if fired.is_ok() {
+                    sweeper
+                        .run_scheduled(next.timestamp_millis(), "schedule", &shutdown)
+                        .await;
                 }
             }
             _ = shutdown.cancelled() => break,

@@ -143,23 +143,32 @@ impl Sweeper {
         &self.status
     }
 
-    /// Claims the scheduled run at `tick` (unix ms) for this replica. With several
-    /// replicas the first to ask runs it and the others skip it; a database error skips
-    /// it too (the next run catches up from the checkpoint).
-    pub async fn claim_run(&self, tick: i64) -> bool {
-        match self.store.claim_tick("transcript_sweep", tick).await {
-            Ok(true) => true,
+    /// The scheduled run at `tick` (unix ms). With several replicas the first to claim it
+    /// runs it and the others skip it; a database error skips it too (the next run
+    /// catches up from the checkpoint). A run cut short by shutdown is given back, so a
+    /// restart (or another replica) runs it.
+    pub async fn run_scheduled(&self, tick: i64, trigger: &str, shutdown: &CancellationToken) {
+        const JOB: &str = "transcript_sweep";
+        match self.store.claim_tick(JOB, tick).await {
+            Ok(true) => {}
             Ok(false) => {
                 tracing::info!(
                     tick,
                     "this scheduled transcript sweep is run by another replica"
                 );
-                false
+                return;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot claim the scheduled transcript sweep; skipping it, the next run catches up");
-                false
+                return;
             }
+        }
+        let report = self.run_logged(trigger, shutdown).await;
+        if shutdown.is_cancelled()
+            && report.is_none_or(|r| r.interrupted)
+            && let Err(e) = self.store.release_tick(JOB, tick).await
+        {
+            tracing::warn!(error = %e, "cannot give back the interrupted sweep; it can be run again in ten minutes");
         }
     }
 

@@ -311,7 +311,8 @@ async fn a_roam_call_that_times_out_is_retried() {
     fake.script([Reply::Slow(Duration::from_secs(3))]);
     let dir = tempfile::tempdir().unwrap();
     let toml = test_config(&fake.url, &dir.path().join("t.db"), ROUTE_ALL_GITHUB)
-        .replace("burst = 50", "burst = 50\nrequest_timeout = \"300ms\"");
+        .replace("request_timeout = \"10s\"", "request_timeout = \"300ms\"")
+        .replace("request_timeout = \"2s\"", "request_timeout = \"300ms\"");
     let app = TestApp::spawn(&toml).await;
     app.push_accepted("slow-1").await;
     let ready = app.wait_ready(|r| r["outbox"]["delivered"] == 1).await;

@@ -471,8 +471,10 @@ base_url = "{roam_url}"
 api_key = "{KEY}"
 rate_per_second = 200
 burst = 50
+request_timeout = "{request_timeout}"
 [storage]
 url = "{db}"
+lease = "{lease}"
 [delivery]
 retry_initial = "50ms"
 retry_max = "200ms"
@@ -484,15 +486,24 @@ kind = "github"
 secret = "{SECRET}"
 {extra}
 "#,
-        db = storage_url(db)
+        db = storage_url(db),
+        // On PostgreSQL a restarted daemon takes back what it was sending only when its
+        // old claims run out: keep that short (and sends shorter still) in tests.
+        request_timeout = if on_postgres() { "2s" } else { "10s" },
+        lease = if on_postgres() { "5s" } else { "60s" },
     )
+}
+
+/// Whether this test run keeps its data in PostgreSQL (`ROAM_NOTIFY_TEST_STORAGE=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("ROAM_NOTIFY_TEST_STORAGE").as_deref() == Ok("postgres")
 }
 
 /// The storage URL for a test's database file. With `ROAM_NOTIFY_TEST_STORAGE=postgres`
 /// (a second pass of `.ci/run`) each file name stands for its own fresh PostgreSQL schema
 /// instead, the same one each time the test asks (so restarts find their data).
 pub fn storage_url(db: &Path) -> String {
-    if std::env::var("ROAM_NOTIFY_TEST_STORAGE").as_deref() != Ok("postgres") {
+    if !on_postgres() {
         return format!("sqlite://{}", db.display());
     }
     static SCHEMAS: std::sync::Mutex<Option<HashMap<PathBuf, String>>> =

@@ -15,6 +15,7 @@
 //!
 //! Times compared across replicas (leases, the bucket) use the database's clock.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -29,8 +30,8 @@ use super::{
     OutboxStats, QueuedTranscript, ReplicaSettings, Silence, StoreError, StoredItem, now_ms,
 };
 
-/// Version 3: the same tables as SQLite's versions 1-3, plus the replica tables.
-const SCHEMA_V3: &str = include_str!("schema.sql");
+/// Version 4: the same tables as SQLite's versions 1-4, plus the replica tables.
+const SCHEMA_V4: &str = include_str!("schema.sql");
 
 /// The database's clock, unix ms.
 macro_rules! db_now {
@@ -41,6 +42,9 @@ macro_rules! db_now {
 
 /// Advisory lock key serializing the migrations of replicas that start together.
 const MIGRATION_LOCK: i64 = 0x726f_616d_6e6f; // "roamno"
+
+/// A claimed scheduled run whose replica died unfinished may be claimed again after this.
+const TICK_LEASE: Duration = Duration::from_secs(600);
 
 /// Connections per replica: the committer, the delivery worker, the flusher, the sweeper,
 /// admin and health requests, with room to spare.
@@ -102,6 +106,21 @@ pub fn redacted(url: &str) -> String {
     format!("{scheme}://{authority}{tail}")
 }
 
+/// PostgreSQL text cannot hold NUL; a payload can. Text that comes from outside is
+/// stored with NUL as U+FFFD (and looked up the same way), instead of failing the commit
+/// and every retry of it.
+fn clean(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', "\u{fffd}"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+fn clean_opt(s: &Option<String>) -> Option<String> {
+    s.as_deref().map(|s| clean(s).into_owned())
+}
+
 fn new_replica_id() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
@@ -153,12 +172,12 @@ impl PgStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(StoreError::Migrate)?;
-        if version.unwrap_or(0) < 3 {
-            sqlx::raw_sql(SCHEMA_V3)
+        if version.unwrap_or(0) < 4 {
+            sqlx::raw_sql(SCHEMA_V4)
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::Migrate)?;
-            sqlx::query("INSERT INTO schema_version (version) VALUES (3)")
+            sqlx::query("INSERT INTO schema_version (version) VALUES (4)")
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::Migrate)?;
@@ -190,11 +209,16 @@ impl PgStore {
             events[*later].source == events[*first].source
                 && events[*later].delivery_id == events[*first].delivery_id
         });
-        let column = |f: &dyn Fn(&NewEvent) -> String| -> Vec<String> {
-            order.iter().map(|&i| f(&events[i])).collect()
+        let column = |f: &dyn Fn(&NewEvent) -> &str| -> Vec<String> {
+            order
+                .iter()
+                .map(|&i| clean(f(&events[i])).into_owned())
+                .collect()
         };
-        let entities: Vec<Option<String>> =
-            order.iter().map(|&i| events[i].entity.clone()).collect();
+        let entities: Vec<Option<String>> = order
+            .iter()
+            .map(|&i| clean_opt(&events[i].entity))
+            .collect();
 
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
@@ -206,17 +230,22 @@ impl PgStore {
              ON CONFLICT (source, delivery_id) DO NOTHING
              RETURNING id, source, delivery_id",
         )
-        .bind(column(&|e| e.source.clone()))
-        .bind(column(&|e| e.delivery_id.clone()))
-        .bind(column(&|e| e.name.clone()))
+        .bind(column(&|e| &e.source))
+        .bind(column(&|e| &e.delivery_id))
+        .bind(column(&|e| &e.name))
         .bind(entities)
-        .bind(column(&|e| {
-            serde_json::to_string(&e.routes).unwrap_or_else(|_| "[]".into())
-        }))
+        .bind(
+            order
+                .iter()
+                .map(|&i| serde_json::to_string(&events[i].routes).unwrap_or_else(|_| "[]".into()))
+                .collect::<Vec<_>>(),
+        )
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;
-        let key = |source: &str, delivery: &str| format!("{source}\u{0}{delivery}");
+        // Keyed as stored (cleaned), since the map is filled from what the INSERT returns.
+        let key =
+            |source: &str, delivery: &str| format!("{}\u{0}{}", clean(source), clean(delivery));
         let mut inserted: HashMap<String, i64> = HashMap::with_capacity(rows.len());
         for r in &rows {
             let (id, source, delivery): (i64, String, String) =
@@ -241,9 +270,9 @@ impl PgStore {
                 routes.push(m.route.clone());
                 chats.push(m.chat.clone());
                 requests.push(m.request.clone());
-                render_errors.push(m.render_error.clone());
+                render_errors.push(clean_opt(&m.render_error));
                 ops.push(m.op.as_str().to_string());
-                entity_keys.push(m.entity_key.clone());
+                entity_keys.push(clean_opt(&m.entity_key));
             }
         }
         if !ev_ids.is_empty() {
@@ -281,8 +310,8 @@ impl PgStore {
                     let prev: Option<String> = sqlx::query_scalar(
                         "SELECT routes FROM events WHERE source = $1 AND delivery_id = $2",
                     )
-                    .bind(&ev.source)
-                    .bind(&ev.delivery_id)
+                    .bind(clean(&ev.source))
+                    .bind(clean(&ev.delivery_id))
                     .fetch_optional(&self.pool)
                     .await?;
                     let routes = prev
@@ -414,7 +443,7 @@ impl PgStore {
                  ON CONFLICT (entity_key) DO UPDATE SET chat = excluded.chat, timestamp = excluded.timestamp,
                      updated_at = excluded.updated_at",
             )
-            .bind(p.entity_key)
+            .bind(clean(p.entity_key))
             .bind(p.chat)
             .bind(p.timestamp)
             .bind(now)
@@ -428,7 +457,7 @@ impl PgStore {
     pub async fn entity_message(&self, entity_key: &str) -> Result<Option<i64>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT timestamp FROM entity_messages WHERE entity_key = $1")
-                .bind(entity_key)
+                .bind(clean(entity_key))
                 .fetch_optional(&self.pool)
                 .await?,
         )
@@ -449,7 +478,7 @@ impl PgStore {
         )
         .bind(id)
         .bind(next_at)
-        .bind(error)
+        .bind(clean(error))
         .bind(count_attempt)
         .execute(&self.pool)
         .await?;
@@ -462,7 +491,7 @@ impl PgStore {
              WHERE id = $1",
         )
         .bind(id)
-        .bind(error)
+        .bind(clean(error))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -691,9 +720,9 @@ impl PgStore {
             .bind(&m.chat)
             .bind(&m.request)
             .bind(now)
-            .bind(&m.render_error)
+            .bind(clean_opt(&m.render_error))
             .bind(m.op.as_str())
-            .bind(&m.entity_key)
+            .bind(clean_opt(&m.entity_key))
             .execute(&mut *tx)
             .await?;
         }
@@ -751,7 +780,7 @@ impl PgStore {
              RETURNING id",
         )
         .bind(route)
-        .bind(key)
+        .bind(clean(key))
         .bind(spec)
         .bind(flush_at)
         .fetch_one(&mut *tx)
@@ -798,8 +827,8 @@ impl PgStore {
         .bind(matcher)
         .bind(starts_at)
         .bind(ends_at)
-        .bind(comment)
-        .bind(created_by)
+        .bind(clean(comment))
+        .bind(clean(created_by))
         .bind(now_ms())
         .fetch_one(&self.pool)
         .await?)
@@ -834,7 +863,7 @@ impl PgStore {
         let r = sqlx::query(
             "INSERT INTO transcript_queue (id, queued_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
         )
-        .bind(id)
+        .bind(clean(id))
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
@@ -853,7 +882,7 @@ impl PgStore {
 
     pub async fn dequeue_transcript(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM transcript_queue WHERE id = $1")
-            .bind(id)
+            .bind(clean(id))
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -863,8 +892,8 @@ impl PgStore {
         sqlx::query(
             "UPDATE transcript_queue SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
         )
-        .bind(id)
-        .bind(error)
+        .bind(clean(id))
+        .bind(clean(error))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -874,8 +903,8 @@ impl PgStore {
         Ok(sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM events WHERE source = $1 AND delivery_id = $2)",
         )
-        .bind(source)
-        .bind(delivery_id)
+        .bind(clean(source))
+        .bind(clean(delivery_id))
         .fetch_one(&self.pool)
         .await?)
     }
@@ -932,16 +961,34 @@ impl PgStore {
     }
 
     pub async fn claim_tick(&self, name: &str, tick: i64) -> Result<bool, StoreError> {
-        let got: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO leases (name, tick) VALUES ($1, $2)
-             ON CONFLICT (name) DO UPDATE SET tick = excluded.tick WHERE leases.tick < excluded.tick
-             RETURNING tick",
-        )
+        let got: Option<i64> = sqlx::query_scalar(concat!(
+            "INSERT INTO leases (name, holder, until, tick) VALUES ($1, $3, ",
+            db_now!(),
+            " + $4, $2)
+             ON CONFLICT (name) DO UPDATE SET tick = excluded.tick, holder = excluded.holder,
+                 until = excluded.until
+             WHERE leases.tick < excluded.tick
+                OR (leases.tick = excluded.tick AND leases.until < ",
+            db_now!(),
+            ") RETURNING tick"
+        ))
         .bind(format!("tick:{name}"))
         .bind(tick)
+        .bind(&*self.replica)
+        .bind(TICK_LEASE.as_millis() as i64)
         .fetch_optional(&self.pool)
         .await?;
         Ok(got.is_some())
+    }
+
+    pub async fn release_tick(&self, name: &str, tick: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE leases SET until = 0 WHERE name = $1 AND tick = $2 AND holder = $3")
+            .bind(format!("tick:{name}"))
+            .bind(tick)
+            .bind(&*self.replica)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub async fn take_roam_token(
@@ -1012,7 +1059,7 @@ async fn insert_held(
 ) -> Result<(), sqlx::Error> {
     let mut done = HashSet::new();
     for ev in events.iter().filter(|e| !e.held.is_empty()) {
-        let key = format!("{}\u{0}{}", ev.source, ev.delivery_id);
+        let key = format!("{}\u{0}{}", clean(&ev.source), clean(&ev.delivery_id));
         let Some(&event_id) = inserted.get(&key) else {
             continue;
         };
@@ -1026,18 +1073,19 @@ async fn insert_held(
                    flush_at = CASE
                      WHEN $5::bigint IS NOT NULL THEN LEAST(groups.flush_at, $5)
                      WHEN groups.flush_at IS NOT NULL THEN groups.flush_at
-                     WHEN groups.last_flush_at IS NULL THEN $6 + $7
+                     WHEN groups.last_flush_at IS NULL THEN $7
                      ELSE GREATEST($6, groups.last_flush_at + $8) END
                  RETURNING id",
             )
             .bind(&h.route)
-            .bind(&h.key)
+            .bind(clean(&h.key))
             .bind(&h.spec)
             .bind(h.flush_at.unwrap_or(now.saturating_add(h.wait_ms)))
             .bind(h.flush_at)
             .bind(now)
-            .bind(h.wait_ms)
-            .bind(h.interval_ms)
+            .bind(now.saturating_add(h.wait_ms))
+            // PostgreSQL errors on overflow where SQLite goes to float: keep the sum in range.
+            .bind(h.interval_ms.min(i64::MAX / 2))
             .fetch_one(&mut *conn)
             .await?;
             sqlx::query(
@@ -1045,7 +1093,7 @@ async fn insert_held(
             )
             .bind(group_id)
             .bind(event_id)
-            .bind(&h.fingerprint)
+            .bind(clean(&h.fingerprint))
             .bind(&h.item)
             .bind(now)
             .execute(&mut *conn)

@@ -17,12 +17,12 @@ use sqlx::sqlite::Sqlite;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row};
+use sqlx::{QueryBuilder, Row, SqliteConnection};
 
 use super::row::{self, RECORD_COLUMNS};
 use super::{
-    Committed, EntityMessage, MessageRecord, NewEvent, NewMessage, OutboxMessage, OutboxStats,
-    StoreError, now_ms,
+    Committed, EntityMessage, KEY_SEP, MessageRecord, NewEvent, NewMessage, OutboxMessage,
+    OutboxStats, StoreError, now_ms,
 };
 
 const SCHEMA_V1: &str = include_str!("schema.sql");
@@ -59,6 +59,39 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
         return None;
     }
     Some(PathBuf::from(path))
+}
+
+/// Schema version 4: stored composite keys (entity keys, group keys) are joined by
+/// `KEY_SEP` instead of NUL, the format PostgreSQL can store too. Done in Rust, row by
+/// row, because SQLite's string functions are undefined on text holding NUL. Delivered
+/// and dropped messages are left as they were: nothing looks their keys up again.
+async fn rekey_v4(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    let fix = |s: &str| s.replace('\0', &KEY_SEP.to_string());
+    for (select, update) in [
+        (
+            "SELECT rowid, entity_key FROM entity_messages",
+            "UPDATE entity_messages SET entity_key = $2 WHERE rowid = $1",
+        ),
+        (
+            "SELECT id, key FROM groups",
+            "UPDATE groups SET key = $2 WHERE id = $1",
+        ),
+        (
+            "SELECT id, entity_key FROM messages
+             WHERE entity_key IS NOT NULL AND status NOT IN ('delivered', 'dropped')",
+            "UPDATE messages SET entity_key = $2 WHERE id = $1",
+        ),
+    ] {
+        let rows: Vec<(i64, String)> = sqlx::query_as(select).fetch_all(&mut *conn).await?;
+        for (id, key) in rows.into_iter().filter(|(_, k)| k.contains('\0')) {
+            sqlx::query(update)
+                .bind(id)
+                .bind(fix(&key))
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// A CTE `heads`: the oldest unsent message of every chat. It walks the partial index
@@ -170,6 +203,13 @@ impl SqliteStore {
                     .await
                     .map_err(StoreError::Migrate)?;
             }
+        }
+        if version.unwrap_or(0) < 4 {
+            rekey_v4(&mut tx).await.map_err(StoreError::Migrate)?;
+            sqlx::query("INSERT INTO schema_version (version) VALUES (4)")
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Migrate)?;
         }
         tx.commit().await.map_err(StoreError::Migrate)
     }
@@ -559,8 +599,42 @@ impl SqliteStore {
         Ok(true)
     }
 
+    pub async fn release_tick(&self, _name: &str, _tick: i64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn version_4_rekeys_nul_separated_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let s = SqliteStore::open(&url).await.unwrap();
+        // Rows as version 3 wrote them, and the store set back to version 3.
+        sqlx::raw_sql(
+            "INSERT INTO entity_messages VALUES ('r' || char(0) || 'C' || char(0) || 'e', 'C', 5, 1);
+             INSERT INTO groups (route, key, spec) VALUES ('r', 'a=1' || char(0) || 'b=2', '{}');
+             DELETE FROM schema_version WHERE version = 4;",
+        )
+        .execute(&s.writer)
+        .await
+        .unwrap();
+        s.close().await;
+        let s = SqliteStore::open(&url).await.unwrap();
+        let key = format!("r{KEY_SEP}C{KEY_SEP}e");
+        assert_eq!(s.entity_message(&key).await.unwrap(), Some(5));
+        let groups: Vec<String> = sqlx::query_scalar("SELECT key FROM groups")
+            .fetch_all(&s.reader)
+            .await
+            .unwrap();
+        assert_eq!(groups, vec![format!("a=1{KEY_SEP}b=2")]);
     }
 }
