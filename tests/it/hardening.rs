@@ -204,3 +204,48 @@ async fn tls_terminates_on_the_webhook_listener_when_configured() {
     assert_eq!(err.exit_code(), 2);
     assert!(err.to_string().contains("server.tls_key"), "{err}");
 }
+
+/// A payload may carry NUL (JSON "\u0000") into the entity, the text and the group key.
+/// PostgreSQL text cannot hold NUL: the event must still be stored (202, not a 503 that
+/// the sender retries forever) and delivered, on either storage (CI runs this on both).
+#[tokio::test]
+async fn a_payload_carrying_nul_is_stored_and_delivered() {
+    let roam = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let routes = format!(
+        r#"
+[[routes]]
+name = "pushes"
+source = "github"
+to = "{CHAT_A}"
+update = true
+thread = true
+continue = true
+[[routes]]
+name = "grouped"
+source = "github"
+to = "{CHAT_B}"
+group_by = ["ref"]
+group_wait = "100ms"
+"#
+    );
+    let app = TestApp::spawn(&test_config(&roam.url, &dir.path().join("t.db"), &routes)).await;
+    let mut push: Value = serde_json::from_slice(&fixture("github/push.json")).unwrap();
+    push["ref"] = "refs/heads/ma\u{0}in".into();
+    push["pusher"]["name"] = "nul\u{0}pusher".into();
+    let body = serde_json::to_vec(&push).unwrap();
+    assert!(
+        body.windows(6).any(|w| w == b"\\u0000"),
+        "the JSON carries NUL"
+    );
+    for delivery in ["nul-1", "nul-1"] {
+        let r = app.github("push", delivery, &body, SECRET).await;
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+    wait_for("both messages", Duration::from_secs(10), || {
+        roam.delivered().len() == 2
+    })
+    .await;
+    roam.assert_all_valid();
+    app.stop().await;
+}
