@@ -28,7 +28,7 @@ pub enum OutboxCommand {
 }
 
 pub async fn run(cfg: &Config, cmd: OutboxCommand) -> Result<String, String> {
-    let store = Store::open(&cfg.storage.url)
+    let store = Store::open(cfg.storage.url.expose())
         .await
         .map_err(|e| e.to_string())?;
     let out = match cmd {
@@ -246,7 +246,7 @@ pub async fn create_silence(store: &Store, r: SilenceRequest) -> Result<(i64, i6
 }
 
 pub async fn run_silence(cfg: &Config, cmd: SilenceCommand) -> Result<String, String> {
-    let store = Store::open(&cfg.storage.url)
+    let store = Store::open(cfg.storage.url.expose())
         .await
         .map_err(|e| e.to_string())?;
     let out = match cmd {
@@ -384,7 +384,7 @@ pub async fn run_transcripts(cfg: &Config, cmd: TranscriptsCommand) -> Result<St
     let pipeline = Pipeline::compile(cfg).map_err(|e| format!("config error: {e}"))?;
     let client = RoamClient::new(&cfg.roam.base_url, key, cfg.roam.request_timeout)
         .map_err(|e| e.to_string())?;
-    let store = Store::open(&cfg.storage.url)
+    let store = Store::open(cfg.storage.url.expose())
         .await
         .map_err(|e| e.to_string())?;
     let (committer, writer) =

@@ -125,7 +125,7 @@ impl Application {
             Outlet::DryRun => None,
         };
         let store = Store::open_with(
-            &cfg.storage.url,
+            cfg.storage.url.expose(),
             ReplicaSettings {
                 lease: cfg.storage.lease,
             },

@@ -207,8 +207,9 @@ pub struct RoamConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
-    #[serde(deserialize_with = "de::string_like")]
-    pub url: String,
+    /// A secret, since a PostgreSQL URL may carry a password: `${env:…}` / `${file:…}`
+    /// work, and it never prints.
+    pub url: Secret,
     /// Delivered and dropped messages, and their events, are deleted this long after;
     /// a sender's redelivery is recognised as a duplicate for as long.
     #[serde(deserialize_with = "de::duration")]
@@ -629,6 +630,12 @@ impl Config {
     }
 
     fn resolve_secrets(&mut self) -> Result<(), ConfigError> {
+        let url = self
+            .storage
+            .url
+            .resolve()
+            .map_err(|p| self.error("storage.url", p))?;
+        self.storage.url = url;
         if let Some(k) = &self.roam.api_key {
             let resolved = k.resolve().map_err(|p| self.error("roam.api_key", p))?;
             self.roam.api_key = Some(resolved);
@@ -725,14 +732,13 @@ impl Config {
         if self.roam.burst == 0 {
             return Err(self.error("roam.burst", "must be at least 1"));
         }
-        if !self.storage.url.starts_with("sqlite:")
-            && !crate::storage::is_postgres_url(&self.storage.url)
-        {
+        let url = self.storage.url.expose();
+        if !url.starts_with("sqlite:") && !crate::storage::is_postgres_url(url) {
             return Err(self.error(
                 "storage.url",
                 format!(
                     "{:?}: use sqlite://FILE (one daemon) or postgres://USER@HOST/DB (several replicas)",
-                    crate::storage::redacted_url(&self.storage.url)
+                    crate::storage::redacted_url(url)
                 ),
             ));
         }
@@ -895,6 +901,35 @@ mod tests {
         assert_eq!(c.server.max_body, 1 << 20);
         assert_eq!(c.roam.burst, 10);
         assert!(c.dry_run());
+    }
+
+    #[test]
+    fn the_storage_url_is_a_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db-url");
+        std::fs::write(&file, "postgres://rn:hunter2@db:5432/rn\n").unwrap();
+        let c = Config::from_toml_str(
+            &format!("[storage]\nurl = \"${{file:{}}}\"\n", file.display()),
+            "c.toml",
+        )
+        .unwrap();
+        assert_eq!(c.storage.url.expose(), "postgres://rn:hunter2@db:5432/rn");
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let e = Config::from_toml_str("[storage]\nurl = \"mysql://rn:hunter2@db/rn\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("storage.url") && e.contains("postgres://"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = Config::from_toml_str("[storage]\nlease = \"15s\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("storage.lease") && e.contains("roam.request_timeout"),
+            "{e}"
+        );
     }
 
     #[test]
