@@ -505,6 +505,60 @@ mod replicas {
         assert!(b.claim_tick("sweep", 2000).await.unwrap());
     }
 
+    /// A commit adding an item to a group while the group is being flushed: the flush
+    /// waits for it and leaves the group scheduled, so the new item is not stranded.
+    #[tokio::test]
+    async fn a_flush_racing_a_commit_keeps_the_new_item_scheduled() {
+        use sqlx::Connection;
+        let test = "a_flush_racing_a_commit_keeps_the_new_item_scheduled";
+        let Some(url) = crate::storage::testing::postgres_url(test).await else {
+            return;
+        };
+        let s = Store::open(&url).await.unwrap();
+        s.commit_events(&[held("1", "r", "k")]).await.unwrap();
+        let g = s.due_groups(now_ms() + 1, 10).await.unwrap().remove(0);
+        let items = s.group_items(&[g.id]).await.unwrap();
+        // A commit in progress: it has upserted the group (row locked) and added an item.
+        let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
+        let mut tx = other.begin().await.unwrap();
+        sqlx::query("UPDATE groups SET spec = spec WHERE id = $1")
+            .bind(g.id)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO group_items (group_id, event_id, fingerprint, item, received_at)
+             VALUES ($1, $2, 'fp-2', '{}', 0)",
+        )
+        .bind(g.id)
+        .bind(items[0].event_id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        let flush = GroupFlush {
+            route: "r".into(),
+            group_ids: vec![g.id],
+            upto_item_id: items[0].id,
+            items: 1,
+            messages: vec![],
+            fingerprints: vec![],
+            window: None,
+            interval_ms: 1000,
+        };
+        let flusher = tokio::spawn({
+            let s = s.clone();
+            async move { s.apply_flush(&flush).await.unwrap() }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tx.commit().await.unwrap();
+        assert!(flusher.await.unwrap());
+        assert_eq!(s.held_counts().await.unwrap(), vec![("r".to_string(), 1)]);
+        assert!(
+            s.next_group_due().await.unwrap().is_some(),
+            "the group with the new item must stay scheduled"
+        );
+    }
+
     #[tokio::test]
     async fn the_roam_rate_limit_is_shared() {
         let Some((a, b)) = two("the_roam_rate_limit_is_shared", Duration::from_secs(60)).await

@@ -698,7 +698,8 @@ impl PgStore {
     pub async fn apply_flush(&self, f: &GroupFlush) -> Result<bool, StoreError> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        // Consume the items first: a concurrent flush of the same items blocks here and
+        lock_groups(&mut tx, &f.group_ids).await?;
+        // Consume the items first: a concurrent flush of the same items blocks above and
         // then finds fewer left than it read, so only one of them queues a message.
         let consumed = sqlx::query("DELETE FROM group_items WHERE id <= $1 AND group_id = ANY($2)")
             .bind(f.upto_item_id)
@@ -787,6 +788,7 @@ impl PgStore {
         .await?;
         let others: Vec<i64> = group_ids.iter().copied().filter(|&g| g != target).collect();
         if !others.is_empty() {
+            lock_groups(&mut tx, &others).await?;
             sqlx::query("UPDATE group_items SET group_id = $1 WHERE group_id = ANY($2)")
                 .bind(target)
                 .bind(&others)
@@ -1047,6 +1049,20 @@ impl PgStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Locks group rows (in id order) before a flush or merge changes them. A commit adding
+/// an item to a group locks the group's row first (its upsert) and holds it until it
+/// commits, so once these locks are held every item committed to these groups is
+/// visible to the statements that follow. Without them, a flush could decide from an
+/// older snapshot that a group had nothing left and unschedule it, stranding the item
+/// a concurrent commit had just added.
+async fn lock_groups(conn: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT id FROM groups WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(ids)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Inside the commit transaction: the held items of the events that were inserted (a
