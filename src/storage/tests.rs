@@ -493,16 +493,16 @@ mod replicas {
         assert!(!b.claim_tick("sweep", 1000).await.unwrap());
         assert!(!a.claim_tick("sweep", 900).await.unwrap(), "an older run");
         assert!(b.claim_tick("sweep", 2000).await.unwrap());
-        // An interrupted run is given back and can be run again, by anyone.
+        // An interrupted run is given back by its holder and can be run again, by anyone.
         a.release_tick("sweep", 2000).await.unwrap();
         assert!(
-            a.claim_tick("sweep", 2000).await.unwrap(),
+            !a.claim_tick("sweep", 2000).await.unwrap(),
             "only its holder releases it"
         );
-        assert!(!b.claim_tick("sweep", 2000).await.unwrap());
+        assert!(!b.claim_tick("sweep", 2000).await.unwrap(), "still running");
         b.release_tick("sweep", 2000).await.unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
-        assert!(b.claim_tick("sweep", 2000).await.unwrap());
+        assert!(a.claim_tick("sweep", 2000).await.unwrap());
     }
 
     /// A commit adding an item to a group while the group is being flushed: the flush
