@@ -14,6 +14,7 @@
 
 pub mod committer;
 pub mod leader;
+mod portable;
 mod postgres;
 mod row;
 mod sqlite;

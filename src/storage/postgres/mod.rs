@@ -24,10 +24,10 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
-use super::row::{self, RECORD_COLUMNS};
+use super::row;
 use super::{
-    Committed, DueGroup, EntityMessage, GroupFlush, MessageRecord, NewEvent, OutboxMessage,
-    OutboxStats, QueuedTranscript, ReplicaSettings, Silence, StoreError, StoredItem, now_ms,
+    Committed, DueGroup, EntityMessage, GroupFlush, NewEvent, OutboxMessage, OutboxStats,
+    ReplicaSettings, StoreError, StoredItem, now_ms,
 };
 
 /// Version 4: the same tables as SQLite's versions 1-4, plus the replica tables.
@@ -116,6 +116,14 @@ fn clean(s: &str) -> Cow<'_, str> {
         Cow::Borrowed(s)
     }
 }
+
+crate::storage::portable::portable!(
+    PgStore,
+    PgConnection,
+    read = pool,
+    write = pool,
+    clean = clean
+);
 
 fn clean_opt(s: &Option<String>) -> Option<String> {
     s.as_deref().map(|s| clean(s).into_owned())
@@ -306,19 +314,9 @@ impl PgStore {
                     messages: ev.messages.len(),
                     held: ev.held.len(),
                 }),
-                None => {
-                    let prev: Option<String> = sqlx::query_scalar(
-                        "SELECT routes FROM events WHERE source = $1 AND delivery_id = $2",
-                    )
-                    .bind(clean(&ev.source))
-                    .bind(clean(&ev.delivery_id))
-                    .fetch_optional(&self.pool)
-                    .await?;
-                    let routes = prev
-                        .and_then(|r| serde_json::from_str(&r).ok())
-                        .unwrap_or_default();
-                    out.push(Committed::Duplicate { routes });
-                }
+                None => out.push(Committed::Duplicate {
+                    routes: self.routes_of(&ev.source, &ev.delivery_id).await?,
+                }),
             }
         }
         Ok(out)
@@ -454,15 +452,6 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn entity_message(&self, entity_key: &str) -> Result<Option<i64>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT timestamp FROM entity_messages WHERE entity_key = $1")
-                .bind(clean(entity_key))
-                .fetch_optional(&self.pool)
-                .await?,
-        )
-    }
-
     pub async fn retry_later(
         &self,
         id: i64,
@@ -495,118 +484,6 @@ impl PgStore {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    pub async fn list_messages(
-        &self,
-        status: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<MessageRecord>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {RECORD_COLUMNS} FROM messages m JOIN events e ON e.id = m.event_id
-             WHERE $1::text IS NULL OR m.status = $1 OR ($1 = 'pending' AND m.status IN ('claimed', 'sending'))
-             ORDER BY m.id DESC LIMIT $2"
-        )))
-        .bind(status)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(row::record).collect::<Result<_, _>>()?)
-    }
-
-    pub async fn get_message(&self, id: i64) -> Result<Option<MessageRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {RECORD_COLUMNS} FROM messages m JOIN events e ON e.id = m.event_id WHERE m.id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(row::record).transpose()?)
-    }
-
-    pub async fn requeue(&self, id: i64) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE messages SET status = 'pending', attempts = 0, next_attempt_at = $2, created_at = $2
-             WHERE id = $1 AND status IN ('dead', 'dropped')",
-        )
-        .bind(id)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    pub async fn requeue_all_dead(&self) -> Result<u64, StoreError> {
-        let r = sqlx::query(
-            "UPDATE messages SET status = 'pending', attempts = 0, next_attempt_at = $1, created_at = $1 WHERE status = 'dead'",
-        )
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected())
-    }
-
-    pub async fn drop_message(&self, id: i64) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE messages SET status = 'dropped', last_error = COALESCE(last_error, 'dropped by operator')
-             WHERE id = $1 AND status IN ('pending', 'dead')",
-        )
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    pub async fn prune(&self, cutoff_ms: i64) -> Result<(u64, u64), StoreError> {
-        let messages = self
-            .delete_in_batches(
-                "DELETE FROM messages WHERE id IN (
-                     SELECT id FROM messages
-                     WHERE status IN ('delivered', 'dropped') AND COALESCE(delivered_at, created_at) < $1
-                     LIMIT $2)",
-                cutoff_ms,
-            )
-            .await?;
-        let events = self
-            .delete_in_batches(
-                "DELETE FROM events WHERE id IN (
-                     SELECT e.id FROM events e
-                     WHERE e.received_at < $1 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.event_id = e.id)
-                       AND NOT EXISTS (SELECT 1 FROM group_items g WHERE g.event_id = e.id)
-                     LIMIT $2)",
-                cutoff_ms,
-            )
-            .await?;
-        for sql in [
-            "DELETE FROM fingerprints WHERE (route, fingerprint) IN (SELECT route, fingerprint FROM fingerprints WHERE sent_at < $1 LIMIT $2)",
-            "DELETE FROM entity_messages WHERE entity_key IN (SELECT entity_key FROM entity_messages WHERE updated_at < $1 LIMIT $2)",
-            "DELETE FROM groups WHERE id IN (SELECT id FROM groups WHERE flush_at IS NULL AND COALESCE(last_flush_at, 0) < $1
-                 AND NOT EXISTS (SELECT 1 FROM group_items i WHERE i.group_id = groups.id) LIMIT $2)",
-        ] {
-            self.delete_in_batches(sql, cutoff_ms).await?;
-        }
-        Ok((messages, events))
-    }
-
-    async fn delete_in_batches(
-        &self,
-        sql: &'static str,
-        cutoff_ms: i64,
-    ) -> Result<u64, StoreError> {
-        const BATCH: i64 = 2000;
-        let mut total = 0;
-        loop {
-            let n = sqlx::query(sql)
-                .bind(cutoff_ms)
-                .bind(BATCH)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-            total += n;
-            if n < BATCH as u64 {
-                return Ok(total);
-            }
-        }
     }
 
     pub async fn stats(&self) -> Result<OutboxStats, StoreError> {
@@ -663,38 +540,6 @@ impl PgStore {
             .collect::<Result<_, _>>()?)
     }
 
-    pub async fn held_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT g.route, COUNT(*) FROM group_items i JOIN groups g ON g.id = i.group_id GROUP BY g.route ORDER BY g.route",
-        )
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    pub async fn sent_fingerprints(
-        &self,
-        route: &str,
-        since: i64,
-    ) -> Result<HashSet<String>, StoreError> {
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT fingerprint FROM fingerprints WHERE route = $1 AND sent_at >= $2",
-        )
-        .bind(route)
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().collect())
-    }
-
-    pub async fn route_window(&self, route: &str) -> Result<Option<(i64, i64)>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT window_start, sent FROM route_windows WHERE route = $1")
-                .bind(route)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
-    }
-
     pub async fn apply_flush(&self, f: &GroupFlush) -> Result<bool, StoreError> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
@@ -738,28 +583,7 @@ impl PgStore {
         .bind(&f.group_ids)
         .execute(&mut *tx)
         .await?;
-        for fp in &f.fingerprints {
-            sqlx::query(
-                "INSERT INTO fingerprints (route, fingerprint, sent_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (route, fingerprint) DO UPDATE SET sent_at = excluded.sent_at",
-            )
-            .bind(&f.route)
-            .bind(fp)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let Some((start, sent)) = f.window {
-            sqlx::query(
-                "INSERT INTO route_windows (route, window_start, sent) VALUES ($1, $2, $3)
-                 ON CONFLICT (route) DO UPDATE SET window_start = excluded.window_start, sent = excluded.sent",
-            )
-            .bind(&f.route)
-            .bind(start)
-            .bind(sent)
-            .execute(&mut *tx)
-            .await?;
-        }
+        PgStore::record_flush(&mut tx, f, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -804,49 +628,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn park_group(&self, id: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE groups SET flush_at = NULL WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     // ---- silences ----------------------------------------------------------------
-
-    pub async fn add_silence(
-        &self,
-        matcher: &str,
-        starts_at: i64,
-        ends_at: i64,
-        comment: &str,
-        created_by: &str,
-    ) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "INSERT INTO silences (matcher, starts_at, ends_at, comment, created_by, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(matcher)
-        .bind(starts_at)
-        .bind(ends_at)
-        .bind(clean(comment))
-        .bind(clean(created_by))
-        .bind(now_ms())
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    pub async fn list_silences(&self, all: bool) -> Result<Vec<Silence>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, matcher, starts_at, ends_at, comment, created_by, created_at, expired FROM silences
-             WHERE $1 OR (NOT expired AND ends_at > $2) ORDER BY id DESC",
-        )
-        .bind(all)
-        .bind(now_ms())
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(row::silence).collect::<Result<_, _>>()?)
-    }
 
     pub async fn expire_silence(&self, id: i64) -> Result<bool, StoreError> {
         let r = sqlx::query(
@@ -860,81 +642,6 @@ impl PgStore {
     }
 
     // ---- transcripts -------------------------------------------------------------
-
-    pub async fn enqueue_transcript(&self, id: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "INSERT INTO transcript_queue (id, queued_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(clean(id))
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    pub async fn queued_transcripts(&self) -> Result<Vec<QueuedTranscript>, StoreError> {
-        let rows = sqlx::query("SELECT id, attempts FROM transcript_queue ORDER BY queued_at, id")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(row::queued_transcript)
-            .collect::<Result<_, _>>()?)
-    }
-
-    pub async fn dequeue_transcript(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM transcript_queue WHERE id = $1")
-            .bind(clean(id))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn transcript_failed(&self, id: &str, error: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE transcript_queue SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
-        )
-        .bind(clean(id))
-        .bind(clean(error))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn has_event(&self, source: &str, delivery_id: &str) -> Result<bool, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM events WHERE source = $1 AND delivery_id = $2)",
-        )
-        .bind(clean(source))
-        .bind(clean(delivery_id))
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    pub async fn transcript_state(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM transcript_state WHERE key = $1")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
-    }
-
-    pub async fn set_transcript_state(&self, pairs: &[(&str, String)]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for (k, v) in pairs {
-            sqlx::query(
-                "INSERT INTO transcript_state (key, value) VALUES ($1, $2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(k)
-            .bind(v)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
 
     // ---- replicas ----------------------------------------------------------------
 

@@ -9,7 +9,7 @@ use sqlx::{QueryBuilder, SqliteConnection};
 
 use super::SqliteStore;
 use crate::storage::row;
-use crate::storage::{DueGroup, GroupFlush, NewEvent, Silence, StoreError, StoredItem, now_ms};
+use crate::storage::{DueGroup, GroupFlush, NewEvent, StoreError, StoredItem, now_ms};
 
 fn push_ids(q: &mut QueryBuilder<Sqlite>, ids: &[i64]) {
     q.push("(");
@@ -110,41 +110,6 @@ impl SqliteStore {
             .collect::<Result<_, _>>()?)
     }
 
-    /// Items pending per route (for `/readyz`).
-    pub async fn held_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT g.route, COUNT(*) FROM group_items i JOIN groups g ON g.id = i.group_id GROUP BY g.route ORDER BY g.route",
-        )
-        .fetch_all(&self.reader)
-        .await?)
-    }
-
-    /// Fingerprints this route sent at or after `since`.
-    pub async fn sent_fingerprints(
-        &self,
-        route: &str,
-        since: i64,
-    ) -> Result<HashSet<String>, StoreError> {
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT fingerprint FROM fingerprints WHERE route = $1 AND sent_at >= $2",
-        )
-        .bind(route)
-        .bind(since)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows.into_iter().collect())
-    }
-
-    /// The route's `max_messages` window: (start, messages sent in it).
-    pub async fn route_window(&self, route: &str) -> Result<Option<(i64, i64)>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT window_start, sent FROM route_windows WHERE route = $1")
-                .bind(route)
-                .fetch_optional(&self.reader)
-                .await?,
-        )
-    }
-
     /// Queues a group's message and consumes its items, atomically: a crash before this
     /// commits sends nothing and keeps the items; after it, the message is in the outbox.
     pub async fn apply_flush(&self, f: &GroupFlush) -> Result<bool, StoreError> {
@@ -180,28 +145,7 @@ impl SqliteStore {
             .push(" ELSE NULL END WHERE id IN ");
         push_ids(&mut q, &f.group_ids);
         q.build().execute(&mut *tx).await?;
-        for fp in &f.fingerprints {
-            sqlx::query(
-                "INSERT INTO fingerprints (route, fingerprint, sent_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (route, fingerprint) DO UPDATE SET sent_at = excluded.sent_at",
-            )
-            .bind(&f.route)
-            .bind(fp)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let Some((start, sent)) = f.window {
-            sqlx::query(
-                "INSERT INTO route_windows (route, window_start, sent) VALUES ($1, $2, $3)
-                 ON CONFLICT (route) DO UPDATE SET window_start = excluded.window_start, sent = excluded.sent",
-            )
-            .bind(&f.route)
-            .bind(start)
-            .bind(sent)
-            .execute(&mut *tx)
-            .await?;
-        }
+        SqliteStore::record_flush(&mut tx, f, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -244,50 +188,6 @@ impl SqliteStore {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Takes a group off the schedule (its items stay).
-    pub async fn park_group(&self, id: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE groups SET flush_at = NULL WHERE id = $1")
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn add_silence(
-        &self,
-        matcher: &str,
-        starts_at: i64,
-        ends_at: i64,
-        comment: &str,
-        created_by: &str,
-    ) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "INSERT INTO silences (matcher, starts_at, ends_at, comment, created_by, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(matcher)
-        .bind(starts_at)
-        .bind(ends_at)
-        .bind(comment)
-        .bind(created_by)
-        .bind(now_ms())
-        .fetch_one(&self.writer)
-        .await?)
-    }
-
-    /// Silences not yet over (and, with `all`, the expired ones too), newest first.
-    pub async fn list_silences(&self, all: bool) -> Result<Vec<Silence>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, matcher, starts_at, ends_at, comment, created_by, created_at, expired FROM silences
-             WHERE $1 OR (expired = 0 AND ends_at > $2) ORDER BY id DESC",
-        )
-        .bind(all)
-        .bind(now_ms())
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows.iter().map(row::silence).collect::<Result<_, _>>()?)
     }
 
     /// Ends a silence now. False when there is no such active silence.

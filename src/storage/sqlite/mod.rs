@@ -5,7 +5,6 @@
 //! the `sending` status, leases and sweep ticks are always granted.
 
 mod groups;
-mod transcripts;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -19,10 +18,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, SqliteConnection};
 
-use super::row::{self, RECORD_COLUMNS};
+use super::row;
 use super::{
-    Committed, EntityMessage, KEY_SEP, MessageRecord, NewEvent, NewMessage, OutboxMessage,
-    OutboxStats, StoreError, now_ms,
+    Committed, EntityMessage, KEY_SEP, NewEvent, NewMessage, OutboxMessage, OutboxStats,
+    StoreError, now_ms,
 };
 
 const SCHEMA_V1: &str = include_str!("schema.sql");
@@ -59,6 +58,19 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
         return None;
     }
     Some(PathBuf::from(path))
+}
+
+crate::storage::portable::portable!(
+    SqliteStore,
+    SqliteConnection,
+    read = reader,
+    write = writer,
+    clean = keep
+);
+
+/// SQLite stores text as given.
+fn keep(s: &str) -> &str {
+    s
 }
 
 /// Schema version 4: stored composite keys (entity keys, group keys) are joined by
@@ -258,19 +270,9 @@ impl SqliteStore {
                     messages: ev.messages.len(),
                     held: ev.held.len(),
                 }),
-                None => {
-                    let prev: Option<String> = sqlx::query_scalar(
-                        "SELECT routes FROM events WHERE source = $1 AND delivery_id = $2",
-                    )
-                    .bind(&ev.source)
-                    .bind(&ev.delivery_id)
-                    .fetch_optional(&self.writer)
-                    .await?;
-                    let routes = prev
-                        .and_then(|r| serde_json::from_str(&r).ok())
-                        .unwrap_or_default();
-                    out.push(Committed::Duplicate { routes });
-                }
+                None => out.push(Committed::Duplicate {
+                    routes: self.routes_of(&ev.source, &ev.delivery_id).await?,
+                }),
             }
         }
         Ok(out)
@@ -396,16 +398,6 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// The Roam message (timestamp) that stands for an entity, if one was posted.
-    pub async fn entity_message(&self, entity_key: &str) -> Result<Option<i64>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT timestamp FROM entity_messages WHERE entity_key = $1")
-                .bind(entity_key)
-                .fetch_optional(&self.reader)
-                .await?,
-        )
-    }
-
     /// Back to pending, due at `next_at`. `count_attempt = false` for waits that are not
     /// the message's fault (429, an unauthorized key): they do not use up its retries.
     pub async fn retry_later(
@@ -436,130 +428,6 @@ impl SqliteStore {
             .execute(&self.writer)
             .await?;
         Ok(())
-    }
-
-    /// Messages with `status` (`pending` includes those being sent; None: any), newest first.
-    pub async fn list_messages(
-        &self,
-        status: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<MessageRecord>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {RECORD_COLUMNS} FROM messages m JOIN events e ON e.id = m.event_id
-             WHERE $1 IS NULL OR m.status = $1 OR ($1 = 'pending' AND m.status = 'sending')
-             ORDER BY m.id DESC LIMIT $2"
-        )))
-        .bind(status)
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows.iter().map(row::record).collect::<Result<_, _>>()?)
-    }
-
-    pub async fn get_message(&self, id: i64) -> Result<Option<MessageRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {RECORD_COLUMNS} FROM messages m JOIN events e ON e.id = m.event_id WHERE m.id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(row.as_ref().map(row::record).transpose()?)
-    }
-
-    /// Puts a dead (or dropped) message back in the queue, due now, with fresh retries.
-    /// Returns false when there is no such message in a state that can be retried.
-    pub async fn requeue(&self, id: i64) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE messages SET status = 'pending', attempts = 0, next_attempt_at = $2, created_at = $2
-             WHERE id = $1 AND status IN ('dead', 'dropped')",
-        )
-        .bind(id)
-        .bind(now_ms())
-        .execute(&self.writer)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    /// Every dead message back in the queue; returns how many.
-    pub async fn requeue_all_dead(&self) -> Result<u64, StoreError> {
-        let r = sqlx::query(
-            "UPDATE messages SET status = 'pending', attempts = 0, next_attempt_at = $1, created_at = $1 WHERE status = 'dead'",
-        )
-        .bind(now_ms())
-        .execute(&self.writer)
-        .await?;
-        Ok(r.rows_affected())
-    }
-
-    /// Gives up on a pending or dead message: it is kept, marked `dropped`, never sent.
-    pub async fn drop_message(&self, id: i64) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE messages SET status = 'dropped', last_error = COALESCE(last_error, 'dropped by operator')
-             WHERE id = $1 AND status IN ('pending', 'dead')",
-        )
-        .bind(id)
-        .execute(&self.writer)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    /// Deletes delivered and dropped messages, and events with no message left, that are
-    /// older than `cutoff_ms`, in small batches so no write waits long. Dead and pending
-    /// messages are kept. An event's delivery id is remembered (deduplicated) until then.
-    /// Returns (messages, events) deleted.
-    pub async fn prune(&self, cutoff_ms: i64) -> Result<(u64, u64), StoreError> {
-        let messages = self
-            .delete_in_batches(
-                "DELETE FROM messages WHERE id IN (
-                     SELECT id FROM messages
-                     WHERE status IN ('delivered', 'dropped') AND COALESCE(delivered_at, created_at) < $1
-                     LIMIT $2)",
-                cutoff_ms,
-            )
-            .await?;
-        let events = self
-            .delete_in_batches(
-                "DELETE FROM events WHERE id IN (
-                     SELECT e.id FROM events e
-                     WHERE e.received_at < $1 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.event_id = e.id)
-                       AND NOT EXISTS (SELECT 1 FROM group_items g WHERE g.event_id = e.id)
-                     LIMIT $2)",
-                cutoff_ms,
-            )
-            .await?;
-        // Dedup memory, entity map and idle groups expire with the same retention.
-        for sql in [
-            "DELETE FROM fingerprints WHERE (route, fingerprint) IN (SELECT route, fingerprint FROM fingerprints WHERE sent_at < $1 LIMIT $2)",
-            "DELETE FROM entity_messages WHERE rowid IN (SELECT rowid FROM entity_messages WHERE updated_at < $1 LIMIT $2)",
-            "DELETE FROM groups WHERE id IN (SELECT id FROM groups WHERE flush_at IS NULL AND COALESCE(last_flush_at, 0) < $1
-                 AND NOT EXISTS (SELECT 1 FROM group_items i WHERE i.group_id = groups.id) LIMIT $2)",
-        ] {
-            self.delete_in_batches(sql, cutoff_ms).await?;
-        }
-        Ok((messages, events))
-    }
-
-    /// Runs `sql` (binding the cutoff and a batch size) until it deletes less than a batch,
-    /// so each write transaction stays short.
-    async fn delete_in_batches(
-        &self,
-        sql: &'static str,
-        cutoff_ms: i64,
-    ) -> Result<u64, StoreError> {
-        const BATCH: i64 = 2000;
-        let mut total = 0;
-        loop {
-            let n = sqlx::query(sql)
-                .bind(cutoff_ms)
-                .bind(BATCH)
-                .execute(&self.writer)
-                .await?
-                .rows_affected();
-            total += n;
-            if n < BATCH as u64 {
-                return Ok(total);
-            }
-        }
     }
 
     pub async fn stats(&self) -> Result<OutboxStats, StoreError> {
