@@ -11,7 +11,8 @@
 //! p50/p99 at a steady 1,000 requests/s (open loop, latency measured from each
 //! request's scheduled time so a stall is not hidden), and resident memory idle and
 //! at peak. Environment: BENCH_REQUESTS (default 20000), BENCH_SECONDS (steady phase,
-//! default 10), BENCH_RATE (default 1000).
+//! default 10), BENCH_RATE (default 1000). `ROAM_NOTIFY_BENCH_STORAGE=postgres` runs
+//! roam-notify on PostgreSQL (`ROAM_NOTIFY_TEST_POSTGRES`, a fresh schema) instead.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -129,12 +130,20 @@ async fn wait_up(url: &str, health: bool) {
 async fn start_roam_notify() -> Target {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
+    // ROAM_NOTIFY_BENCH_STORAGE=postgres: a fresh schema at ROAM_NOTIFY_TEST_POSTGRES.
+    let storage = if std::env::var("ROAM_NOTIFY_BENCH_STORAGE").as_deref() == Ok("postgres") {
+        roam_notify::storage::testing::postgres_url("ingest bench")
+            .await
+            .expect("ROAM_NOTIFY_BENCH_STORAGE=postgres needs a PostgreSQL server")
+    } else {
+        format!("sqlite://{}", dir.path().join("bench.db").display())
+    };
     let cfg = format!(
         r#"
 [server]
 listen = "127.0.0.1:{port}"
 [storage]
-url = "sqlite://{db}"
+url = "{storage}"
 [log]
 level = "warn"
 [[sources]]
@@ -146,8 +155,7 @@ name = "pushes"
 source = "github"
 events = ["github.push"]
 to = "G-88bebce7-6cbb-4666-96f9-5c02d73e6661"
-"#,
-        db = dir.path().join("bench.db").display()
+"#
     );
     let path = dir.path().join("bench.toml");
     std::fs::write(&path, cfg).unwrap();
