@@ -427,14 +427,16 @@ impl Sweeper {
         wake: Arc<Notify>,
         shutdown: CancellationToken,
     ) {
+        // The replica a webhook reached drains at once; the periodic retry of what is
+        // left runs on the leading replica only (all of them would fetch the same ids).
+        let mut woken = false;
         loop {
-            // One replica drains the queue (another would fetch the same transcripts).
-            if leader.holds().await {
+            if woken || leader.holds().await {
                 self.drain_queue(&shutdown).await;
             }
             tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(QUEUE_RETRY) => {}
+                _ = wake.notified() => woken = true,
+                _ = tokio::time::sleep(QUEUE_RETRY) => woken = false,
                 _ = shutdown.cancelled() => break,
             }
         }
