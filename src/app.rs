@@ -230,6 +230,7 @@ impl Application {
             pipeline,
             committer,
             store: store.clone(),
+            leader: leader.clone(),
             dry_run: cfg.dry_run(),
             max_body: cfg.server.max_body,
             pacer,

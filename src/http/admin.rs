@@ -389,6 +389,17 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         &[],
         ts(&run.next_run_at),
     );
+    m.family(
+        "roam_notify_background_leader",
+        "gauge",
+        "1 on the replica that runs the group flusher, transcript queue retries and pruning.",
+    );
+    m.sample(
+        "roam_notify_background_leader",
+        "",
+        &[],
+        u64::from(st.leader.leading()),
+    );
     if let Ok(held) = st.store.held_counts().await {
         m.family(
             "roam_notify_held_events",

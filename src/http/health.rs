@@ -57,6 +57,11 @@ async fn readyz(State(st): State<AppState>) -> (StatusCode, Json<serde_json::Val
             "routes": st.pipeline.load().router.routes().len(),
         },
         "dry_run": st.dry_run,
+        "replica": {
+            "id": st.store.replica_id(),
+            "storage": if st.store.is_shared() { "postgres" } else { "sqlite" },
+            "leads_background_work": st.leader.leading(),
+        },
         "outbox": outbox,
         "held": held,
         "transcripts": transcripts_json(&st),

@@ -21,6 +21,7 @@ use crate::pipeline::Pipeline;
 use crate::reload::Reloader;
 use crate::storage::Store;
 use crate::storage::committer::CommitHandle;
+use crate::storage::leader::Leader;
 use crate::transcripts::TranscriptStatus;
 use crate::transcripts::sweep::Sweeper;
 pub use error::ApiError;
@@ -46,6 +47,8 @@ pub struct Shared {
     pub pipeline: Arc<ArcSwap<Pipeline>>,
     pub committer: CommitHandle,
     pub store: Store,
+    /// Whether this replica runs the single-instance background work.
+    pub leader: Leader,
     pub dry_run: bool,
     pub max_body: usize,
     pub pacer: Arc<Pacer>,

@@ -8,6 +8,7 @@
 //! within `TTL`. A replica that stops cleanly gives the lease up at once.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
@@ -23,6 +24,8 @@ pub struct Leader {
     store: Store,
     /// When the lease was last taken or renewed, if this replica holds it.
     renewed: Arc<Mutex<Option<Instant>>>,
+    /// The outcome of the last `holds`, for `/readyz` and `/metrics`.
+    leading: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Leader {
@@ -36,11 +39,23 @@ impl Leader {
         Leader {
             store,
             renewed: Arc::new(Mutex::new(None)),
+            leading: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Whether this replica led at its last check (always, on SQLite).
+    pub fn leading(&self) -> bool {
+        !self.store.is_shared() || self.leading.load(Ordering::Relaxed)
     }
 
     /// Whether this replica leads now (taking or renewing the lease if due).
     pub async fn holds(&self) -> bool {
+        let holds = self.check().await;
+        self.leading.store(holds, Ordering::Relaxed);
+        holds
+    }
+
+    async fn check(&self) -> bool {
         if !self.store.is_shared() {
             return true;
         }
@@ -88,6 +103,7 @@ impl Leader {
     /// Gives the lease up (at shutdown), so another replica takes over at once.
     pub async fn resign(&self) {
         let mut renewed = self.renewed.lock().await;
+        self.leading.store(false, Ordering::Relaxed);
         if renewed.take().is_some() && self.store.is_shared() {
             let _ = self
                 .store

@@ -853,7 +853,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// The real binary, started with `serve --config FILE` on a given port.
+/// The real binary, started with `serve --config FILE` on a given port. Dropping it
+/// kills the process, so a failing test leaves none behind.
 pub struct Daemon {
     pub child: Child,
     pub port: u16,
@@ -950,5 +951,13 @@ impl Daemon {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Already gone after kill9 or a waited-for stop; then these only fail.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
