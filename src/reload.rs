@@ -113,6 +113,7 @@ fn restart_keys(old: &Config, new: &Config) -> Vec<&'static str> {
         old.storage.retention != new.storage.retention,
         "storage.retention",
     );
+    check(old.storage.lease != new.storage.lease, "storage.lease");
     check(old.roam.base_url != new.roam.base_url, "roam.base_url");
     check(
         old.roam.api_key.as_ref().map(|k| k.expose().to_string())

@@ -11,7 +11,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
@@ -62,20 +62,22 @@ impl Schedule {
         })
     }
 
-    /// The first run strictly after `t`.
+    /// The first run strictly after `t`, on a whole second. (croner keeps the input's
+    /// fraction of a second, so without the truncation two replicas would name the same
+    /// run by different instants and both run it.)
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron
-            .find_next_occurrence(&t.with_timezone(&self.tz), false)
+            .find_next_occurrence(&t.trunc_subsecs(0).with_timezone(&self.tz), false)
             .ok()
-            .map(|d| d.with_timezone(&Utc))
+            .map(|d| d.with_timezone(&Utc).trunc_subsecs(0))
     }
 
-    /// The last run at or before `t`.
+    /// The last run at or before `t`, on a whole second.
     pub fn last_at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron
-            .find_previous_occurrence(&t.with_timezone(&self.tz), true)
+            .find_previous_occurrence(&t.trunc_subsecs(0).with_timezone(&self.tz), true)
             .ok()
-            .map(|d| d.with_timezone(&Utc))
+            .map(|d| d.with_timezone(&Utc).trunc_subsecs(0))
     }
 
     /// The 6-field form tokio-cron-scheduler would take (for logs).
@@ -112,9 +114,12 @@ pub async fn run(schedule: Schedule, sweeper: Arc<Sweeper>, shutdown: Cancellati
             .await;
     }
     let mut scheduler = scheduler;
+    // The timer may fire a little before the wall clock reaches the run's time: the next
+    // run is then computed from the run just done, or it would be run twice.
+    let mut last: Option<DateTime<Utc>> = None;
     loop {
         let now = Utc::now();
-        let Some(next) = schedule.next_after(now) else {
+        let Some(next) = schedule.next_after(last.map_or(now, |l| l.max(now))) else {
             tracing::error!(schedule = %schedule.expr, "the schedule has no next run; no more scheduled sweeps");
             break;
         };
@@ -146,6 +151,7 @@ pub async fn run(schedule: Schedule, sweeper: Arc<Sweeper>, shutdown: Cancellati
         }
         tokio::select! {
             fired = rx => {
+                last = Some(next);
                 if fired.is_ok() {
                     sweeper
                         .run_scheduled(next.timestamp_millis(), "schedule", &shutdown)
@@ -188,6 +194,25 @@ mod tests {
         assert_ne!(
             s.next_after(utc("2026-03-29T00:00:00Z")),
             Some(utc("2026-03-29T08:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn runs_are_whole_seconds_whatever_the_fraction_of_now() {
+        // Two replicas asking at different moments of the same second name the same run.
+        let s = Schedule::parse("*/2 * * * * *", "UTC").unwrap();
+        let a = s.next_after(utc("2026-11-29T10:00:00.722Z")).unwrap();
+        let b = s.next_after(utc("2026-11-29T10:00:00.218Z")).unwrap();
+        assert_eq!(a, utc("2026-11-29T10:00:02Z"));
+        assert_eq!(a, b);
+        let m = Schedule::parse("*/15 * * * *", "Europe/Berlin").unwrap();
+        assert_eq!(
+            m.next_after(utc("2026-11-29T10:14:59.999Z")).unwrap(),
+            utc("2026-11-29T10:15:00Z")
+        );
+        assert_eq!(
+            m.last_at_or_before(utc("2026-11-29T10:15:00.5Z")).unwrap(),
+            utc("2026-11-29T10:15:00Z")
         );
     }
 

@@ -292,3 +292,66 @@ template = "replica"
     // b and c are stopped (killed) when dropped.
     drop((b, c));
 }
+
+/// Two replicas with the same transcript schedule (every 2 s): each scheduled sweep runs
+/// on one of them, never on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_scheduled_sweep_runs_on_one_replica() {
+    let test = "each_scheduled_sweep_runs_on_one_replica";
+    let Some(db) = roam_notify::storage::testing::postgres_url(test).await else {
+        return;
+    };
+    let roam = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config(
+        &roam.url,
+        &dir.path().join("unused.db"),
+        r#"
+[transcripts]
+enabled = true
+schedule = "*/2 * * * * *"
+timezone = "UTC"
+"#,
+    );
+    let cfg = cfg
+        .lines()
+        .map(|l| {
+            if l.starts_with("url = ") {
+                format!("url = \"{db}\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let wall = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    };
+    let from = wall();
+    let a = TestApp::spawn(&cfg).await;
+    let b = TestApp::spawn(&cfg).await;
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let runs = |r: &serde_json::Value| {
+        r["transcripts"]["runs_ok"].as_u64().unwrap()
+            + r["transcripts"]["runs_failed"].as_u64().unwrap()
+    };
+    let (ra, rb) = (runs(&a.readyz().await), runs(&b.readyz().await));
+    let to = wall();
+    a.stop().await;
+    b.stop().await;
+    // Scheduled times in the window, plus the catch-up at start-up (claimed like a tick).
+    let ticks = (to / 2000 - from / 2000) as u64 + 1;
+    let lists = roam.calls("transcript.list").len() as u64;
+    println!(
+        "two replicas, sweeps every 2 s for 9 s: {ticks} scheduled times (with the catch-up), runs {ra} + {rb}, transcript.list calls {lists}"
+    );
+    assert!(ra + rb >= 3, "the schedule runs at all: {ra} + {rb}");
+    assert!(
+        ra + rb <= ticks,
+        "{ra} + {rb} runs for {ticks} scheduled times: a sweep ran on both replicas"
+    );
+    assert_eq!(lists, ra + rb, "each run lists once (no transcripts)");
+}
