@@ -11,7 +11,7 @@
 //! - The Roam rate limit is one token bucket row (`roam_pacer`) every replica takes from
 //!   with one locked UPDATE per request; a 429 pauses that row, so every replica waits.
 //! - Leases (`leases`) elect the replica that runs the group flusher, the transcript
-//!   queue and pruning, and let exactly one replica run each scheduled sweep.
+//!   queue's retries and pruning, and let exactly one replica run each scheduled sweep.
 //!
 //! Times compared across replicas (leases, the bucket) use the database's clock.
 
