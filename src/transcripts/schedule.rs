@@ -114,8 +114,8 @@ pub async fn run(schedule: Schedule, sweeper: Arc<Sweeper>, shutdown: Cancellati
             .await;
     }
     let mut scheduler = scheduler;
-    // The timer may fire a little before the wall clock reaches the run's time: the next
-    // run is then computed from the run just done, or it would be run twice.
+    // The timer may fire before the wall clock reaches the run's time: the next run is
+    // computed from the run just done, or it would be run twice.
     let mut last: Option<DateTime<Utc>> = None;
     loop {
         let now = Utc::now();
@@ -152,6 +152,14 @@ pub async fn run(schedule: Schedule, sweeper: Arc<Sweeper>, shutdown: Cancellati
         tokio::select! {
             fired = rx => {
                 last = Some(next);
+                // tokio-cron-scheduler fires a one-shot job up to a second early (measured:
+                // 0.7-1.0 s; it works in whole seconds): wait for the run's time itself.
+                if let Ok(early) = (next - Utc::now()).to_std() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(early) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                }
                 if fired.is_ok() {
                     sweeper
                         .run_scheduled(next.timestamp_millis(), "schedule", &shutdown)

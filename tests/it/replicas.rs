@@ -339,19 +339,20 @@ timezone = "UTC"
             + r["transcripts"]["runs_failed"].as_u64().unwrap()
     };
     let (ra, rb) = (runs(&a.readyz().await), runs(&b.readyz().await));
-    let to = wall();
     a.stop().await;
     b.stop().await;
+    // Counted after both stopped, so no run comes later; 100 ms of slack for a timer that
+    // fires a little before the wall clock reaches its time.
+    let to = wall() + 100;
     // Scheduled times in the window, plus the catch-up at start-up (claimed like a tick).
     let ticks = (to / 2000 - from / 2000) as u64 + 1;
     let lists = roam.calls("transcript.list").len() as u64;
     println!(
-        "two replicas, sweeps every 2 s for 9 s: {ticks} scheduled times (with the catch-up), runs {ra} + {rb}, transcript.list calls {lists}"
+        "two replicas, sweeps every 2 s for 9 s: {ticks} scheduled times (with the catch-up), runs {ra} + {rb} (before stopping), transcript.list calls {lists}"
     );
     assert!(ra + rb >= 3, "the schedule runs at all: {ra} + {rb}");
     assert!(
-        ra + rb <= ticks,
-        "{ra} + {rb} runs for {ticks} scheduled times: a sweep ran on both replicas"
+        lists <= ticks,
+        "{lists} sweeps (transcript.list calls) for {ticks} scheduled times: a sweep ran on both replicas"
     );
-    assert_eq!(lists, ra + rb, "each run lists once (no transcripts)");
 }
