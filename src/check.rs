@@ -253,10 +253,7 @@ pub fn simulate(
             .messages
             .iter()
             .map(|m| {
-                let text = serde_json::from_str::<Value>(&m.request)
-                    .ok()
-                    .and_then(|v| v.get("text").and_then(Value::as_str).map(str::to_string))
-                    .unwrap_or_default();
+                let text = crate::storage::request_text(&m.request);
                 (
                     m.route.clone(),
                     m.chat.clone(),

@@ -222,10 +222,7 @@ impl DeliveryWorker {
         let client = match &self.outlet {
             Outlet::Roam(client) => client,
             Outlet::DryRun => {
-                let text = serde_json::from_str::<serde_json::Value>(&m.request)
-                    .ok()
-                    .and_then(|v| v.get("text").and_then(|t| t.as_str()).map(str::to_string))
-                    .unwrap_or_default();
+                let text = crate::storage::request_text(&m.request);
                 let what = if target.is_some() { "update" } else { "post" };
                 tracing::info!(message_id = m.id, chat = %m.chat, route = %m.route, "dry-run: would {what} in Roam:\n{text}");
                 return Ok(None);

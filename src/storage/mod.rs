@@ -71,6 +71,14 @@ pub struct NewMessage {
     pub entity_key: Option<String>,
 }
 
+/// The `text` of a stored chat.post request, for logs and previews ("" if it has none).
+pub fn request_text(request: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(request)
+        .ok()
+        .and_then(|v| v.get("text")?.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// How a message reaches Roam.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MessageOp {

@@ -25,7 +25,7 @@ use crate::pipeline::Pipeline;
 use crate::roam::{RoamClient, RoamError};
 use crate::storage::committer::CommitHandle;
 use crate::storage::leader::Leader;
-use crate::storage::{Committed, Store, StoreError};
+use crate::storage::{Committed, Store, StoreError, request_text};
 
 /// 429s in a row on one call before the run gives up on it.
 const MAX_RATE_LIMITED: u32 = 5;
@@ -471,13 +471,7 @@ impl Sweeper {
                     .event
                     .messages
                     .iter()
-                    .map(|m| {
-                        let text = serde_json::from_str::<Value>(&m.request)
-                            .ok()
-                            .and_then(|v| v.get("text").and_then(Value::as_str).map(str::to_string))
-                            .unwrap_or_default();
-                        (m.route.clone(), m.chat.clone(), text)
-                    })
+                    .map(|m| (m.route.clone(), m.chat.clone(), request_text(&m.request)))
                     .collect(),
             ));
         }
