@@ -6,7 +6,8 @@
 use std::fmt::Write as _;
 
 use crate::config::Config;
-use crate::storage::{MessageRecord, Store, now_ms};
+use crate::silences::{self, SilenceRequest};
+use crate::storage::{MessageRecord, Store, now_ms, status_filter};
 
 #[derive(Debug)]
 pub enum OutboxCommand {
@@ -37,17 +38,9 @@ pub async fn run(cfg: &Config, cmd: OutboxCommand) -> Result<String, String> {
             limit,
             json,
         } => {
-            let status = match status.as_deref() {
-                None | Some("all") => None,
-                Some(s @ ("pending" | "dead" | "delivered" | "dropped")) => Some(s.to_string()),
-                Some(other) => {
-                    return Err(format!(
-                        "unknown status {other:?} (pending, dead, delivered, dropped, all)"
-                    ));
-                }
-            };
+            let status = status_filter(status.as_deref())?;
             let rows = store
-                .list_messages(status.as_deref(), limit)
+                .list_messages(status, limit)
                 .await
                 .map_err(|e| e.to_string())?;
             if json {
@@ -173,78 +166,6 @@ pub enum SilenceCommand {
     Expire { id: i64 },
 }
 
-/// A silence to add, from the command line or the admin API (`POST /api/silences`).
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SilenceRequest {
-    /// `path=value`, `path!=value`, `path=~regex`, `path!~regex`; all must hold.
-    #[serde(default)]
-    pub matchers: Vec<String>,
-    #[serde(default)]
-    pub source: Option<String>,
-    #[serde(default)]
-    pub events: Vec<String>,
-    #[serde(default)]
-    pub routes: Vec<String>,
-    /// RFC 3339; default now.
-    #[serde(default)]
-    pub starts: Option<String>,
-    /// `2h`, `30m`; or `until`.
-    #[serde(default)]
-    pub duration: Option<String>,
-    #[serde(default)]
-    pub until: Option<String>,
-    pub comment: String,
-    #[serde(default = "unknown_author")]
-    pub created_by: String,
-}
-
-fn unknown_author() -> String {
-    "api".to_string()
-}
-
-/// Validates and stores a silence: (id, starts_at, ends_at). Every problem is a sentence.
-pub async fn create_silence(store: &Store, r: SilenceRequest) -> Result<(i64, i64, i64), String> {
-    use crate::routing::quiet::{CompiledSilence, Matcher, parse_instant};
-    let mut m = Matcher {
-        source: r.source,
-        events: (!r.events.is_empty()).then_some(r.events),
-        routes: (!r.routes.is_empty()).then_some(r.routes),
-        when: None,
-    };
-    m.add_field_matchers(&r.matchers)?;
-    if m.source.is_none() && m.events.is_none() && m.routes.is_none() && m.when.is_none() {
-        return Err(
-            "a silence needs at least one of match, source, event, route (it would silence everything)".into(),
-        );
-    }
-    if r.comment.trim().is_empty() {
-        return Err("a silence needs a comment saying why".into());
-    }
-    let start = match r.starts {
-        Some(s) => parse_instant(&s)?,
-        None => now_ms(),
-    };
-    let end = match (r.duration, r.until) {
-        (Some(d), None) => {
-            let d = humantime::parse_duration(d.trim())
-                .map_err(|e| format!("duration {d:?}: {e} (write e.g. \"2h\")"))?;
-            start.saturating_add(d.as_millis().min(i64::MAX as u128) as i64)
-        }
-        (None, Some(u)) => parse_instant(&u)?,
-        _ => return Err("give exactly one of duration or until".into()),
-    };
-    // Compiling checks paths, regexes and the time range before anything is stored.
-    CompiledSilence::compile(String::new(), r.comment.clone(), start, end, &m)
-        .map_err(|(k, p)| format!("{k}: {p}"))?;
-    let json = serde_json::to_string(&m).map_err(|e| e.to_string())?;
-    let id = store
-        .add_silence(&json, start, end, &r.comment, &r.created_by)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok((id, start, end))
-}
-
 pub async fn run_silence(cfg: &Config, cmd: SilenceCommand) -> Result<String, String> {
     let store = Store::open(cfg.storage.url.expose())
         .await
@@ -261,7 +182,7 @@ pub async fn run_silence(cfg: &Config, cmd: SilenceCommand) -> Result<String, St
             comment,
             by,
         } => {
-            let (id, start, end) = create_silence(
+            let (id, start, end) = silences::create(
                 &store,
                 SilenceRequest {
                     matchers,
@@ -280,7 +201,7 @@ pub async fn run_silence(cfg: &Config, cmd: SilenceCommand) -> Result<String, St
                 "silence #{id} added, {} to {} (a running daemon applies it within {}s)\n",
                 fmt_ms(start),
                 fmt_ms(end),
-                crate::app::SILENCE_REFRESH.as_secs()
+                silences::REFRESH.as_secs()
             )
         }
         SilenceCommand::List { all } => {
@@ -352,7 +273,7 @@ fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d") {
         return Ok(d.and_time(chrono::NaiveTime::MIN).and_utc());
     }
-    crate::routing::quiet::parse_instant(s)
+    crate::silences::parse_instant(s)
         .map(|ms| chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default())
 }
 
@@ -360,7 +281,8 @@ pub async fn run_transcripts(cfg: &Config, cmd: TranscriptsCommand) -> Result<St
     use std::sync::Arc;
 
     use crate::delivery::Pacer;
-    use crate::pipeline::Pipeline;
+    use crate::ingest::{Ingest, Pipeline};
+    use crate::metrics::Metrics;
     use crate::roam::RoamClient;
     use crate::storage::committer::CommitHandle;
     use crate::transcripts::sweep::{Range, Sweeper};
@@ -381,7 +303,8 @@ pub async fn run_transcripts(cfg: &Config, cmd: TranscriptsCommand) -> Result<St
                 .into(),
         );
     };
-    let pipeline = Pipeline::compile(cfg).map_err(|e| format!("config error: {e}"))?;
+    let pipeline =
+        Pipeline::compile(cfg, Default::default()).map_err(|e| format!("config error: {e}"))?;
     let client = RoamClient::new(&cfg.roam.base_url, key, cfg.roam.request_timeout)
         .map_err(|e| e.to_string())?;
     let store = Store::open(cfg.storage.url.expose())
@@ -389,12 +312,15 @@ pub async fn run_transcripts(cfg: &Config, cmd: TranscriptsCommand) -> Result<St
         .map_err(|e| e.to_string())?;
     let (committer, writer) =
         CommitHandle::spawn(store.clone(), Default::default(), Default::default());
+    let metrics = Arc::new(Metrics::default());
     let sweeper = Sweeper::new(
         store.clone(),
         client,
-        Arc::new(Pacer::new(cfg.roam.rate_per_second, cfg.roam.burst).sharing(&store)),
+        Arc::new(
+            Pacer::new(cfg.roam.rate_per_second, cfg.roam.burst, metrics.clone()).sharing(&store),
+        ),
         Arc::new(arc_swap::ArcSwap::from_pointee(pipeline)),
-        committer,
+        Ingest::new(committer, metrics.clone()),
         Settings::from_config(&cfg.transcripts),
         Arc::new(TranscriptStatus::default()),
     );

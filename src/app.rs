@@ -16,12 +16,12 @@ use axum_server::tls_rustls::RustlsConfig;
 
 use crate::delivery::{DeliveryStatus, DeliveryWorker, Outlet, Pacer, RetryPolicy};
 use crate::grouping::flusher::Flusher;
-use crate::http::{self, AppState, IngestStats, Shared};
+use crate::http::{self, AppState, Shared};
+use crate::ingest::{Ingest, Pipeline};
 use crate::metrics::Metrics;
-use crate::pipeline::Pipeline;
 use crate::reload::Reloader;
 use crate::roam::{RoamClient, RoamError};
-use crate::routing::quiet::{CompiledSilence, Matcher};
+use crate::silences;
 use crate::storage::committer::CommitHandle;
 use crate::storage::leader::Leader;
 use crate::storage::{ReplicaSettings, Store, StoreError};
@@ -59,9 +59,6 @@ impl StartError {
     }
 }
 
-/// How often the daemon re-reads silences added with `roam-notify silence`.
-pub const SILENCE_REFRESH: Duration = Duration::from_secs(2);
-
 pub struct Application {
     listener: TcpListener,
     /// Serve the webhook listener over TLS (`server.tls_cert` / `tls_key`).
@@ -84,7 +81,8 @@ pub struct Application {
 impl Application {
     /// Validates everything, opens storage, checks the Roam key, binds the listener.
     pub async fn build(cfg: Config) -> Result<Application, StartError> {
-        let pipeline = Pipeline::compile(&cfg)?;
+        let pipeline = Pipeline::compile(&cfg, silences::Stored::default())?;
+        let schedule = Schedule::from_config(&cfg)?;
         if pipeline.sources.values().all(|s| s.internal) {
             tracing::warn!(
                 "no [[sources]] configured: every webhook gets 404 (see config.toml.example)"
@@ -158,19 +156,20 @@ impl Application {
         let wake_flusher = Arc::new(Notify::new());
         let (committer, committer_task) =
             CommitHandle::spawn(store.clone(), wake.clone(), wake_flusher.clone());
-        let mut pipeline = pipeline;
-        let stored_silences = Arc::new(ArcSwap::from_pointee(load_stored_silences(&store).await?));
-        pipeline.stored_silences = stored_silences.clone();
+        pipeline.silences.stored().reload(&store).await?;
         let pipeline = Arc::new(ArcSwap::from_pointee(pipeline));
+        let ingest = Ingest::new(committer, metrics.clone());
         let flusher = Flusher::new(
             store.clone(),
-            pipeline.clone(),
+            Pipeline::current_templates(&pipeline),
             wake.clone(),
             wake_flusher,
             metrics.clone(),
         )
         .with_leader(leader.clone());
-        let pacer = Arc::new(Pacer::new(cfg.roam.rate_per_second, cfg.roam.burst).sharing(&store));
+        let pacer = Arc::new(
+            Pacer::new(cfg.roam.rate_per_second, cfg.roam.burst, metrics.clone()).sharing(&store),
+        );
         let delivery = Arc::new(DeliveryStatus::default());
         let retry = RetryPolicy {
             initial: cfg.delivery.retry_initial,
@@ -186,32 +185,33 @@ impl Application {
             delivery.clone(),
             metrics.clone(),
         );
-        let reloader = Arc::new(Reloader::new(cfg.clone(), pipeline.clone()));
+        let reloader = Arc::new(Reloader::new(
+            cfg.clone(),
+            pipeline.clone(),
+            metrics.clone(),
+        ));
         let transcript_status = Arc::new(TranscriptStatus::default());
         let transcript_wake = Arc::new(Notify::new());
-        let transcripts = match (&cfg.transcripts.enabled, &outlet_client) {
-            (false, _) => {
+        let transcripts = match (schedule, &outlet_client) {
+            (None, _) => {
                 transcript_status
                     .update(|s| s.disabled = Some("[transcripts] enabled = false".into()));
                 None
             }
-            (true, None) => {
+            (Some(_), None) => {
                 tracing::warn!(
                     "[transcripts] is enabled but no Roam API key is set (dry-run): transcripts cannot be fetched, so none are processed"
                 );
                 transcript_status.update(|s| s.disabled = Some("no Roam API key (dry-run)".into()));
                 None
             }
-            (true, Some(client)) => {
-                let schedule =
-                    Schedule::parse(&cfg.transcripts.schedule, &cfg.transcripts.timezone)
-                        .map_err(|(k, p)| cfg.error(&format!("transcripts.{k}"), p))?;
+            (Some(schedule), Some(client)) => {
                 let sweeper = Arc::new(Sweeper::new(
                     store.clone(),
                     client.clone(),
                     pacer.clone(),
                     pipeline.clone(),
-                    committer.clone(),
+                    ingest.clone(),
                     TranscriptSettings::from_config(&cfg.transcripts),
                     transcript_status.clone(),
                 ));
@@ -225,17 +225,14 @@ impl Application {
             wake_delivery: wake.clone(),
             metrics: metrics.clone(),
             reloader,
-            reloads_ok: Default::default(),
-            reloads_failed: Default::default(),
             pipeline,
-            committer,
+            ingest,
             store: store.clone(),
             leader: leader.clone(),
             dry_run: cfg.dry_run(),
             max_body: cfg.server.max_body,
             pacer,
             delivery,
-            ingest: IngestStats::default(),
         });
         Ok(Application {
             listener,
@@ -288,11 +285,15 @@ impl Application {
                 shutdown.clone(),
             )));
         }
-        let silences = tokio::spawn(refresh_silences(
-            self.store.clone(),
-            self.state.pipeline.load().stored_silences.clone(),
-            shutdown.clone(),
-        ));
+        let silences = tokio::spawn(
+            self.state
+                .pipeline
+                .load()
+                .silences
+                .stored()
+                .clone()
+                .keep_fresh(self.store.clone(), shutdown.clone()),
+        );
         let pruner = tokio::spawn(prune_loop(
             self.store.clone(),
             self.leader.clone(),
@@ -370,53 +371,6 @@ impl Application {
         self.store.close().await;
         tracing::info!("stopped");
         result
-    }
-}
-
-/// Silences from storage, compiled; a row that no longer compiles is logged and skipped.
-pub(crate) async fn load_stored_silences(
-    store: &Store,
-) -> Result<Vec<CompiledSilence>, StoreError> {
-    let mut out = Vec::new();
-    for s in store.list_silences(false).await? {
-        let compiled = serde_json::from_str::<Matcher>(&s.matcher)
-            .map_err(|e| e.to_string())
-            .and_then(|m| {
-                CompiledSilence::compile(
-                    format!("silence #{}", s.id),
-                    s.comment.clone(),
-                    s.starts_at,
-                    s.ends_at,
-                    &m,
-                )
-                .map_err(|(k, p)| format!("{k}: {p}"))
-            });
-        match compiled {
-            Ok(c) => out.push(c),
-            Err(e) => {
-                tracing::error!(silence = s.id, error = %e, "stored silence cannot be used; ignoring it")
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Re-reads stored silences every `SILENCE_REFRESH`, so `roam-notify silence add` takes
-/// effect in a running daemon (and in every replica sharing the database).
-async fn refresh_silences(
-    store: Store,
-    target: Arc<ArcSwap<Vec<CompiledSilence>>>,
-    shutdown: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(SILENCE_REFRESH);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => match load_stored_silences(&store).await {
-                Ok(list) => target.store(Arc::new(list)),
-                Err(e) => tracing::warn!(error = %e, "cannot re-read silences; keeping the ones loaded"),
-            },
-            _ = shutdown.cancelled() => break,
-        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::pipeline::Pipeline;
+use crate::ingest::Pipeline;
 use crate::render::{
     EventMeta, ROAM_MAX_TEXT_BYTES, TemplateOrigin, Templates, context, fit_message,
 };
@@ -44,7 +44,11 @@ pub fn check(config_path: Option<&Path>) -> Report {
             return finish(r);
         }
     };
-    let pipeline = match Pipeline::compile(&cfg) {
+    let compiled = Pipeline::compile(&cfg, Default::default()).and_then(|p| {
+        crate::transcripts::schedule::Schedule::from_config(&cfg)?;
+        Ok(p)
+    });
+    let pipeline = match compiled {
         Ok(p) => p,
         Err(e) => {
             r.fail(format!("config   FAIL  {e}"));
@@ -227,8 +231,9 @@ pub fn simulate(
         .flatten()
         .filter(|v| v.get("id").is_some() && v.get("meetingId").is_some());
     let events = if let Some(info) = transcript {
-        let mut ev = crate::transcripts::transcript_event(info, &pipeline.transcript_settings);
-        crate::transcripts::assign_known_users(&mut ev.payload);
+        let mut ev =
+            crate::inbound::roam::transcript::transcript_event(info, &pipeline.transcript_domains);
+        crate::inbound::roam::transcript::assign_known_users(&mut ev.payload);
         vec![ev]
     } else {
         let parsed = src
@@ -270,7 +275,7 @@ pub fn simulate(
                 let text = serde_json::from_str::<crate::grouping::Item>(&h.item)
                     .map(|i| i.text)
                     .unwrap_or_default();
-                let group = if h.key.starts_with('\u{1}') {
+                let group = if crate::grouping::GroupKey::is_single(&h.key) {
                     "its own".to_string()
                 } else {
                     format!("{:?}", h.key.replace(crate::storage::KEY_SEP, ", "))
@@ -302,7 +307,8 @@ pub fn explain_routes(
     headers: &[(String, String)],
 ) -> Result<String, String> {
     let cfg = Config::load(config_path).map_err(|e| format!("config error: {e}"))?;
-    let pipeline = Pipeline::compile(&cfg).map_err(|e| format!("config error: {e}"))?;
+    let pipeline =
+        Pipeline::compile(&cfg, Default::default()).map_err(|e| format!("config error: {e}"))?;
     let mut out = String::new();
     let Some(events) = simulate(&pipeline, source, event, body, headers)? else {
         let _ = writeln!(
@@ -433,6 +439,23 @@ fn run_config_tests(cfg: &Config, pipeline: &Pipeline, r: &mut Report) {
                 t.name,
                 problems.join("; ")
             ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_template_renders_its_sample() {
+        let t = Templates::builtin().unwrap();
+        for (name, info) in t.names() {
+            let sample = info
+                .sample
+                .as_ref()
+                .unwrap_or_else(|| panic!("{name} has no sample"));
+            render_sample(&t, name, sample).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }
 }

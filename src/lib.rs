@@ -12,19 +12,23 @@
 pub mod admin;
 pub mod app;
 pub mod check;
+pub mod compose;
 pub mod config;
 pub mod delivery;
 pub mod fieldpath;
 pub mod grouping;
 pub mod http;
 pub mod inbound;
+pub mod ingest;
 pub mod metrics;
-pub mod pipeline;
+pub mod ratelimit;
 pub mod reload;
 pub mod render;
 pub mod roam;
 pub mod routing;
+pub mod silences;
 pub mod storage;
+pub mod text;
 pub mod transcripts;
 
 pub use app::{Application, StartError};

@@ -7,14 +7,15 @@
 //! read only at start-up (listeners, storage, Roam client, delivery) are reported as
 //! needing a restart rather than silently ignored.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
-use crate::config::{Config, ConfigError};
-use crate::pipeline::Pipeline;
+use crate::config::{Config, ConfigError, Origin};
+use crate::ingest::Pipeline;
+use crate::metrics::Metrics;
+use crate::transcripts::schedule::Schedule;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -34,8 +35,9 @@ pub struct ReloadReport {
 }
 
 pub struct Reloader {
-    source: Option<Option<PathBuf>>,
+    origin: Origin,
     pipeline: Arc<ArcSwap<Pipeline>>,
+    metrics: Arc<Metrics>,
     /// The config in effect; also serialises reloads.
     current: tokio::sync::Mutex<Config>,
 }
@@ -43,30 +45,42 @@ pub struct Reloader {
 impl std::fmt::Debug for Reloader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reloader")
-            .field("source", &self.source)
+            .field("origin", &self.origin)
             .finish()
     }
 }
 
 impl Reloader {
-    pub fn new(cfg: Config, pipeline: Arc<ArcSwap<Pipeline>>) -> Reloader {
+    pub fn new(cfg: Config, pipeline: Arc<ArcSwap<Pipeline>>, metrics: Arc<Metrics>) -> Reloader {
         Reloader {
-            source: cfg.reload_source(),
+            origin: cfg.reload_origin(),
             pipeline,
+            metrics,
             current: tokio::sync::Mutex::new(cfg),
         }
     }
 
+    /// Re-reads and compiles the configuration and swaps it in; counted by result.
     pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
-        let Some(path) = &self.source else {
+        let result = self.reload_inner().await;
+        let label = if result.is_ok() { "ok" } else { "invalid" };
+        self.metrics.reloads.inc(&[label]);
+        result
+    }
+
+    async fn reload_inner(&self) -> Result<ReloadReport, ReloadError> {
+        let Some(path) = self.origin.reload_path() else {
             return Err(ReloadError::NotReloadable);
         };
         let mut current = self.current.lock().await;
-        let result = Config::load(path.as_deref()).and_then(|cfg| {
-            let p = Pipeline::compile(&cfg)?;
+        // The run-time silences carry over: they are the database's, not the file's.
+        let stored = self.pipeline.load().silences.stored().clone();
+        let result = Config::load(path).and_then(|cfg| {
+            let p = Pipeline::compile(&cfg, stored)?;
+            Schedule::from_config(&cfg)?;
             Ok((cfg, p))
         });
-        let (cfg, mut next) = match result {
+        let (cfg, next) = match result {
             Ok(x) => x,
             Err(e) => {
                 tracing::error!(error = %e, "reload refused: the new configuration is invalid; the running one stays");
@@ -74,7 +88,6 @@ impl Reloader {
             }
         };
         let restart_needed = restart_keys(&current, &cfg);
-        next.stored_silences = self.pipeline.load().stored_silences.clone();
         let report = ReloadReport {
             sources: next.sources.len(),
             routes: next.router.routes().len(),

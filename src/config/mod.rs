@@ -410,6 +410,28 @@ pub struct RouteConfig {
     pub dm_assignees: Option<bool>,
 }
 
+/// Where a configuration came from, so it can be loaded again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A TOML string (tests, `routes test`): there is nothing to re-read.
+    InMemory,
+    /// The built-in defaults and the environment, no file.
+    Defaults,
+    /// This file, over the defaults, under the environment.
+    File(PathBuf),
+}
+
+impl Origin {
+    /// The file to pass to `Config::load` again, or None when there is nothing to re-read.
+    pub fn reload_path(&self) -> Option<Option<&std::path::Path>> {
+        match self {
+            Origin::InMemory => None,
+            Origin::Defaults => Some(None),
+            Origin::File(f) => Some(Some(f)),
+        }
+    }
+}
+
 /// A match value as written: `true` and `42` are compared as the strings "true" and "42".
 #[derive(Debug, Clone, Deserialize)]
 pub struct MatchValue(#[serde(deserialize_with = "de::string_like")] pub String);
@@ -480,10 +502,13 @@ impl Config {
         Ok(cfg)
     }
 
-    /// How to load this configuration again (hot reload): `Some(file)` when it came from
-    /// `load` (the file, if any, plus the environment), None for an in-memory config.
-    pub fn reload_source(&self) -> Option<Option<PathBuf>> {
-        self.origins.reloadable.then(|| self.origins.file.clone())
+    /// How to load this configuration again (hot reload).
+    pub fn reload_origin(&self) -> Origin {
+        match (self.origins.reloadable, &self.origins.file) {
+            (false, _) => Origin::InMemory,
+            (true, None) => Origin::Defaults,
+            (true, Some(f)) => Origin::File(f.clone()),
+        }
     }
 
     /// Loads from a TOML string (tests, `routes test`); environment is ignored.

@@ -35,10 +35,6 @@ pub use retry::RetryPolicy;
 
 /// Messages looked at per step (at most one per chat).
 const BATCH: i64 = 32;
-/// Wait after a 429 that carries no usable `Retry-After`.
-const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
-/// A `Retry-After` above this is treated as this (a misconfigured proxy must not stall us for days).
-const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(3600);
 /// Longest pause while the key is refused, between checks.
 const MAX_AUTH_WAIT: Duration = Duration::from_secs(300);
 /// Longest idle sleep; the worker also wakes on every commit.
@@ -53,14 +49,10 @@ pub enum Outlet {
     DryRun,
 }
 
-/// Counters and state shown by `/readyz`.
+/// The last delivery error, shown by `/readyz` (the counts are in `Metrics`).
 #[derive(Debug, Default)]
 pub struct DeliveryStatus {
-    pub delivered: AtomicU64,
-    pub retried: AtomicU64,
-    pub dead_lettered: AtomicU64,
-    pub rate_limited: AtomicU64,
-    pub last_error: Mutex<Option<String>>,
+    last_error: Mutex<Option<String>>,
 }
 
 impl DeliveryStatus {
@@ -271,18 +263,15 @@ impl DeliveryWorker {
                 self.metrics
                     .delivery_seconds
                     .observe(Duration::from_millis((now - m.created_at).max(0) as u64));
-                self.status.delivered.fetch_add(1, Ordering::Relaxed);
                 self.auth_failures.store(0, Ordering::Relaxed);
                 self.status.set_error(None);
                 tracing::info!(message_id = m.id, chat = %m.chat, route = %m.route, attempt = m.attempts + 1, "delivered");
                 Ok(false)
             }
-            Err(RoamError::RateLimited { retry_after }) => {
-                let wait = retry_after
-                    .unwrap_or(DEFAULT_RATE_LIMIT_WAIT)
-                    .min(MAX_RATE_LIMIT_WAIT);
+            Err(e @ RoamError::RateLimited { .. }) => {
+                let wait = e.rate_limit_wait().unwrap_or_default();
                 self.pacer.pause_for(wait);
-                self.status.rate_limited.fetch_add(1, Ordering::Relaxed);
+                self.metrics.rate_limited.inc();
                 let reason = format!(
                     "429 from Roam; all sending paused for {:.1}s",
                     wait.as_secs_f64()
@@ -318,7 +307,6 @@ impl DeliveryWorker {
                     let reason = format!("gave up after {failed} attempts: {e}");
                     tracing::error!(message_id = m.id, chat = %m.chat, route = %m.route, "dead letter: {reason}");
                     self.store.mark_dead(m.id, &reason).await?;
-                    self.status.dead_lettered.fetch_add(1, Ordering::Relaxed);
                     self.metrics.messages.inc(&[&m.route, "dead"]);
                 } else {
                     tracing::warn!(message_id = m.id, chat = %m.chat, attempt = failed,
@@ -326,7 +314,6 @@ impl DeliveryWorker {
                     self.store
                         .retry_later(m.id, next, &e.to_string(), true)
                         .await?;
-                    self.status.retried.fetch_add(1, Ordering::Relaxed);
                     self.metrics.messages.inc(&[&m.route, "retried"]);
                 }
                 self.status.set_error(Some(e.to_string()));
@@ -335,7 +322,6 @@ impl DeliveryWorker {
             Err(e) => {
                 tracing::error!(message_id = m.id, chat = %m.chat, route = %m.route, error = %e, "dead letter: Roam refused the message");
                 self.store.mark_dead(m.id, &e.to_string()).await?;
-                self.status.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 self.metrics.messages.inc(&[&m.route, "dead"]);
                 Ok(false)
             }

@@ -8,46 +8,39 @@
 //! the limit holds for all replicas together: each request takes a token there. If the
 //! database cannot be reached, this replica falls back to its own bucket.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::metrics::Metrics;
+use crate::ratelimit::TokenBucket;
 use crate::storage::Store;
 
 #[derive(Debug)]
 pub struct Pacer {
-    rate: f64,
-    burst: f64,
     state: Mutex<State>,
     /// The store whose bucket every replica shares, when there are replicas.
     shared: Option<Store>,
+    /// Pauses and paused time are counted here (overlapping pauses once).
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Debug)]
 struct State {
-    tokens: f64,
-    last: Instant,
+    bucket: TokenBucket,
     paused_until: Option<Instant>,
-    /// Total time paused so far (overlapping pauses counted once), and 429 pauses.
-    paused_total: Duration,
-    pauses: u64,
 }
 
 impl Pacer {
-    pub fn new(rate_per_second: f64, burst: u32) -> Pacer {
-        let burst = f64::from(burst.max(1));
+    pub fn new(rate_per_second: f64, burst: u32, metrics: Arc<Metrics>) -> Pacer {
         Pacer {
-            rate: rate_per_second,
-            burst,
             state: Mutex::new(State {
-                tokens: burst,
-                last: Instant::now(),
+                bucket: TokenBucket::new(rate_per_second, burst),
                 paused_until: None,
-                paused_total: Duration::ZERO,
-                pauses: 0,
             }),
             shared: None,
+            metrics,
         }
     }
 
@@ -66,20 +59,15 @@ impl Pacer {
             }
             s.paused_until = None;
         }
-        let elapsed = now.saturating_duration_since(s.last).as_secs_f64();
-        s.tokens = (s.tokens + elapsed * self.rate).min(self.burst);
-        s.last = now;
-        if s.tokens >= 1.0 {
-            s.tokens -= 1.0;
-            Ok(())
-        } else {
-            // A tiny configured rate must not overflow the wait.
-            Err(Duration::try_from_secs_f64((1.0 - s.tokens) / self.rate).unwrap_or(Duration::MAX))
-        }
+        s.bucket.take(now)
     }
 
     /// Waits until a request may be sent.
     pub async fn acquire(&self) {
+        let (rate, burst) = {
+            let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            (s.bucket.rate(), s.bucket.burst())
+        };
         loop {
             let wait = match &self.shared {
                 None => match self.try_acquire(Instant::now()) {
@@ -89,7 +77,7 @@ impl Pacer {
                 // A pause this replica saw holds first; then the shared bucket decides.
                 Some(store) => match self.paused_for() {
                     Some(wait) => wait,
-                    None => match store.take_roam_token(self.rate, self.burst).await {
+                    None => match store.take_roam_token(rate, burst).await {
                         Ok(None) => return,
                         Ok(Some(wait)) => wait,
                         Err(e) => {
@@ -111,16 +99,18 @@ impl Pacer {
         let now = Instant::now();
         let until = now + d;
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.pauses += 1;
+        self.metrics.roam_pauses.inc();
         let already = s.paused_until.filter(|p| *p > now).unwrap_or(now);
         if until > already {
-            s.paused_total += until - already;
+            self.metrics
+                .roam_paused_seconds
+                .inc_by((until - already).as_secs_f64());
         }
         if s.paused_until.is_none_or(|p| p < until) {
             s.paused_until = Some(until);
         }
         // After a pause, start gently: no saved-up burst.
-        s.tokens = s.tokens.min(1.0);
+        s.bucket.drain();
         drop(s);
         // Every replica pauses too.
         if let (Some(store), Ok(rt)) = (&self.shared, tokio::runtime::Handle::try_current()) {
@@ -131,12 +121,6 @@ impl Pacer {
                 }
             });
         }
-    }
-
-    /// (pauses so far, total time paused including the current pause's rest).
-    pub fn pause_totals(&self) -> (u64, Duration) {
-        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        (s.pauses, s.paused_total)
     }
 
     /// Time left in the current pause, if any.
@@ -154,7 +138,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn burst_then_rate() {
-        let p = Pacer::new(1.0, 3);
+        let p = Pacer::new(1.0, 3, Arc::default());
         let start = Instant::now();
         for _ in 0..3 {
             p.acquire().await;
@@ -171,12 +155,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn pause_blocks_everything_until_it_ends() {
-        let p = Pacer::new(100.0, 10);
+        let metrics = Arc::new(Metrics::default());
+        let p = Pacer::new(100.0, 10, metrics.clone());
         p.pause_for(Duration::from_secs(30));
         p.pause_for(Duration::from_secs(5)); // shorter pause does not shorten it
+        assert_eq!(metrics.roam_pauses.get(), 2);
         assert_eq!(
-            p.pause_totals(),
-            (2, Duration::from_secs(30)),
+            metrics.roam_paused_seconds.get(),
+            30.0,
             "overlap counted once"
         );
         let start = Instant::now();

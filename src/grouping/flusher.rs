@@ -9,24 +9,23 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::access::DynAccess;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{GroupSpec, Item, Line, group_context};
+use super::{GroupKey, GroupSpec, Item, Line, group_context};
+use crate::compose::{Addressing, outbox_messages};
 use crate::delivery::SHARED_POLL;
 use crate::metrics::Metrics;
-use crate::pipeline::{Addressing, Pipeline, outbox_messages};
-use crate::render::escape_markdown;
+use crate::render::Templates;
 use crate::storage::leader::Leader;
 use crate::storage::{DueGroup, GroupFlush, Store, StoreError, StoredItem, now_ms};
+use crate::text::escape_markdown;
 
 /// Groups looked at per step.
 const BATCH: i64 = 256;
 /// Longest idle sleep; commits with held items also wake the flusher.
 const IDLE_MAX: Duration = Duration::from_secs(60);
-/// The key of a route's `max_messages` overflow digest group.
-pub const OVERFLOW_KEY: &str = "\u{2}overflow";
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
@@ -37,9 +36,12 @@ pub enum Step {
     },
 }
 
+/// The templates in force (a reload swaps them): the group template renders digests.
+pub type CurrentTemplates = Box<dyn DynAccess<Templates> + Send + Sync>;
+
 pub struct Flusher {
     store: Store,
-    pipeline: Arc<ArcSwap<Pipeline>>,
+    templates: CurrentTemplates,
     /// Wakes the delivery worker after queuing messages.
     delivery: Arc<Notify>,
     /// Woken by commits that held items back.
@@ -52,7 +54,7 @@ pub struct Flusher {
 impl Flusher {
     pub fn new(
         store: Store,
-        pipeline: Arc<ArcSwap<Pipeline>>,
+        templates: CurrentTemplates,
         delivery: Arc<Notify>,
         wake: Arc<Notify>,
         metrics: Arc<Metrics>,
@@ -60,7 +62,7 @@ impl Flusher {
         Flusher {
             leader: Leader::new(store.clone()),
             store,
-            pipeline,
+            templates,
             delivery,
             wake,
             metrics,
@@ -171,7 +173,7 @@ impl Flusher {
                 let ids: Vec<i64> = regular.iter().map(|(g, _)| g.id).collect();
                 let json = serde_json::to_string(&digest).unwrap_or_default();
                 self.store
-                    .merge_groups(route, OVERFLOW_KEY, &json, &ids, at)
+                    .merge_groups(route, &GroupKey::Overflow.encode(), &json, &ids, at)
                     .await?;
                 tracing::info!(
                     route,
@@ -237,7 +239,7 @@ impl Flusher {
         if let (Some(event_id), false) = (last_event, lines.is_empty()) {
             let text = self.group_text(route, spec, &lines, suppressed);
             let entity = format!("group:{}", g.key);
-            let plain = spec.digest || spec.muted.is_some() || g.key.starts_with('\u{1}');
+            let plain = spec.digest || spec.muted.is_some() || GroupKey::is_single(&g.key);
             let addressing = Addressing {
                 route,
                 to: &spec.to,
@@ -293,9 +295,9 @@ impl Flusher {
             return lines[0].item.text.clone();
         }
         let ctx = group_context(route, spec, lines, suppressed);
-        let pipeline = self.pipeline.load();
+        let templates = self.templates.load();
         let name = spec.template.as_deref().unwrap_or("group");
-        match pipeline.templates.render_raw(name, &ctx) {
+        match templates.render_raw(name, &ctx) {
             Ok(t) if !t.trim().is_empty() => t.trim_end().to_string(),
             other => {
                 let why = match other {

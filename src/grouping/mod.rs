@@ -136,11 +136,51 @@ impl Item {
     }
 }
 
-/// The group key and its labels: the `group_by` values joined, or `unique` when the
-/// route does not group.
-pub fn group_key(hold: &Hold, payload: &Value, unique: &str) -> (String, BTreeMap<String, String>) {
+/// Which group of a route an item joins. Stored as text (`encode`); the kinds that are
+/// not `group_by` values start with a control character no label text can produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupKey {
+    /// The route does not group: each event is its own group (dedup and caps only).
+    Single(String),
+    /// The `group_by` values, `path=value` joined by `KEY_SEP`.
+    Labels(String),
+    /// The `max_messages` overflow digest.
+    Overflow,
+    /// Events muted by a window, summarised when it ends at `until_ms`.
+    Muted { window: String, until_ms: i64 },
+}
+
+impl GroupKey {
+    const SINGLE: char = '\u{1}';
+    const OVERFLOW: &str = "\u{2}overflow";
+    const MUTED: &str = "\u{3}muted";
+
+    pub fn encode(&self) -> String {
+        match self {
+            GroupKey::Single(unique) => format!("{}{unique}", Self::SINGLE),
+            GroupKey::Labels(k) => k.clone(),
+            GroupKey::Overflow => Self::OVERFLOW.to_string(),
+            GroupKey::Muted { window, until_ms } => {
+                format!("{}{KEY_SEP}{window}{KEY_SEP}{until_ms}", Self::MUTED)
+            }
+        }
+    }
+
+    /// Whether a stored key is one event's own group (sent as that event's message).
+    pub fn is_single(stored: &str) -> bool {
+        stored.starts_with(Self::SINGLE)
+    }
+}
+
+/// The group key and its labels: the `group_by` values, or `unique` when the route does
+/// not group.
+pub fn group_key(
+    hold: &Hold,
+    payload: &Value,
+    unique: &str,
+) -> (GroupKey, BTreeMap<String, String>) {
     let Some(paths) = &hold.group_by else {
-        return (format!("\u{1}{unique}"), BTreeMap::new());
+        return (GroupKey::Single(unique.to_string()), BTreeMap::new());
     };
     let mut labels = BTreeMap::new();
     for p in paths {
@@ -152,7 +192,7 @@ pub fn group_key(hold: &Hold, payload: &Value, unique: &str) -> (String, BTreeMa
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(&KEY_SEP.to_string());
-    (key, labels)
+    (GroupKey::Labels(key), labels)
 }
 
 /// What makes two events "the same" for `repeat_interval`.

@@ -1,6 +1,5 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (it can do its job).
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Json;
@@ -46,15 +45,25 @@ async fn readyz(State(st): State<AppState>) -> (StatusCode, Json<serde_json::Val
         .into_iter()
         .map(|(route, n)| (route, json!(n)))
         .collect();
-    let i = &st.ingest;
-    let d = &st.delivery;
+    let pipeline = st.pipeline.load();
+    let mut sources: Vec<&str> = pipeline.sources.keys().map(String::as_str).collect();
+    sources.push(""); // requests to an unknown source
+    let routes: Vec<&str> = pipeline
+        .router
+        .routes()
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    let m = &st.metrics;
+    let webhooks = |results: &[&str]| m.sum(&m.webhooks, &[&sources, results]);
+    let messages = |outcome: &str| m.sum(&m.messages, &[&routes, &[outcome]]);
     let body = json!({
         "status": if ok { "ready" } else { "not ready" },
         "storage": storage,
         "config": {
             "loaded": true,
-            "sources": st.pipeline.load().sources.len(),
-            "routes": st.pipeline.load().router.routes().len(),
+            "sources": pipeline.sources.len(),
+            "routes": routes.len(),
         },
         "dry_run": st.dry_run,
         "replica": {
@@ -66,21 +75,21 @@ async fn readyz(State(st): State<AppState>) -> (StatusCode, Json<serde_json::Val
         "held": held,
         "transcripts": transcripts_json(&st),
         "delivery": {
-            "delivered": d.delivered.load(Ordering::Relaxed),
-            "retried": d.retried.load(Ordering::Relaxed),
-            "dead_lettered": d.dead_lettered.load(Ordering::Relaxed),
-            "rate_limited": d.rate_limited.load(Ordering::Relaxed),
+            "delivered": messages("sent"),
+            "retried": messages("retried"),
+            "dead_lettered": messages("dead"),
+            "rate_limited": m.rate_limited.get(),
             "paused_for_seconds": st.pacer.paused_for().map(|p| p.as_secs_f64()),
-            "last_error": d.last_error(),
+            "last_error": st.delivery.last_error(),
         },
         "webhooks": {
-            "accepted": i.accepted.load(Ordering::Relaxed),
-            "duplicates": i.duplicates.load(Ordering::Relaxed),
-            "unauthorized": i.unauthorized.load(Ordering::Relaxed),
-            "bad_requests": i.bad_requests.load(Ordering::Relaxed),
-            "template_errors": i.template_errors.load(Ordering::Relaxed),
-            "silenced": i.silenced.load(Ordering::Relaxed),
-            "muted": i.muted.load(Ordering::Relaxed),
+            "accepted": webhooks(&["accepted"]),
+            "duplicates": webhooks(&["duplicate"]),
+            "unauthorized": webhooks(&["unauthorized"]),
+            "bad_requests": webhooks(&["bad_request", "too_large"]),
+            "template_errors": m.sum(&m.template_errors, &[&routes]),
+            "silenced": m.quiet.get(&["silenced"]),
+            "muted": m.quiet.get(&["muted"]),
         },
     });
     let code = if ok {
@@ -92,9 +101,9 @@ async fn readyz(State(st): State<AppState>) -> (StatusCode, Json<serde_json::Val
 }
 
 /// Transcript processing: on or why not, last and next run, counters.
-pub(super) fn transcripts_json(st: &AppState) -> serde_json::Value {
-    let t = &st.transcript_status;
-    let run = t.snapshot();
+fn transcripts_json(st: &AppState) -> serde_json::Value {
+    let m = &st.metrics;
+    let run = st.transcript_status.snapshot();
     json!({
         "enabled": run.disabled.is_none(),
         "disabled_because": run.disabled,
@@ -103,10 +112,10 @@ pub(super) fn transcripts_json(st: &AppState) -> serde_json::Value {
         "next_run_at": run.next_run_at,
         "checkpoint": run.checkpoint,
         "last_error": run.last_error,
-        "runs_ok": t.runs_ok.load(Ordering::Relaxed),
-        "runs_failed": t.runs_failed.load(Ordering::Relaxed),
-        "processed": t.processed.load(Ordering::Relaxed),
-        "skipped_live": t.skipped_live.load(Ordering::Relaxed),
-        "failed": t.failed.load(Ordering::Relaxed),
+        "runs_ok": m.transcript_runs.get(&["ok"]),
+        "runs_failed": m.transcript_runs.get(&["failed"]),
+        "processed": m.transcripts.get(&["processed"]),
+        "skipped_live": m.transcripts.get(&["skipped_live"]),
+        "failed": m.transcripts.get(&["failed"]),
     })
 }

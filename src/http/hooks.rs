@@ -1,27 +1,26 @@
-//! `POST /hooks/{source}`: verify, parse, route, render, commit, then answer.
+//! `POST /hooks/{source}`: the webhook endpoint. It maps HTTP to and from the ingest
+//! step: who may post (allow_ips, rate_limit), the signature, the sender's format, then
+//! `ingest::Ingest::accept`, then the answer the sender expects.
 //!
-//! The answer is sent only after the event and its messages are committed, so a 2xx
+//! The answer is sent only after the events and their messages are committed, so a 2xx
 //! means "durably stored". 202 names the delivery id and the routes matched; a
 //! redelivered id gets 200 and the routes it matched the first time.
 
-use std::sync::atomic::Ordering;
+use std::net::SocketAddr;
 
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use std::net::SocketAddr;
-
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
 
-use super::{ApiError, AppState};
-use crate::inbound::{Ack, Inbound};
-use crate::pipeline::Quiet;
-use crate::storage::Committed;
+use super::{ApiError, AppState, client_ip};
+use crate::inbound::{Ack, Inbound, Parsed, Source};
+use crate::ingest::Outcome;
 
 pub fn router(max_body: usize) -> Router<AppState> {
     Router::new()
@@ -42,18 +41,27 @@ const DELIVERY_ID_HEADERS: &[&str] = &[
     "x-request-id",
 ];
 
-fn delivery_hint(headers: &HeaderMap) -> String {
+fn delivery_hint(headers: &HeaderMap) -> &str {
     DELIVERY_ID_HEADERS
         .iter()
         .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
         .unwrap_or("unknown")
-        .to_string()
 }
 
 /// `/hooks/{source}` or `/hooks/{source}/{token}` (the token for `auth = "url-token"`).
 #[derive(serde::Deserialize)]
 struct HookPath {
     source: String,
+    token: Option<String>,
+}
+
+/// The request as received, before anything is checked.
+struct Request {
+    peer: SocketAddr,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
     token: Option<String>,
 }
 
@@ -68,39 +76,42 @@ async fn receive(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
-    let source = path.source.clone();
-    let result = receive_inner(&st, peer, path, method, uri, headers, body).await;
+    let req = Request {
+        peer,
+        method,
+        uri,
+        headers,
+        body,
+        token: path.token,
+    };
+    let (result, counted, label) = match handle(&st, &path.source, req).await {
+        Ok((resp, result)) => (Ok(resp), result, path.source.as_str()),
+        // Unknown sources are counted without the requested name: the path is the
+        // sender's to choose.
+        Err(e @ ApiError::UnknownSource(_)) => (Err(e), "unknown_source", ""),
+        Err(e) => {
+            let r = e.metric_result();
+            (Err(e), r, path.source.as_str())
+        }
+    };
+    st.metrics.webhooks.inc(&[label, counted]);
     st.metrics.ack_seconds.observe(started.elapsed());
-    if let Err(e) = &result {
-        let label = match e {
-            // Not the requested name: the path is the sender's to choose.
-            ApiError::UnknownSource(_) => "",
-            _ => source.as_str(),
-        };
-        st.metrics.webhooks.inc(&[label, e.metric_result()]);
-    }
     result
 }
 
-async fn receive_inner(
+/// Checks, parses and accepts one request: the response and its metrics result.
+async fn handle(
     st: &AppState,
-    peer: SocketAddr,
-    HookPath {
-        source: source_name,
-        token,
-    }: HookPath,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+    source_name: &str,
+    req: Request,
+) -> Result<(Response, &'static str), ApiError> {
     let pipeline = st.pipeline.load();
-    let Some(source) = pipeline.sources.get(&source_name) else {
+    let Some(source) = pipeline.sources.get(source_name) else {
         tracing::warn!(source = %source_name, "refused: unknown source");
-        return Err(ApiError::UnknownSource(source_name));
+        return Err(ApiError::UnknownSource(source_name.to_string()));
     };
     // Before any signature work: who may post here, and how often.
-    let client = pipeline.client_ip(peer.ip(), &headers);
+    let client = client_ip(&pipeline.trusted_proxies, req.peer.ip(), &req.headers);
     if !source.allows(client) {
         tracing::warn!(source = %source.name, client = %client, "refused: address not in allow_ips");
         return Err(ApiError::Forbidden(format!(
@@ -115,206 +126,115 @@ async fn receive_inner(
             retry_after: wait,
         });
     }
-    let body = body.map_err(|e| {
-        st.ingest.bad_requests.fetch_add(1, Ordering::Relaxed);
+    let parsed = verify_and_parse(st, source, req)?;
+    match parsed.ack {
+        Ack::Pong { event } => {
+            tracing::info!(source = %source.name, event = %event, "connectivity check answered");
+            let body = json!({"status": "ok", "event": event, "message": "pong; nothing is posted for this event"});
+            Ok(((StatusCode::OK, Json(body)).into_response(), "ping"))
+        }
+        Ack::Transcript { id } => super::transcripts::saved(st, &source.name, &id).await,
+        ack => {
+            let outcome = st
+                .ingest
+                .accept(&pipeline, source, parsed.events)
+                .await
+                .map_err(|e| ApiError::Storage(e.to_string()))?;
+            let result = if outcome.any_new() {
+                "accepted"
+            } else {
+                "duplicate"
+            };
+            Ok((reply(&outcome, ack), result))
+        }
+    }
+}
+
+/// The body within its limit, the signature over its raw bytes, then the sender's
+/// format. Every refusal is logged with the delivery id the sender gave.
+fn verify_and_parse(st: &AppState, source: &Source, req: Request) -> Result<Parsed, ApiError> {
+    let hint = delivery_hint(&req.headers);
+    let body = req.body.map_err(|e| {
         let err = ApiError::from_body(e, st.max_body);
-        tracing::warn!(source = %source.name, delivery_id = %delivery_hint(&headers), error = %err, "refused");
+        tracing::warn!(source = %source.name, delivery_id = %hint, error = %err, "refused");
         err
     })?;
-    let req = Inbound {
-        method: &method,
-        uri: &uri,
-        headers: &headers,
+    let inbound = Inbound {
+        method: &req.method,
+        uri: &req.uri,
+        headers: &req.headers,
         body: &body,
-        url_token: token.as_deref(),
+        url_token: req.token.as_deref(),
     };
-    if let Err(r) = source.authenticate(&req) {
-        st.ingest.unauthorized.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(source = %source.name, delivery_id = %delivery_hint(&headers), reason = %r, "refused: authentication failed");
+    if let Err(r) = source.authenticate(&inbound) {
+        tracing::warn!(source = %source.name, delivery_id = %hint, reason = %r, "refused: authentication failed");
         return Err(r.into());
     }
-    let parsed = source.parse(&req).map_err(|r| {
-        st.ingest.bad_requests.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(source = %source.name, delivery_id = %delivery_hint(&headers), bytes = body.len(), reason = %r,
+    source.parse(&inbound).map_err(|r| {
+        tracing::warn!(source = %source.name, delivery_id = %hint, bytes = body.len(), reason = %r,
             "refused: verified request could not be parsed; nothing stored");
         ApiError::from(r)
-    })?;
-    if let Ack::Pong { event } = &parsed.ack {
-        st.metrics.webhooks.inc(&[&source.name, "ping"]);
-        tracing::info!(source = %source.name, event = %event, "connectivity check answered");
-        return Ok((StatusCode::OK, Json(json!({"status": "ok", "event": event, "message": "pong; nothing is posted for this event"}))).into_response());
-    }
+    })
+}
 
-    if let Ack::Transcript { id } = &parsed.ack {
-        return transcript_saved(st, &source.name, id).await;
-    }
-    let parsed_ack = parsed.ack.clone();
-    let mut planned = Vec::with_capacity(parsed.events.len());
-    let mut quiet: Vec<Vec<String>> = Vec::with_capacity(parsed.events.len());
-    for ev in parsed.events {
-        let p = pipeline.plan(source, ev);
-        for q in &p.quiet {
-            let counter = match q {
-                Quiet::Silenced { .. } => &st.ingest.silenced,
-                Quiet::Muted { .. } => &st.ingest.muted,
+/// The answer once committed: the sender's own acknowledgement (Slack's `ok`, a SOAP
+/// `Ack`) or JSON naming the delivery ids, routes and messages.
+fn reply(outcome: &Outcome, ack: Ack) -> Response {
+    match ack {
+        Ack::Soap => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+            crate::inbound::salesforce::SOAP_ACK,
+        )
+            .into_response(),
+        Ack::Text(text) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            text,
+        )
+            .into_response(),
+        _ => {
+            let new = outcome.any_new();
+            let code = if new {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
             };
-            counter.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(source = %source.name, delivery_id = %p.event.delivery_id, event = %p.event.name, "{q}");
+            (code, Json(json_reply(outcome, new))).into_response()
         }
-        quiet.push(p.quiet.iter().map(ToString::to_string).collect());
-        for e in &p.render_errors {
-            st.ingest.template_errors.fetch_add(1, Ordering::Relaxed);
-            st.metrics.template_errors.inc(&[&source.name]);
-            tracing::error!(source = %source.name, delivery_id = %p.event.delivery_id, event = %p.event.name, error = %e,
-                "template failed; the message is sent in its plain fallback form");
-        }
-        planned.push(p.event);
     }
-    let summary: Vec<(String, String, Vec<String>)> = planned
-        .iter()
-        .map(|e| (e.delivery_id.clone(), e.name.clone(), e.routes.clone()))
-        .collect();
-    // Per event: the route of each queued message and of each held item, for /metrics.
-    let outbox_routes: Vec<(Vec<String>, Vec<String>)> = planned
+}
+
+fn json_reply(outcome: &Outcome, new: bool) -> serde_json::Value {
+    let events: Vec<serde_json::Value> = outcome
+        .events
         .iter()
         .map(|e| {
-            (
-                e.messages.iter().map(|m| m.route.clone()).collect(),
-                e.held.iter().map(|h| h.route.clone()).collect(),
-            )
+            let mut entry = json!({"delivery_id": e.delivery_id, "event": e.name,
+                "status": if e.new { "accepted" } else { "duplicate" }, "routes": e.routes, "messages": e.messages});
+            if !e.quiet.is_empty() {
+                entry["quiet"] = json!(e.quiet);
+            }
+            if e.held > 0 {
+                entry["held"] = json!(e.held);
+            }
+            entry
         })
         .collect();
-    let results = st
-        .committer
-        .commit(planned)
-        .await
-        .map_err(|e| ApiError::Storage(e.to_string()))?;
-
-    let mut any_new = false;
-    let mut total_messages = 0;
-    let mut total_held = 0;
-    let mut all_routes: Vec<String> = Vec::new();
-    let mut events = Vec::new();
-    for ((((delivery_id, name, routes), result), quiet), (queued, held_routes)) in summary
-        .into_iter()
-        .zip(results)
-        .zip(quiet)
-        .zip(outbox_routes)
-    {
-        let (status, routes, messages, held) = match result {
-            Committed::Inserted { messages, held, .. } => {
-                any_new = true;
-                for r in &routes {
-                    st.metrics.routed.inc(&[r]);
-                }
-                for r in &queued {
-                    st.metrics.messages.inc(&[r, "queued"]);
-                }
-                for r in &held_routes {
-                    st.metrics.messages.inc(&[r, "held"]);
-                }
-                st.ingest.accepted.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(source = %source.name, delivery_id = %delivery_id, event = %name, routes = ?routes, messages, held, "accepted");
-                ("accepted", routes, messages, held)
-            }
-            Committed::Duplicate { routes } => {
-                st.ingest.duplicates.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(source = %source.name, delivery_id = %delivery_id, event = %name, "duplicate delivery; nothing new queued");
-                ("duplicate", routes, 0, 0)
-            }
-        };
-        total_messages += messages;
-        total_held += held;
-        for r in &routes {
-            if !all_routes.contains(r) {
-                all_routes.push(r.clone());
-            }
-        }
-        let mut entry = json!({"delivery_id": delivery_id, "event": name, "status": status, "routes": routes, "messages": messages});
-        if !quiet.is_empty() && status == "accepted" {
-            entry["quiet"] = json!(quiet);
-        }
-        if held > 0 {
-            // Waiting in a group (grouping, dedup, max_messages or a mute summary).
-            entry["held"] = json!(held);
-        }
-        events.push(entry);
-    }
-    st.metrics.webhooks.inc(&[
-        &source.name,
-        if any_new || events.is_empty() {
-            "accepted"
-        } else {
-            "duplicate"
-        },
-    ]);
-    let code = if any_new || events.is_empty() {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::OK
-    };
     let first = events.first().cloned().unwrap_or_else(|| json!({}));
-    let body = json!({
-        "status": if any_new || events.is_empty() { "accepted" } else { "duplicate" },
+    let mut body = json!({
+        "status": if new { "accepted" } else { "duplicate" },
         "delivery_id": first.get("delivery_id"),
         "event": first.get("event"),
-        "routes": all_routes,
-        "messages": total_messages,
+        "routes": outcome.routes(),
+        "messages": outcome.messages(),
         "events": events,
     });
-    let mut body = body;
     if let Some(q) = first.get("quiet") {
         body["quiet"] = q.clone();
     }
-    if total_held > 0 {
-        body["held"] = json!(total_held);
+    if outcome.held() > 0 {
+        body["held"] = json!(outcome.held());
     }
-    if let Ack::Soap = parsed_ack {
-        return Ok((
-            StatusCode::OK,
-            [(axum::http::header::CONTENT_TYPE, "text/xml; charset=utf-8")],
-            crate::inbound::salesforce::SOAP_ACK,
-        )
-            .into_response());
-    }
-    if let Ack::Text(text) = parsed_ack {
-        return Ok((
-            StatusCode::OK,
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "text/plain; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response());
-    }
-    Ok((code, Json(body)).into_response())
-}
-
-/// Roam's `transcript:saved`: the id is queued durably (then answered 202), and the
-/// transcript worker fetches and posts it; the scheduled sweep is the safety net.
-async fn transcript_saved(st: &AppState, source: &str, id: &str) -> Result<Response, ApiError> {
-    let new = st
-        .store
-        .enqueue_transcript(id)
-        .await
-        .map_err(|e| ApiError::Storage(e.to_string()))?;
-    st.ingest.accepted.fetch_add(1, Ordering::Relaxed);
-    st.metrics.webhooks.inc(&[source, "accepted"]);
-    let message = match (&st.transcripts, st.transcript_status.snapshot().disabled) {
-        (Some(_), _) => {
-            st.transcript_wake.notify_one();
-            "queued: the transcript is fetched and posted as roam.transcript.saved".to_string()
-        }
-        (None, why) => format!(
-            "queued, but transcript processing is off ({}): nothing is posted until it is on",
-            why.unwrap_or_default()
-        ),
-    };
-    tracing::info!(source, transcript = id, new, "{message}");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"status": "accepted", "event": "roam.transcript.saved", "transcript": id, "message": message})),
-    )
-        .into_response())
+    body
 }

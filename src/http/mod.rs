@@ -1,51 +1,41 @@
-//! The HTTP server: webhooks in (`hooks`), health out (`health`).
+//! The HTTP entry points. The public listener takes webhooks (`hooks`, with Roam's
+//! `transcript:saved` in `transcripts`) and answers health probes (`health`); the admin
+//! listener (`admin`) serves metrics, reload and the operator API.
 //!
 //! Each area owns its `router()`; this module merges them, adds the request timeout,
 //! and answers unknown paths and methods with JSON errors.
 
 mod admin;
+mod client;
 pub mod error;
 mod health;
 mod hooks;
+mod transcripts;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::Router;
 
 use crate::delivery::{DeliveryStatus, Pacer};
+use crate::ingest::{Ingest, Pipeline};
 use crate::metrics::Metrics;
-use crate::pipeline::Pipeline;
 use crate::reload::Reloader;
 use crate::storage::Store;
-use crate::storage::committer::CommitHandle;
 use crate::storage::leader::Leader;
 use crate::transcripts::TranscriptStatus;
 use crate::transcripts::sweep::Sweeper;
+use client::client_ip;
 pub use error::ApiError;
 use tokio::sync::Notify;
-
-/// Counters of what the webhook endpoint did, shown by `/readyz`.
-#[derive(Debug, Default)]
-pub struct IngestStats {
-    pub accepted: AtomicU64,
-    pub duplicates: AtomicU64,
-    pub unauthorized: AtomicU64,
-    pub bad_requests: AtomicU64,
-    pub template_errors: AtomicU64,
-    /// Route messages not sent because a silence covered them.
-    pub silenced: AtomicU64,
-    /// Route messages not sent (or held for a summary) in a mute window.
-    pub muted: AtomicU64,
-}
 
 #[derive(Debug)]
 pub struct Shared {
     /// Swapped whole by a reload; each request uses the one it loaded.
     pub pipeline: Arc<ArcSwap<Pipeline>>,
-    pub committer: CommitHandle,
+    /// Plans and commits what the webhooks bring.
+    pub ingest: Ingest,
     pub store: Store,
     /// Whether this replica runs the single-instance background work.
     pub leader: Leader,
@@ -53,7 +43,6 @@ pub struct Shared {
     pub max_body: usize,
     pub pacer: Arc<Pacer>,
     pub delivery: Arc<DeliveryStatus>,
-    pub ingest: IngestStats,
     pub reloader: Arc<Reloader>,
     pub metrics: Arc<Metrics>,
     /// Transcript processing, if on.
@@ -63,8 +52,6 @@ pub struct Shared {
     pub wake_delivery: Arc<Notify>,
     /// Wakes the transcript queue after a `transcript:saved` webhook.
     pub transcript_wake: Arc<Notify>,
-    pub reloads_ok: AtomicU64,
-    pub reloads_failed: AtomicU64,
 }
 
 pub type AppState = Arc<Shared>;

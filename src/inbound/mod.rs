@@ -21,7 +21,7 @@ mod hubspot;
 mod jenkins;
 mod pagerduty;
 mod pipedrive;
-mod roam;
+pub mod roam;
 pub mod salesforce;
 mod sentry;
 mod simple;
@@ -35,6 +35,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, ConfigError};
+use crate::ratelimit::TokenBucket;
 
 pub use auth::Authenticator;
 
@@ -146,7 +147,7 @@ pub struct Source {
     /// Client addresses allowed to post (empty: any).
     pub allow_ips: Vec<IpNet>,
     /// Inbound requests per second (`rate_limit`); more get 429.
-    pub limiter: Option<crate::delivery::Pacer>,
+    pub limiter: Option<std::sync::Mutex<TokenBucket>>,
     handler: Box<dyn SourceKind>,
 }
 
@@ -160,7 +161,10 @@ impl Source {
     pub fn admit(&self) -> Result<(), std::time::Duration> {
         match &self.limiter {
             None => Ok(()),
-            Some(l) => l.try_acquire(tokio::time::Instant::now()),
+            Some(l) => l
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(tokio::time::Instant::now()),
         }
     }
 
@@ -188,7 +192,7 @@ pub fn prepare_sample(kind: &str, payload: &mut Value) {
     match kind {
         "alertmanager" | "grafana" => alerts::enrich(payload),
         "slack" => slack::enrich(payload),
-        "roam" => crate::transcripts::enrich(payload, &[]),
+        "roam" => roam::transcript::enrich(payload, &[]),
         _ => {}
     }
 }
@@ -324,10 +328,10 @@ fn build_source(cfg: &Config, i: usize) -> Result<Source, ConfigError> {
                 "must be a number of requests per second above 0",
             ));
         }
-        Some(r) => Some(crate::delivery::Pacer::new(
+        Some(r) => Some(std::sync::Mutex::new(TokenBucket::new(
             r,
             sc.rate_limit_burst.unwrap_or(r.ceil() as u32).max(1),
-        )),
+        ))),
     };
     if sc.rate_limit_burst.is_some() && sc.rate_limit.is_none() {
         return Err(cfg.error(

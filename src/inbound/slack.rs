@@ -75,7 +75,7 @@ pub fn to_markdown(p: &Value) -> String {
                 out.push(if mrkdwn {
                     mrkdwn_to_markdown(t)
                 } else {
-                    crate::render::escape_markdown(t)
+                    crate::text::escape_markdown(t)
                 });
             }
         }
@@ -96,7 +96,7 @@ fn text_obj(t: &Value) -> Option<String> {
     let text = t.get("text")?.as_str()?;
     Some(
         if t.get("type").and_then(Value::as_str) == Some("plain_text") {
-            crate::render::escape_markdown(text)
+            crate::text::escape_markdown(text)
         } else {
             mrkdwn_to_markdown(text)
         },
@@ -140,7 +140,7 @@ fn block(b: &Value) -> Option<String> {
                     text_obj(e).or_else(|| {
                         e.get("alt_text")
                             .and_then(Value::as_str)
-                            .map(crate::render::escape_markdown)
+                            .map(crate::text::escape_markdown)
                     })
                 })
                 .collect();
@@ -166,7 +166,7 @@ fn block(b: &Value) -> Option<String> {
         "image" => {
             let url = b.get("image_url")?.as_str()?;
             let alt = b.get("alt_text").and_then(Value::as_str).unwrap_or("image");
-            Some(format!("[{}]({url})", crate::render::escape_markdown(alt)))
+            Some(format!("[{}]({url})", crate::text::escape_markdown(alt)))
         }
         _ => None,
     }
@@ -179,7 +179,7 @@ fn attachment(a: &Value) -> String {
         lines.push(mrkdwn_to_markdown(t));
     }
     if let Some(t) = s("author_name") {
-        lines.push(format!("*{}*", crate::render::escape_markdown(t)));
+        lines.push(format!("*{}*", crate::text::escape_markdown(t)));
     }
     match (s("title"), s("title_link")) {
         (Some(t), Some(l)) => lines.push(format!("**[{}]({l})**", mrkdwn_to_markdown(t))),
@@ -216,12 +216,12 @@ fn attachment(a: &Value) -> String {
         }
     }
     if let Some(t) = s("footer") {
-        lines.push(format!("*{}*", crate::render::escape_markdown(t)));
+        lines.push(format!("*{}*", crate::text::escape_markdown(t)));
     }
     if lines.is_empty()
         && let Some(t) = s("fallback")
     {
-        lines.push(crate::render::escape_markdown(t));
+        lines.push(crate::text::escape_markdown(t));
     }
     lines.join("\n")
 }

@@ -20,6 +20,7 @@ use handlebars::{Handlebars, handlebars_helper};
 use serde_json::{Value, json};
 
 use crate::config::{Config, ConfigError};
+use crate::text::escape_markdown;
 pub use fit::{ROAM_MAX_TEXT_BYTES, fit_message, split_message};
 
 /// Where a template came from, for `check` reports.
@@ -315,22 +316,6 @@ fn render_error_text(e: &handlebars::RenderError) -> String {
     }
 }
 
-/// Escapes text for Roam markdown: markdown punctuation is backslash-escaped so it shows
-/// literally, and `<` / `>` are escaped so `<@all>` or `<@U-…>` cannot ping anybody.
-pub fn escape_markdown(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 8);
-    for c in s.chars() {
-        if matches!(
-            c,
-            '\\' | '`' | '*' | '_' | '~' | '[' | ']' | '<' | '>' | '#' | '|'
-        ) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 handlebars_helper!(first_line: |s: str| s.lines().next().unwrap_or("").to_string());
 handlebars_helper!(short_sha: |s: str| s.chars().take(7).collect::<String>());
 handlebars_helper!(ref_name: |s: str| {
@@ -417,31 +402,6 @@ mod tests {
             delivery_id: "d1",
             entity: None,
         }
-    }
-
-    #[test]
-    fn every_builtin_template_renders_its_sample() {
-        let t = Templates::builtin().unwrap();
-        for (name, info) in t.names() {
-            let sample = info
-                .sample
-                .as_ref()
-                .unwrap_or_else(|| panic!("{name} has no sample"));
-            let ev = name.replacen('/', ".", 1);
-            let mut sample = sample.clone();
-            crate::inbound::prepare_sample(name.split('/').next().unwrap_or(""), &mut sample);
-            let data = context(&meta(&ev), &sample);
-            let text = t.render_raw(name, &data).unwrap_or_else(|e| panic!("{e}"));
-            assert!(!text.trim().is_empty(), "{name} rendered nothing");
-        }
-    }
-
-    #[test]
-    fn payload_values_cannot_inject_markdown_or_mentions() {
-        assert_eq!(
-            escape_markdown("*bold* <@all> [x](y)"),
-            "\\*bold\\* \\<@all\\> \\[x\\](y)"
-        );
     }
 
     #[test]

@@ -36,7 +36,25 @@ pub enum RoamError {
     Network(String),
 }
 
+/// Wait after a 429 that carries no usable `Retry-After`.
+const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
+/// A `Retry-After` above this is treated as this (a misconfigured proxy must not stall us for days).
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(3600);
+
 impl RoamError {
+    /// For a 429: how long every call to Roam pauses (its `Retry-After`, else 30 s, at
+    /// most an hour). None for other errors.
+    pub fn rate_limit_wait(&self) -> Option<Duration> {
+        match self {
+            RoamError::RateLimited { retry_after } => Some(
+                retry_after
+                    .unwrap_or(DEFAULT_RATE_LIMIT_WAIT)
+                    .min(MAX_RATE_LIMIT_WAIT),
+            ),
+            _ => None,
+        }
+    }
+
     /// Worth retrying the same request later.
     pub fn is_transient(&self) -> bool {
         matches!(self, RoamError::Unavailable { .. } | RoamError::Network(_))

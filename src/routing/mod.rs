@@ -16,7 +16,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use crate::config::{Config, ConfigError, RouteConfig};
-use crate::fieldpath::{FieldPath, scalar_text};
+use crate::fieldpath::FieldPath;
 use crate::grouping::Hold;
 use crate::inbound::Source;
 use crate::render::Templates;
@@ -31,7 +31,8 @@ pub struct Route {
     pub name: String,
     pub source: String,
     events: Option<Vec<Glob>>,
-    conditions: Vec<Condition>,
+    /// `match`: exact texts or regexes, all of which must hold.
+    matches: Option<when::Cond>,
     when: Option<when::Cond>,
     pub to: Vec<String>,
     pub template: Option<String>,
@@ -63,49 +64,16 @@ impl Route {
     }
 }
 
-#[derive(Debug)]
-struct Condition {
-    path: FieldPath,
-    expect: Expect,
-}
-
-#[derive(Debug)]
-enum Expect {
-    Exact(String),
-    Regex(Regex),
-}
-
-impl Condition {
-    /// None when the condition holds, else why not.
-    fn check(&self, payload: &Value) -> Option<String> {
-        let Some(v) = self.path.lookup(payload) else {
-            return Some(format!("field `{}` is missing", self.path));
-        };
-        let Some(text) = scalar_text(v) else {
-            return Some(format!(
-                "field `{}` is an object or a list, not a value",
-                self.path
-            ));
-        };
-        match &self.expect {
-            Expect::Exact(want) if *want == text => None,
-            Expect::Exact(want) => Some(format!("field `{}` is {text:?}, not {want:?}", self.path)),
-            Expect::Regex(re) if re.is_match(&text) => None,
-            Expect::Regex(re) => Some(format!(
-                "field `{}` is {text:?}, which does not match /{}/",
-                self.path,
-                re.as_str()
-            )),
-        }
-    }
-}
-
 /// An event-name pattern; `*` matches any run of characters.
 #[derive(Debug, Clone)]
-struct Glob(String);
+pub struct Glob(String);
 
 impl Glob {
-    fn matches(&self, name: &str) -> bool {
+    pub fn new(pattern: &str) -> Glob {
+        Glob(pattern.trim().to_string())
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
         glob_match(self.0.as_bytes(), name.as_bytes())
     }
 }
@@ -147,8 +115,6 @@ pub struct Verdict {
 #[derive(Debug, Default)]
 pub struct Router {
     routes: Vec<Route>,
-    /// `[[silences]]` from the config.
-    pub silences: Vec<quiet::CompiledSilence>,
 }
 
 impl Router {
@@ -159,7 +125,6 @@ impl Router {
     ) -> Result<Router, ConfigError> {
         let tagged = Regex::new(TAGGED_ID).map_err(|e| cfg.error("routes", e.to_string()))?;
         let windows = compile_mute_windows(cfg)?;
-        let silences = compile_silences(cfg)?;
         let mut routes = Vec::with_capacity(cfg.routes.len());
         for (i, rc) in cfg.routes.iter().enumerate() {
             let key = |k: &str| format!("routes[{i}].{k}");
@@ -193,26 +158,11 @@ impl Router {
                         "empty list: leave `events` out to match every event",
                     ));
                 }
-                Some(list) => Some(list.iter().map(|e| Glob(e.trim().to_string())).collect()),
+                Some(list) => Some(list.iter().map(|e| Glob::new(e)).collect()),
             };
-            let mut conditions = Vec::new();
-            for (path, value) in &rc.match_ {
-                let ckey = format!("routes[{i}].match.{path:?}");
-                let path = FieldPath::parse(path).map_err(|e| cfg.error(&ckey, e))?;
-                let v = &value.0;
-                let expect = if v.len() >= 2 && v.starts_with('/') && v.ends_with('/') {
-                    let re = Regex::new(&v[1..v.len() - 1]).map_err(|e| {
-                        cfg.error(
-                            &ckey,
-                            format!("invalid regex {v}: {}", one_line(&e.to_string())),
-                        )
-                    })?;
-                    Expect::Regex(re)
-                } else {
-                    Expect::Exact(v.clone())
-                };
-                conditions.push(Condition { path, expect });
-            }
+            let matches =
+                when::match_table(rc.match_.iter().map(|(p, v)| (p.as_str(), v.0.as_str())))
+                    .map_err(|(k, p)| cfg.error(&format!("routes[{i}].match.{k}"), p))?;
             let Some(to_names) = rc.to.as_ref().or(d.to.as_ref()).map(|t| t.to_vec()) else {
                 return Err(cfg.error(&key("to"), "missing (set it here or in [route_defaults])"));
             };
@@ -320,7 +270,7 @@ impl Router {
                 name: rc.name.clone(),
                 source,
                 events,
-                conditions,
+                matches,
                 when,
                 to,
                 template,
@@ -339,7 +289,7 @@ impl Router {
                 },
             });
         }
-        Ok(Router { routes, silences })
+        Ok(Router { routes })
     }
 
     pub fn routes(&self) -> &[Route] {
@@ -418,48 +368,6 @@ fn compile_mute_windows(cfg: &Config) -> Result<Vec<Arc<MuteWindow>>, ConfigErro
             start: quiet::parse_time_of_day(&w.start).map_err(|e| cfg.error(&key("start"), e))?,
             end: quiet::parse_time_of_day(&w.end).map_err(|e| cfg.error(&key("end"), e))?,
         }));
-    }
-    Ok(out)
-}
-
-fn compile_silences(cfg: &Config) -> Result<Vec<quiet::CompiledSilence>, ConfigError> {
-    let mut out = Vec::new();
-    for (i, s) in cfg.silences.iter().enumerate() {
-        let key = |k: &str| format!("silences[{i}].{k}");
-        let starts = match &s.starts {
-            None => 0,
-            Some(t) => quiet::parse_instant(t).map_err(|e| cfg.error(&key("starts"), e))?,
-        };
-        let ends = quiet::parse_instant(&s.ends).map_err(|e| cfg.error(&key("ends"), e))?;
-        let mut all: Vec<Value> = s
-            .match_
-            .iter()
-            .map(|(path, v)| {
-                let v = &v.0;
-                if v.len() >= 2 && v.starts_with('/') && v.ends_with('/') {
-                    serde_json::json!({"field": path, "regex": &v[1..v.len() - 1]})
-                } else {
-                    serde_json::json!({"field": path, "equals": v})
-                }
-            })
-            .collect();
-        all.extend(s.when.clone());
-        let matcher = quiet::Matcher {
-            source: s.source.clone(),
-            events: s.events.clone(),
-            routes: s.routes.clone(),
-            when: (!all.is_empty()).then(|| serde_json::json!({ "all": all })),
-        };
-        out.push(
-            quiet::CompiledSilence::compile(
-                format!("config silences[{i}]"),
-                s.comment.clone(),
-                starts,
-                ends,
-                &matcher,
-            )
-            .map_err(|(k, p)| cfg.error(&key(&k), p))?,
-        );
     }
     Ok(out)
 }
@@ -567,15 +475,11 @@ impl Route {
                 list.join(", ")
             ));
         }
-        self.conditions
-            .iter()
-            .find_map(|c| c.check(payload))
+        self.matches
+            .as_ref()
+            .and_then(|m| m.check(payload))
             .or_else(|| self.when.as_ref().and_then(|w| w.check(payload)))
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

@@ -11,8 +11,11 @@
 //! ]
 //! ```
 //! A condition is a table with exactly one of `all`, `any`, `not`, or `field` plus one
-//! operator: `equals`, `not_equals`, `regex`, `not_regex`, `in`, `not_in`, `exists`, `gt`,
-//! `gte`, `lt`, `lte`. Compiled at load (paths parsed, regexes built, each problem named by
+//! operator: `text`, `equals`, `not_equals`, `regex`, `not_regex`, `in`, `not_in`,
+//! `exists`, `gt`, `gte`, `lt`, `lte`.
+//!
+//! `match` tables (on routes and silences) are shorthand for `text` (the field's text is
+//! exactly this) or, for a value written `/…/`, `regex` conditions: [`match_table`]. Compiled at load (paths parsed, regexes built, each problem named by
 //! its key); evaluated to "holds" or the reason it does not, for `routes test` and the log.
 
 use regex::Regex;
@@ -30,6 +33,8 @@ pub enum Cond {
 
 #[derive(Debug)]
 pub enum Op {
+    /// The field's text is exactly this (`match`): `42` is "42", `true` is "true".
+    Text(String),
     Equals(Value),
     NotEquals(Value),
     Regex(Regex),
@@ -44,6 +49,7 @@ pub enum Op {
 }
 
 const OPERATORS: &[&str] = &[
+    "text",
     "equals",
     "not_equals",
     "regex",
@@ -56,6 +62,33 @@ const OPERATORS: &[&str] = &[
     "lt",
     "lte",
 ];
+
+/// A `match` table (`path = "value"` or `path = "/regex/"`, all must hold) as one
+/// condition, None when empty; errors are `(key suffix, problem)`, the key being the
+/// quoted path, as in `match."a.b"`.
+pub fn match_table<'a>(
+    entries: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<Option<Cond>, (String, String)> {
+    let mut all = Vec::new();
+    for (path, v) in entries {
+        let c = match_condition(path, v);
+        all.push(compile(&c).map_err(|(_, p)| (format!("{path:?}"), p))?);
+    }
+    Ok(match all.len() {
+        0 => None,
+        1 => all.pop(),
+        _ => Some(Cond::All(all)),
+    })
+}
+
+/// One `match` entry as a `when` condition: `text`, or `regex` for a value written `/…/`.
+pub fn match_condition(path: &str, v: &str) -> Value {
+    if v.len() >= 2 && v.starts_with('/') && v.ends_with('/') {
+        serde_json::json!({"field": path, "regex": &v[1..v.len() - 1]})
+    } else {
+        serde_json::json!({"field": path, "text": v})
+    }
+}
 
 /// Compiles a condition; errors are `(key suffix, problem)`, the key relative to `when`.
 pub fn compile(v: &Value) -> Result<Cond, (String, String)> {
@@ -159,6 +192,10 @@ fn compile_at(v: &Value, key: String) -> Result<Cond, (String, String)> {
         items.iter().map(scalar).collect()
     };
     let op = match op_name.as_str() {
+        "text" => Op::Text(
+            scalar_text(&scalar(arg)?)
+                .ok_or_else(|| (k(op_name), "`text` takes a text".to_string()))?,
+        ),
         "equals" => Op::Equals(scalar(arg)?),
         "not_equals" => Op::NotEquals(scalar(arg)?),
         "regex" => Op::Regex(re(arg)?),
@@ -225,6 +262,10 @@ impl Cond {
                 None => Some(format!("not[...] fails: {} holds", c.describe())),
             },
             Cond::Field { path, op } => {
+                if let Op::Text(want) = op {
+                    // As written in `match`: a null field is the text "null".
+                    return text_differs(path, path.lookup(payload), want);
+                }
                 let v = path.lookup(payload).filter(|v| !v.is_null());
                 let Some(v) = v else {
                     return match op {
@@ -241,6 +282,7 @@ impl Cond {
                     None => Some(format!("field `{path}` is {}, not a number", show(v))),
                 };
                 match op {
+                    Op::Text(want) => text_differs(path, Some(v), want),
                     Op::Exists(true) => None,
                     Op::Exists(false) => Some(format!("field `{path}` exists")),
                     Op::Equals(e) if same(v, e) => None,
@@ -292,8 +334,23 @@ impl Cond {
     }
 }
 
+/// Why the field's text is not `want` (None: it is).
+fn text_differs(path: &FieldPath, v: Option<&Value>, want: &str) -> Option<String> {
+    let Some(v) = v else {
+        return Some(format!("field `{path}` is missing"));
+    };
+    match scalar_text(v) {
+        Some(t) if t == want => None,
+        Some(t) => Some(format!("field `{path}` is {t:?}, not {want:?}")),
+        None => Some(format!(
+            "field `{path}` is an object or a list, not a value"
+        )),
+    }
+}
+
 fn op_name(op: &Op) -> String {
     match op {
+        Op::Text(t) => format!("text {t:?}"),
         Op::Equals(v) => format!("equals {}", show(v)),
         Op::NotEquals(v) => format!("not_equals {}", show(v)),
         Op::Regex(r) => format!("regex /{}/", r.as_str()),

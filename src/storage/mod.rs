@@ -79,6 +79,21 @@ pub fn request_text(request: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The outbox statuses an operator lists by (`pending` includes messages being sent), or
+/// `all` (None), as a `list_messages` filter.
+pub fn status_filter(s: Option<&str>) -> Result<Option<&'static str>, String> {
+    match s {
+        None | Some("all") => Ok(None),
+        Some("pending") => Ok(Some("pending")),
+        Some("dead") => Ok(Some("dead")),
+        Some("delivered") => Ok(Some("delivered")),
+        Some("dropped") => Ok(Some("dropped")),
+        Some(other) => Err(format!(
+            "unknown status {other:?} (pending, dead, delivered, dropped, all)"
+        )),
+    }
+}
+
 /// How a message reaches Roam.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MessageOp {

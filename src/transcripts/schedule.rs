@@ -1,14 +1,14 @@
 //! When transcript sweeps run.
 //!
 //! People write cron with 5 fields; tokio-cron-scheduler wants 6 and keeps a fixed UTC
-//! offset per time-zone job, so after a DST change its jobs fire an hour off
-//! (`shared/research/crates.md` 1.7). So each next run is computed here with croner in
+//! offset per time-zone job, so after a DST change its recurring jobs fire an hour off.
+//! So each next run is computed here with croner in
 //! the configured zone, from the current time, and handed to tokio-cron-scheduler as a
 //! one-shot job at that instant: the scheduler only ever sees absolute instants, and
 //! every occurrence is computed with the zone's offset on that day.
 
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -19,6 +19,7 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 
 use super::sweep::Sweeper;
+use crate::config::{Config, ConfigError};
 
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -28,6 +29,18 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// `[transcripts] schedule` and `timezone` when transcripts are on (None when off);
+    /// a problem names its key.
+    pub fn from_config(cfg: &Config) -> Result<Option<Schedule>, ConfigError> {
+        let t = &cfg.transcripts;
+        if !t.enabled {
+            return Ok(None);
+        }
+        Schedule::parse(&t.schedule, &t.timezone)
+            .map(Some)
+            .map_err(|(k, p)| cfg.error(&format!("transcripts.{k}"), p))
+    }
+
     /// A 5-field cron (`min hour dom mon dow`), or 6 with seconds first, read in `tz`.
     pub fn parse(expr: &str, tz: &str) -> Result<Schedule, (&'static str, String)> {
         let fields = expr.split_whitespace().count();
@@ -127,17 +140,14 @@ pub async fn run(schedule: Schedule, sweeper: Arc<Sweeper>, shutdown: Cancellati
             .status()
             .update(|s| s.next_run_at = Some(next.to_rfc3339()));
         let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let tx = Arc::new(Mutex::new(Some(tx)));
-        let job =
-            Job::new_one_shot_at_instant_async(std::time::Instant::now() + wait, move |_, _| {
-                let tx = tx.clone();
-                Box::pin(async move {
-                    if let Some(tx) = tx.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                        let _ = tx.send(());
-                    }
-                })
-            });
+        let fire = Arc::new(tokio::sync::Notify::new());
+        let job = Job::new_one_shot_at_instant_async(std::time::Instant::now() + wait, {
+            let fire = fire.clone();
+            move |_, _| {
+                fire.notify_one();
+                Box::pin(async {})
+            }
+        });
         let added = match job {
             Ok(job) => scheduler.add(job).await.map(|_| ()),
             Err(e) => Err(e),
@@ -150,21 +160,18 @@ pub async fn run(schedule: Schedule, sweeper: Arc<Sweeper>, shutdown: Cancellati
             }
         }
         tokio::select! {
-            fired = rx => {
+            _ = fire.notified() => {
                 last = Some(next);
-                // tokio-cron-scheduler fires a one-shot job up to a second early (measured:
-                // 0.7-1.0 s; it works in whole seconds): wait for the run's time itself.
-                if let Ok(early) = (next - Utc::now()).to_std() {
-                    tokio::select! {
-                        _ = tokio::time::sleep(early) => {}
-                        _ = shutdown.cancelled() => break,
-                    }
+                // tokio-cron-scheduler works in whole seconds and fires a one-shot job up
+                // to a second early (measured: 0.7-1.0 s): the run starts at its own time.
+                let at = tokio::time::Instant::now() + (next - Utc::now()).to_std().unwrap_or_default();
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at) => {}
+                    _ = shutdown.cancelled() => break,
                 }
-                if fired.is_ok() {
-                    sweeper
-                        .run_scheduled(next.timestamp_millis(), "schedule", &shutdown)
-                        .await;
-                }
+                sweeper
+                    .run_scheduled(next.timestamp_millis(), "schedule", &shutdown)
+                    .await;
             }
             _ = shutdown.cancelled() => break,
         }

@@ -8,7 +8,6 @@
 //! overlap are recognised (`events`) without a `transcript.info` call.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,18 +18,17 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::schedule::Schedule;
-use super::{Settings, TranscriptStatus, delivery_id, transcript_event};
+use super::{Settings, TranscriptStatus};
 use crate::delivery::Pacer;
-use crate::pipeline::Pipeline;
+use crate::inbound::roam::transcript::{delivery_id, known_user, transcript_event};
+use crate::ingest::{Ingest, Pipeline};
+use crate::metrics::Metrics;
 use crate::roam::{RoamClient, RoamError};
-use crate::storage::committer::CommitHandle;
 use crate::storage::leader::Leader;
-use crate::storage::{Committed, Store, StoreError, request_text};
+use crate::storage::{Store, StoreError, request_text};
 
 /// 429s in a row on one call before the run gives up on it.
 const MAX_RATE_LIMITED: u32 = 5;
-const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
-const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(3600);
 /// A queued transcript still failing after this many tries is dropped (the sweep's
 /// listing remains the safety net).
 const MAX_QUEUE_ATTEMPTS: i64 = 100;
@@ -93,9 +91,10 @@ pub struct Sweeper {
     client: RoamClient,
     pacer: Arc<Pacer>,
     pipeline: Arc<ArcSwap<Pipeline>>,
-    committer: CommitHandle,
+    ingest: Ingest,
     settings: Settings,
     status: Arc<TranscriptStatus>,
+    metrics: Arc<Metrics>,
     /// Held for the length of a sweep: runs never overlap.
     running: tokio::sync::Mutex<()>,
     /// Assignee email -> Roam user id (None: no such user), for direct messages.
@@ -122,7 +121,7 @@ impl Sweeper {
         client: RoamClient,
         pacer: Arc<Pacer>,
         pipeline: Arc<ArcSwap<Pipeline>>,
-        committer: CommitHandle,
+        ingest: Ingest,
         settings: Settings,
         status: Arc<TranscriptStatus>,
     ) -> Sweeper {
@@ -131,7 +130,8 @@ impl Sweeper {
             client,
             pacer,
             pipeline,
-            committer,
+            metrics: ingest.metrics().clone(),
+            ingest,
             settings,
             status,
             running: tokio::sync::Mutex::new(()),
@@ -202,12 +202,9 @@ impl Sweeper {
         match result {
             Ok(r) => {
                 let ok = r.failed == 0 && !r.interrupted;
-                let counter = if ok {
-                    &self.status.runs_ok
-                } else {
-                    &self.status.runs_failed
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .transcript_runs
+                    .inc(&[if ok { "ok" } else { "failed" }]);
                 tracing::info!(
                     trigger,
                     listed = r.listed,
@@ -237,7 +234,7 @@ impl Sweeper {
                 None
             }
             Err(e) => {
-                self.status.runs_failed.fetch_add(1, Ordering::Relaxed);
+                self.metrics.transcript_runs.inc(&["failed"]);
                 tracing::warn!(trigger, error = %e, "transcript sweep failed; the next run starts from the same checkpoint");
                 self.status.update(|s| {
                     s.last_run_at = Some(now);
@@ -317,14 +314,14 @@ impl Sweeper {
                 };
                 if t.end.as_deref().is_none_or(str::is_empty) {
                     report.skipped_live += 1;
-                    self.status.skipped_live.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.transcripts.inc(&["skipped_live"]);
                     unfinished(&mut hold);
                     continue;
                 }
                 match self.process(&t.id, dry_run).await {
                     Ok(Outcome::Posted { .. }) => {
                         report.processed += 1;
-                        self.status.processed.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.transcripts.inc(&["processed"]);
                     }
                     Ok(Outcome::Planned(msgs)) => {
                         report.processed += 1;
@@ -335,12 +332,12 @@ impl Sweeper {
                     Ok(Outcome::Already) => report.already += 1,
                     Ok(Outcome::Live) => {
                         report.skipped_live += 1;
-                        self.status.skipped_live.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.transcripts.inc(&["skipped_live"]);
                         unfinished(&mut hold);
                     }
                     Err(e) => {
                         report.failed += 1;
-                        self.status.failed.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.transcripts.inc(&["failed"]);
                         unfinished(&mut hold);
                         tracing::warn!(transcript = %t.id, error = %e, "transcript not processed; retried on the next run");
                         self.status
@@ -387,7 +384,7 @@ impl Sweeper {
             let result = self.process(&q.id, false).await;
             let finished = match &result {
                 Ok(Outcome::Posted { .. }) => {
-                    self.status.processed.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.transcripts.inc(&["processed"]);
                     true
                 }
                 Ok(Outcome::Already) => true,
@@ -460,12 +457,12 @@ impl Sweeper {
         {
             return Ok(Outcome::Live);
         }
-        let mut event = transcript_event(info, &self.settings);
+        let mut event = transcript_event(info, &self.settings.internal_domains);
         if pipeline.router.routes().iter().any(|r| r.dm_assignees) {
             self.resolve_assignees(&mut event.payload).await;
         }
-        let planned = pipeline.plan(source, event);
         if dry_run {
+            let planned = pipeline.plan(source, event);
             return Ok(Outcome::Planned(
                 planned
                     .event
@@ -475,13 +472,15 @@ impl Sweeper {
                     .collect(),
             ));
         }
-        let committed = self
-            .committer
-            .commit(vec![planned.event])
+        let outcome = self
+            .ingest
+            .accept(&pipeline, source, vec![event])
             .await
             .map_err(|e| SweepError::Commit(e.to_string()))?;
-        Ok(match committed.into_iter().next() {
-            Some(Committed::Inserted { messages, .. }) => Outcome::Posted { messages },
+        Ok(match outcome.events.first() {
+            Some(e) if e.new => Outcome::Posted {
+                messages: e.messages,
+            },
             _ => Outcome::Already,
         })
     }
@@ -507,7 +506,7 @@ impl Sweeper {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            let user = match super::known_user(&assignee, &participants) {
+            let user = match known_user(&assignee, &participants) {
                 Some(u) => Some(u),
                 None if assignee.contains('@') => self.lookup(&assignee).await,
                 None => None,
@@ -554,11 +553,9 @@ impl Sweeper {
         loop {
             self.pacer.acquire().await;
             match call().await {
-                Err(RoamError::RateLimited { retry_after }) if limited < MAX_RATE_LIMITED => {
+                Err(e @ RoamError::RateLimited { .. }) if limited < MAX_RATE_LIMITED => {
                     limited += 1;
-                    let wait = retry_after
-                        .unwrap_or(DEFAULT_RATE_LIMIT_WAIT)
-                        .min(MAX_RATE_LIMIT_WAIT);
+                    let wait = e.rate_limit_wait().unwrap_or_default();
                     tracing::warn!(
                         wait_s = wait.as_secs_f64(),
                         "429 from Roam during transcript processing; all calls paused"

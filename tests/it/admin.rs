@@ -99,7 +99,9 @@ async fn dead_letters_are_listed_shown_requeued_and_dropped_over_http() {
 
 #[tokio::test]
 async fn metrics_count_by_source_route_and_outcome_with_real_histograms() {
-    let (app, roam, _dir) = app_with(ROUTE_ALL_GITHUB).await;
+    // A grouping route (never reached: all-github matches first) shows its held events.
+    let digest = "[[routes]]\nname = \"github-digest\"\nsource = \"github\"\nto = \"G-88bebce7-6cbb-4666-96f9-5c02d73e6661\"\ngroup_by = [\"repository.full_name\"]\n";
+    let (app, roam, _dir) = app_with(&format!("{ROUTE_ALL_GITHUB}{digest}")).await;
     roam.script([Reply::Status(503, None), Reply::RateLimited("1")]);
     app.push_accepted("m-1").await;
     app.push_accepted("m-2").await;
@@ -152,6 +154,7 @@ async fn metrics_count_by_source_route_and_outcome_with_real_histograms() {
         "# TYPE roam_notify_delivery_latency_seconds histogram",
         "roam_notify_delivery_latency_seconds_count 2",
         "roam_notify_outbox_messages{status=\"pending\"} 0",
+        "roam_notify_held_events{route=\"github-digest\"} 0",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }

@@ -35,7 +35,7 @@ async fn signed_github_push_is_delivered_with_the_expected_text() {
     assert!(text.contains(&format!("**{pusher}** pushed")), "{text}");
     assert!(text.contains("(new branch)"), "{text}");
     assert!(
-        text.contains(&roam_notify::render::escape_markdown(branch)),
+        text.contains(&roam_notify::text::escape_markdown(branch)),
         "{text}"
     );
     assert!(text.contains(p["compare"].as_str().unwrap()), "{text}");

@@ -499,10 +499,12 @@ async fn an_unreadable_group_is_parked_not_spun_on() {
         .await
         .unwrap();
     let cfg = roam_notify::config::Config::from_toml_str("", "t.toml").unwrap();
-    let pipeline = roam_notify::pipeline::Pipeline::compile(&cfg).unwrap();
+    let pipeline = roam_notify::ingest::Pipeline::compile(&cfg, Default::default()).unwrap();
     let flusher = Flusher::new(
         store.clone(),
-        Arc::new(arc_swap::ArcSwap::from_pointee(pipeline)),
+        roam_notify::ingest::Pipeline::current_templates(&Arc::new(
+            arc_swap::ArcSwap::from_pointee(pipeline),
+        )),
         Default::default(),
         Default::default(),
         Default::default(),

@@ -206,7 +206,7 @@ async fn admin_endpoints_are_not_on_the_public_port() {
         m.headers()["content-type"]
             .to_str()
             .unwrap()
-            .starts_with("text/plain; version=0.0.4")
+            .starts_with("application/openmetrics-text; version=1.0.0")
     );
     // Started from an in-memory config: nothing to re-read, and it says so.
     let r = http.post(app.admin_url("/-/reload")).send().await.unwrap();

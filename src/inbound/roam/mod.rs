@@ -7,6 +7,8 @@
 //! as `roam.<event>` (`roam.transcript.started`, `roam.recording.saved`, ...).
 //! Bodies come bare (v0) or in the v1 envelope `{type, eventId, data}`.
 
+pub mod transcript;
+
 use serde_json::Value;
 
 use super::simple::one;

@@ -1,38 +1,16 @@
-//! The request path after verification: route, render, and prepare the rows to commit.
-//!
-//! Everything here is pure and in memory; `http::hooks` calls it between parsing and the
-//! commit, and `check` / `render` call it offline.
-
-use std::collections::HashMap;
+//! Planning one event: route it, render each route's message, and prepare the rows to
+//! commit (outbox messages, or items held in groups). Pure and in memory; `accept`
+//! commits what this plans, and `check` / `routes test` show it offline.
 
 use serde_json::{Value, json};
 
-use std::sync::Arc;
-
-use arc_swap::ArcSwap;
-
-use crate::config::{Config, ConfigError};
-use crate::grouping::{self, GroupSpec, Hold, Item};
-use crate::inbound::{self, Event, Source};
-use crate::render::{
-    EventMeta, ROAM_MAX_TEXT_BYTES, Templates, event_context, fit_message, split_message,
-};
-use crate::routing::quiet::CompiledSilence;
-use crate::routing::{Route, Router};
+use super::Pipeline;
+use crate::compose::{Addressing, chat_post_body, outbox_messages};
+use crate::grouping::{self, GroupKey, GroupSpec, Hold, Item};
+use crate::inbound::{Event, Source};
+use crate::render::{EventMeta, ROAM_MAX_TEXT_BYTES, event_context, fit_message};
+use crate::routing::Route;
 use crate::storage::{HeldItem, KEY_SEP, MessageOp, NewEvent, NewMessage, now_ms};
-
-pub struct Pipeline {
-    pub sources: HashMap<String, Source>,
-    pub templates: Templates,
-    pub router: Router,
-    /// Silences added with `roam-notify silence add`, refreshed from storage by the
-    /// daemon; shared by every pipeline a reload builds.
-    pub stored_silences: Arc<ArcSwap<Vec<CompiledSilence>>>,
-    /// Proxies whose `X-Forwarded-For` names the client (`server.trusted_proxies`).
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// How transcripts become events (for `routes test` and `[[tests]]` on them).
-    pub transcript_settings: crate::transcripts::Settings,
-}
 
 /// Why a matched route sends nothing now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,49 +58,24 @@ impl std::fmt::Display for Quiet {
     }
 }
 
-impl std::fmt::Debug for Pipeline {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline")
-            .field("sources", &self.sources.len())
-            .field("routes", &self.router.routes().len())
-            .finish()
-    }
+/// A template that failed while rendering a route's message (it is sent in its plain
+/// fallback form).
+#[derive(Debug, Clone)]
+pub struct RenderFailure {
+    pub route: String,
+    pub error: String,
 }
 
 /// An event ready to commit, with the template failures met while rendering it.
 #[derive(Debug)]
 pub struct Planned {
     pub event: NewEvent,
-    pub render_errors: Vec<String>,
+    pub render_errors: Vec<RenderFailure>,
     /// Matched routes that send nothing now (silenced or muted).
     pub quiet: Vec<Quiet>,
 }
 
 impl Pipeline {
-    /// Compiles sources, templates and routes; every problem names its file and key.
-    pub fn compile(cfg: &Config) -> Result<Pipeline, ConfigError> {
-        let sources = inbound::build_sources(cfg)?;
-        let templates = Templates::load(cfg)?;
-        let router = Router::compile(cfg, &sources, &templates)?;
-        if cfg.transcripts.enabled {
-            crate::transcripts::schedule::Schedule::parse(
-                &cfg.transcripts.schedule,
-                &cfg.transcripts.timezone,
-            )
-            .map_err(|(k, p)| cfg.error(&format!("transcripts.{k}"), p))?;
-        }
-        let trusted_proxies = inbound::parse_cidrs(&cfg.server.trusted_proxies)
-            .map_err(|(n, e)| cfg.error(&format!("server.trusted_proxies[{n}]"), e))?;
-        Ok(Pipeline {
-            sources: sources.into_iter().map(|s| (s.name.clone(), s)).collect(),
-            templates,
-            router,
-            stored_silences: Arc::default(),
-            trusted_proxies,
-            transcript_settings: crate::transcripts::Settings::from_config(&cfg.transcripts),
-        })
-    }
-
     /// Routes and renders one event into the rows to commit.
     pub fn plan(&self, source: &Source, event: Event) -> Planned {
         if tracing::enabled!(tracing::Level::DEBUG) {
@@ -159,8 +112,15 @@ impl Pipeline {
             let data = event_context(&meta, payload);
             let now = now_ms();
             for route in &routes {
-                if let Some(q) = self.silenced(now, &meta, route, data.data()) {
-                    quiet.push(q);
+                if let Some(c) =
+                    self.silences
+                        .covering(now, meta.source, meta.name, &route.name, data.data())
+                {
+                    quiet.push(Quiet::Silenced {
+                        route: route.name.clone(),
+                        silence: c.silence,
+                        comment: c.comment,
+                    });
                     continue;
                 }
                 let muted = route.muted_at(now);
@@ -178,7 +138,10 @@ impl Pipeline {
                 let template = self.templates.resolve(route.template.as_deref(), &name);
                 let rendered = self.templates.render_event(&template, &meta, &data);
                 if let Some(e) = &rendered.error {
-                    render_errors.push(e.clone());
+                    render_errors.push(RenderFailure {
+                        route: route.name.clone(),
+                        error: e.clone(),
+                    });
                 }
                 if let Some((window, until_ms)) = muted {
                     let line = self.item_line(source.kind, &data);
@@ -239,98 +202,10 @@ impl Pipeline {
             quiet,
         }
     }
-
-    /// The first silence (config, then stored) that covers this route's message.
-    fn silenced(
-        &self,
-        now: i64,
-        meta: &EventMeta<'_>,
-        route: &Route,
-        payload: &Value,
-    ) -> Option<Quiet> {
-        let stored = self.stored_silences.load();
-        self.router
-            .silences
-            .iter()
-            .chain(stored.iter())
-            .find(|s| s.silences(now, meta.source, meta.name, &route.name, payload))
-            .map(|s| Quiet::Silenced {
-                route: route.name.clone(),
-                silence: s.label.clone(),
-                comment: s.comment.clone(),
-            })
-    }
 }
 
 /// The template of a transcript's direct message to an action-item assignee.
 const ASSIGNEE_TEMPLATE: &str = "roam/assignee";
-
-/// Where and how one route's message about one event (or one group) goes.
-#[derive(Debug, Clone)]
-pub struct Addressing<'a> {
-    pub route: &'a str,
-    pub to: &'a [String],
-    pub mentions: &'a [String],
-    /// Over Roam's cap: split into thread replies instead of cutting.
-    pub split_long: bool,
-    /// Messages about one entity go into one thread (`threadKey`).
-    pub thread: bool,
-    /// The first message about an entity is edited in place by later ones.
-    pub update: bool,
-    /// What the message is about; thread and update need one.
-    pub entity: Option<&'a str>,
-    /// Seeds the thread key of a split message that has no entity thread.
-    pub split_seed: &'a str,
-}
-
-/// The outbox rows for one rendered text: one per destination chat, or several when
-/// the text is split into thread replies.
-pub fn outbox_messages(
-    a: &Addressing<'_>,
-    text: &str,
-    render_error: Option<&str>,
-) -> Vec<NewMessage> {
-    let entity_thread = match (a.thread, a.entity) {
-        (true, Some(e)) => Some(thread_key("rn-t-", &format!("{}\u{0}{e}", a.route))),
-        _ => None,
-    };
-    // Over Roam's cap: cut with "… N more bytes", or (split_long) post the first part
-    // and the rest as replies in its thread, under one threadKey.
-    let mut parts = vec![text.to_string()];
-    let mut thread = entity_thread.clone();
-    if a.split_long && text.len() > ROAM_MAX_TEXT_BYTES {
-        parts = split_message(text, ROAM_MAX_TEXT_BYTES - 200);
-        thread = thread.or_else(|| Some(thread_key("rn-split-", a.split_seed)));
-    }
-    let upsert_entity = a.entity.filter(|_| a.update);
-    let mut out = Vec::with_capacity(parts.len() * a.to.len());
-    for (n, part) in parts.iter().enumerate() {
-        let text = if n == 0 {
-            with_mentions(a.mentions, part)
-        } else {
-            part.clone()
-        };
-        let text = fit_message(&text, ROAM_MAX_TEXT_BYTES);
-        for chat in a.to {
-            let (op, entity_key) = match upsert_entity {
-                Some(e) if n == 0 => (
-                    MessageOp::Upsert,
-                    Some(format!("{}{KEY_SEP}{chat}{KEY_SEP}{e}", a.route)),
-                ),
-                _ => (MessageOp::Post, None),
-            };
-            out.push(NewMessage {
-                route: a.route.to_string(),
-                chat: chat.clone(),
-                request: chat_post_body(chat, &text, thread.as_deref(), op == MessageOp::Upsert),
-                render_error: render_error.map(str::to_string),
-                op,
-                entity_key,
-            });
-        }
-    }
-    out
-}
 
 /// An event's item in the summary of a mute window, sent when the window ends.
 fn muted_item(
@@ -351,7 +226,11 @@ fn muted_item(
     let no_hold = Hold::default();
     HeldItem {
         route: route.name.clone(),
-        key: format!("\u{3}muted{KEY_SEP}{window}{KEY_SEP}{until_ms}"),
+        key: GroupKey::Muted {
+            window: window.to_string(),
+            until_ms,
+        }
+        .encode(),
         spec: serde_json::to_string(&spec).unwrap_or_default(),
         fingerprint: grouping::fingerprint(
             route.hold.as_ref().unwrap_or(&no_hold),
@@ -386,7 +265,7 @@ fn held_item(
     let spec = group_spec(route, Some(hold), labels);
     HeldItem {
         route: route.name.clone(),
-        key,
+        key: key.encode(),
         spec: serde_json::to_string(&spec).unwrap_or_default(),
         fingerprint: grouping::fingerprint(
             hold,
@@ -430,39 +309,13 @@ fn group_spec(
 }
 
 impl Pipeline {
-    /// The client's address: the peer, or, when the peer is a trusted proxy, the
-    /// right-most `X-Forwarded-For` entry that is not one (entries left of it were written
-    /// by whoever sent the request and prove nothing).
-    pub fn client_ip(
-        &self,
-        peer: std::net::IpAddr,
-        headers: &axum::http::HeaderMap,
-    ) -> std::net::IpAddr {
-        let trusted = |ip: &std::net::IpAddr| self.trusted_proxies.iter().any(|n| n.contains(ip));
-        if !trusted(&peer) {
-            return peer;
-        }
-        let hops: Vec<std::net::IpAddr> = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|h| h.trim().parse().ok())
-            .collect();
-        hops.iter()
-            .rev()
-            .find(|ip| !trusted(ip))
-            .copied()
-            .unwrap_or(peer)
-    }
-
     /// Transcripts: one direct message per action-item assignee with a Roam user id
     /// (`assignee_user`, resolved by the transcript worker), listing their items.
     fn assignee_messages(
         &self,
         route: &Route,
         payload: &Value,
-        errors: &mut Vec<String>,
+        errors: &mut Vec<RenderFailure>,
     ) -> Vec<NewMessage> {
         let items = payload
             .get("action_items")
@@ -496,7 +349,10 @@ impl Pipeline {
             let text = match self.templates.render_raw(ASSIGNEE_TEMPLATE, &ctx) {
                 Ok(t) => t.trim_end().to_string(),
                 Err(e) => {
-                    errors.push(e.to_string());
+                    errors.push(RenderFailure {
+                        route: route.name.clone(),
+                        error: e.to_string(),
+                    });
                     let titles: Vec<&str> = mine
                         .iter()
                         .filter_map(|i| i.get("title").and_then(Value::as_str))
@@ -534,36 +390,4 @@ impl Pipeline {
             }
         }
     }
-}
-
-/// The route's mentions, in Roam's syntax, before the text (which stays under the cap).
-fn with_mentions(mentions: &[String], text: &str) -> String {
-    if mentions.is_empty() {
-        return text.to_string();
-    }
-    let tags: Vec<String> = mentions.iter().map(|m| format!("<@{m}>")).collect();
-    let prefix = tags.join(" ") + " ";
-    let room = crate::render::ROAM_MAX_TEXT_BYTES.saturating_sub(prefix.len());
-    prefix + &crate::render::fit_message(text, room)
-}
-
-/// The `chat.post` request body (`chat.json`: `chat` plus exactly one content type;
-/// `threadKey` at most 64 characters).
-/// `sync` asks Roam for the message's timestamp (needed to edit it later).
-pub fn chat_post_body(chat: &str, text: &str, thread_key: Option<&str>, sync: bool) -> String {
-    let mut body = json!({ "chat": chat, "text": text, "markdown": true });
-    if let Some(k) = thread_key {
-        body["threadKey"] = json!(k);
-    }
-    if sync {
-        body["sync"] = json!(true);
-    }
-    body.to_string()
-}
-
-/// A stable `threadKey` from `seed` (Roam: at most 64 characters).
-fn thread_key(prefix: &str, seed: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let h = Sha256::digest(seed.as_bytes());
-    format!("{prefix}{}", &hex::encode(h)[..32])
 }

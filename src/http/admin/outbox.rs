@@ -1,0 +1,87 @@
+//! `/api/outbox`: see messages, re-queue dead ones, drop one.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde_json::json;
+
+use super::storage;
+use crate::http::{ApiError, AppState};
+use crate::storage::status_filter;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/outbox", get(outbox_list))
+        .route("/api/outbox/retry-dead", post(outbox_retry_dead))
+        .route("/api/outbox/{id}", get(outbox_show))
+        .route("/api/outbox/{id}/retry", post(outbox_retry))
+        .route("/api/outbox/{id}/drop", post(outbox_drop))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/outbox?status=pending|dead|delivered|dropped|all&limit=50`, newest first.
+async fn outbox_list(
+    State(st): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let status = status_filter(q.status.as_deref()).map_err(ApiError::BadQuery)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let rows = st
+        .store
+        .list_messages(status, limit)
+        .await
+        .map_err(storage)?;
+    Ok(Json(json!({ "messages": rows })))
+}
+
+async fn outbox_show(
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    match st.store.get_message(id).await.map_err(storage)? {
+        Some(m) => Ok(Json(json!(m))),
+        None => Err(ApiError::NoSuchMessage(id)),
+    }
+}
+
+/// A dead or dropped message back in the queue with fresh retries; the worker is woken.
+async fn outbox_retry(
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    if !st.store.requeue(id).await.map_err(storage)? {
+        return Err(ApiError::Conflict(format!(
+            "message {id} does not exist or is not dead or dropped"
+        )));
+    }
+    st.wake_delivery.notify_one();
+    tracing::info!(message_id = id, "re-queued by the admin API");
+    Ok(Json(json!({"status": "requeued", "id": id})))
+}
+
+async fn outbox_retry_dead(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let n = st.store.requeue_all_dead().await.map_err(storage)?;
+    st.wake_delivery.notify_one();
+    tracing::info!(messages = n, "dead letters re-queued by the admin API");
+    Ok(Json(json!({"status": "requeued", "count": n})))
+}
+
+async fn outbox_drop(
+    State(st): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    if !st.store.drop_message(id).await.map_err(storage)? {
+        return Err(ApiError::Conflict(format!(
+            "message {id} does not exist or is not pending or dead"
+        )));
+    }
+    tracing::info!(message_id = id, "dropped by the admin API");
+    Ok(Json(json!({"status": "dropped", "id": id})))
+}
