@@ -96,7 +96,7 @@ impl Application {
             .collect();
         names.sort();
         tracing::info!(sources = ?names, routes = pipeline.router.routes().len(), "configuration loaded");
-        for s in pipeline.sources.values().filter(|s| s.unauthenticated) {
+        for s in pipeline.sources.values().filter(|s| s.unauthenticated()) {
             tracing::warn!(source = %s.name, "source accepts unauthenticated requests (auth = \"none\"); anyone who can reach /hooks/{} can post", s.name);
         }
 

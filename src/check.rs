@@ -65,7 +65,7 @@ pub fn check(config_path: Option<&Path>) -> Report {
             "Roam API key set"
         }
     ));
-    for s in pipeline.sources.values().filter(|s| s.unauthenticated) {
+    for s in pipeline.sources.values().filter(|s| s.unauthenticated()) {
         r.line(format!(
             "source   warn  {}: auth = \"none\", anyone who can reach the URL can post",
             s.name

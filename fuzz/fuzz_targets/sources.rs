@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use libfuzzer_sys::fuzz_target;
 use roam_notify::inbound::Inbound;
-use roam_notify::pipeline::Pipeline;
+use roam_notify::ingest::Pipeline;
 
 static PIPELINE: OnceLock<Pipeline> = OnceLock::new();
 

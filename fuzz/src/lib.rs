@@ -1,7 +1,7 @@
 //! Shared setup for the fuzz targets: one pipeline with a source of every kind.
 
 use roam_notify::config::Config;
-use roam_notify::pipeline::Pipeline;
+use roam_notify::ingest::Pipeline;
 
 /// A source of every kind (each with the secret its scheme needs) and a catch-all route.
 pub const CONFIG: &str = r#"
@@ -98,5 +98,5 @@ to = "G-88bebce7-6cbb-4666-96f9-5c02d73e6661"
 
 pub fn pipeline() -> Pipeline {
     let cfg = Config::from_toml_str(CONFIG, "fuzz.toml").expect("fuzz config");
-    Pipeline::compile(&cfg).expect("fuzz pipeline")
+    Pipeline::compile(&cfg, Default::default()).expect("fuzz pipeline")
 }

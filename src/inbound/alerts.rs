@@ -13,6 +13,7 @@
 
 use serde_json::{Value, json};
 
+use super::kind::Kind;
 use super::simple::one;
 use super::{AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, body_digest, parse_json};
 use crate::storage::now_ms;
@@ -30,6 +31,11 @@ pub const GRAFANA_AUTH: AuthSpec = AuthSpec {
     },
     token_header: "",
 };
+
+pub const ALERTMANAGER: Kind =
+    Kind::simple("alertmanager", &super::BASIC_OR_BEARER, parse_alertmanager).enriched(enrich);
+
+pub const GRAFANA: Kind = Kind::simple("grafana", &GRAFANA_AUTH, parse_grafana).enriched(enrich);
 
 pub fn parse_alertmanager(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     parse_group(req, "alertmanager")

@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+use super::kind::Kind;
 use super::simple::one;
 use super::{
     Ack, AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth::header_str,
@@ -18,6 +19,8 @@ pub const AUTH: AuthSpec = AuthSpec {
     hmac: HmacStyle::Buildkite,
     token_header: "X-Buildkite-Token",
 };
+
+pub const KIND: Kind = Kind::simple("buildkite", &AUTH, parse);
 
 pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let p = parse_json(req.body)?;

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::kind::Kind;
 use super::simple::one;
 use super::{
     AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, delivery_from_headers, name_part,
@@ -18,6 +19,8 @@ pub const AUTH: AuthSpec = AuthSpec {
     },
     token_header: "",
 };
+
+pub const KIND: Kind = Kind::simple("circleci", &AUTH, parse);
 
 pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let p = parse_json(req.body)?;

@@ -7,6 +7,7 @@
 //! Auth: Basic or Bearer (custom headers). Event: `datadog.<event_type>[.<transition>]`
 //! (`datadog.metric_alert_monitor.triggered`); delivery id: `id` plus the transition.
 
+use super::kind::Kind;
 use super::simple::one;
 use super::{
     AuthSpec, Event, Inbound, Parsed, Rejection, delivery_from_headers, name_part, parse_json,
@@ -14,6 +15,8 @@ use super::{
 use crate::fieldpath::scalar_text;
 
 pub const AUTH: AuthSpec = super::BASIC_OR_BEARER;
+
+pub const KIND: Kind = Kind::simple("datadog", &AUTH, parse);
 
 pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let p = parse_json(req.body)?;

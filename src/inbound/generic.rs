@@ -13,9 +13,10 @@
 
 use serde_json::Value;
 
+use super::kind::{Build, Kind};
 use super::{
     Ack, AuthSpec, Authenticator, Event, HmacStyle, Inbound, Parsed, Rejection, SourceKind,
-    auth::header_str, auth_from_config, name_part, parse_json,
+    auth::header_str, name_part, parse_json,
 };
 use crate::config::{Config, ConfigError};
 use crate::fieldpath::{FieldPath, scalar_text};
@@ -96,10 +97,16 @@ impl Lookup {
     }
 }
 
+pub const KIND: Kind = Kind {
+    name: "generic",
+    build: Build::Custom(|cfg, i| Ok(Box::new(Generic::from_config(cfg, i)?))),
+    enrich: None,
+};
+
 impl Generic {
     pub fn from_config(cfg: &Config, i: usize) -> Result<Self, ConfigError> {
         let sc = &cfg.sources[i];
-        let auth = auth_from_config(cfg, i, "generic", &AUTH)?;
+        let auth = Authenticator::from_config(cfg, i, "generic", &AUTH)?;
         let event = Lookup::from_config(cfg, i, "event", &sc.event_field, &sc.event_header)?
             .unwrap_or_else(|| Lookup::Fixed("event".into()));
         let delivery_id = Lookup::from_config(
@@ -120,6 +127,10 @@ impl Generic {
 impl SourceKind for Generic {
     fn authenticate(&self, req: &Inbound<'_>) -> Result<(), Rejection> {
         self.auth.verify(req)
+    }
+
+    fn unauthenticated(&self) -> bool {
+        self.auth.is_none()
     }
 
     fn parse(&self, req: &Inbound<'_>) -> Result<Parsed, Rejection> {

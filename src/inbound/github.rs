@@ -7,12 +7,11 @@
 
 use serde_json::Value;
 
+use super::kind::Kind;
 use super::{
-    Ack, AuthSpec, Authenticator, Event, HmacStyle, Inbound, Parsed, Rejection, SourceKind,
-    auth::header_str, auth_from_config, delivery_from_headers, name_part, parse_json,
-    reject_unused,
+    Ack, AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth::header_str,
+    delivery_from_headers, name_part, parse_json,
 };
-use crate::config::{Config, ConfigError};
 
 const AUTH: AuthSpec = AuthSpec {
     default: Some("hmac-sha256"),
@@ -24,53 +23,37 @@ const AUTH: AuthSpec = AuthSpec {
     token_header: "",
 };
 
-pub struct GitHub {
-    pub auth: Authenticator,
-}
+pub const KIND: Kind = Kind::simple("github", &AUTH, parse);
 
-impl GitHub {
-    pub fn from_config(cfg: &Config, i: usize) -> Result<Self, ConfigError> {
-        reject_unused(cfg, i, "github")?;
-        let auth = auth_from_config(cfg, i, "github", &AUTH)?;
-        Ok(GitHub { auth })
+pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
+    let event = header_str(req.headers, "x-github-event")
+        .map_err(|_| Rejection::bad_request("X-GitHub-Event header is not valid text"))?
+        .ok_or_else(|| Rejection::bad_request("missing X-GitHub-Event header"))?;
+    let event = name_part(event);
+    let payload = body_json(req)?;
+    if event == "ping" {
+        return Ok(Parsed {
+            events: vec![],
+            ack: Ack::Pong {
+                event: "github.ping".into(),
+            },
+        });
     }
-}
-
-impl SourceKind for GitHub {
-    fn authenticate(&self, req: &Inbound<'_>) -> Result<(), Rejection> {
-        self.auth.verify(req)
-    }
-
-    fn parse(&self, req: &Inbound<'_>) -> Result<Parsed, Rejection> {
-        let event = header_str(req.headers, "x-github-event")
-            .map_err(|_| Rejection::bad_request("X-GitHub-Event header is not valid text"))?
-            .ok_or_else(|| Rejection::bad_request("missing X-GitHub-Event header"))?;
-        let event = name_part(event);
-        let payload = body_json(req)?;
-        if event == "ping" {
-            return Ok(Parsed {
-                events: vec![],
-                ack: Ack::Pong {
-                    event: "github.ping".into(),
-                },
-            });
-        }
-        let delivery_id = delivery_from_headers(req, &["x-github-delivery"]);
-        let name = match payload.get("action").and_then(Value::as_str) {
-            Some(action) => format!("github.{event}.{}", name_part(action)),
-            None => format!("github.{event}"),
-        };
-        let entity = entity_key(&event, &payload);
-        Ok(Parsed {
-            events: vec![Event {
-                name,
-                delivery_id,
-                entity,
-                payload,
-            }],
-            ack: Ack::Default,
-        })
-    }
+    let delivery_id = delivery_from_headers(req, &["x-github-delivery"]);
+    let name = match payload.get("action").and_then(Value::as_str) {
+        Some(action) => format!("github.{event}.{}", name_part(action)),
+        None => format!("github.{event}"),
+    };
+    let entity = entity_key(&event, &payload);
+    Ok(Parsed {
+        events: vec![Event {
+            name,
+            delivery_id,
+            entity,
+            payload,
+        }],
+        ack: Ack::Default,
+    })
 }
 
 fn body_json(req: &Inbound<'_>) -> Result<Value, Rejection> {

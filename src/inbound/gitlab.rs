@@ -9,6 +9,7 @@
 
 use serde_json::Value;
 
+use super::kind::Kind;
 use super::simple::one;
 use super::{
     AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, delivery_from_headers, name_part,
@@ -21,6 +22,8 @@ pub const AUTH: AuthSpec = AuthSpec {
     hmac: HmacStyle::None,
     token_header: "X-Gitlab-Token",
 };
+
+pub const KIND: Kind = Kind::simple("gitlab", &AUTH, parse);
 
 pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let p = parse_json(req.body)?;

@@ -8,6 +8,7 @@
 
 use serde_json::Value;
 
+use super::kind::Kind;
 use super::{Ack, AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, name_part, parse_json};
 use crate::fieldpath::scalar_text;
 
@@ -17,6 +18,8 @@ pub const AUTH: AuthSpec = AuthSpec {
     hmac: HmacStyle::HubSpot,
     token_header: "",
 };
+
+pub const KIND: Kind = Kind::simple("hubspot", &AUTH, parse);
 
 pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let body = parse_json(req.body)?;

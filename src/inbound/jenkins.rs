@@ -5,10 +5,13 @@
 
 use serde_json::Value;
 
+use super::kind::Kind;
 use super::simple::one;
 use super::{AuthSpec, Event, Inbound, Parsed, Rejection, name_part, parse_json};
 
 pub const AUTH: AuthSpec = super::BASIC_OR_BEARER;
+
+pub const KIND: Kind = Kind::simple("jenkins", &AUTH, parse);
 
 pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let p = parse_json(req.body)?;

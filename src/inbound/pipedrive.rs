@@ -3,6 +3,7 @@
 //! `pipedrive.<entity>.<action>` (`pipedrive.deal.change`); delivery id: the `meta.id`,
 //! `meta.timestamp` and `meta.attempt`... minus the attempt, so retries collapse.
 
+use super::kind::Kind;
 use super::simple::one;
 use super::{
     AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, delivery_from_headers, name_part,
@@ -16,6 +17,8 @@ pub const AUTH: AuthSpec = AuthSpec {
     hmac: HmacStyle::None,
     token_header: "",
 };
+
+pub const KIND: Kind = Kind::simple("pipedrive", &AUTH, parse);
 
 pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let p = parse_json(req.body)?;

@@ -10,6 +10,7 @@ use quick_xml::events::Event as Xml;
 use serde_json::{Map, Value};
 
 use super::auth::ct_eq;
+use super::kind::{Build, Kind};
 use super::{Ack, Event, Inbound, Parsed, Rejection, SourceKind, name_part, reject_unused};
 use crate::config::{Config, ConfigError};
 
@@ -17,7 +18,13 @@ pub struct Salesforce {
     organization_id: String,
 }
 
-pub fn build(cfg: &Config, i: usize) -> Result<Salesforce, ConfigError> {
+pub const KIND: Kind = Kind {
+    name: "salesforce",
+    build: Build::Custom(|cfg, i| Ok(Box::new(build(cfg, i)?))),
+    enrich: None,
+};
+
+fn build(cfg: &Config, i: usize) -> Result<Salesforce, ConfigError> {
     let sc = &cfg.sources[i];
     reject_unused(cfg, i, "salesforce")?;
     if sc.secret.is_some() || sc.secrets.is_some() || sc.auth.is_some() {

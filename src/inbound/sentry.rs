@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use super::kind::Kind;
 use super::simple::one;
 use super::{
     AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth::header_str,
@@ -20,6 +21,8 @@ pub const AUTH: AuthSpec = AuthSpec {
     },
     token_header: "",
 };
+
+pub const KIND: Kind = Kind::simple("sentry", &AUTH, parse);
 
 pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let resource = header_str(req.headers, "sentry-hook-resource")

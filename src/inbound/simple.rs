@@ -1,12 +1,9 @@
 //! The shape most source kinds share: an authenticator plus a parse function.
 
-use super::{
-    AuthSpec, Authenticator, Event, Inbound, Parsed, Rejection, SourceKind, auth_from_config,
-    reject_unused,
-};
+use super::auth::{AuthSpec, Authenticator};
+use super::kind::ParseFn;
+use super::{Event, Inbound, Parsed, Rejection, SourceKind, reject_unused};
 use crate::config::{Config, ConfigError};
-
-pub type ParseFn = fn(&Inbound<'_>) -> Result<Parsed, Rejection>;
 
 pub struct Simple {
     pub auth: Authenticator,
@@ -24,7 +21,7 @@ pub fn build(
 ) -> Result<Simple, ConfigError> {
     reject_unused(cfg, i, kind)?;
     Ok(Simple {
-        auth: auth_from_config(cfg, i, kind, spec)?,
+        auth: Authenticator::from_config(cfg, i, kind, spec)?,
         parse,
     })
 }
@@ -32,6 +29,10 @@ pub fn build(
 impl SourceKind for Simple {
     fn authenticate(&self, req: &Inbound<'_>) -> Result<(), Rejection> {
         self.auth.verify(req)
+    }
+
+    fn unauthenticated(&self) -> bool {
+        self.auth.is_none()
     }
 
     fn parse(&self, req: &Inbound<'_>) -> Result<Parsed, Rejection> {

@@ -12,6 +12,7 @@
 
 use serde_json::Value;
 
+use super::kind::Kind;
 use super::{Ack, AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, parse_json};
 
 pub const AUTH: AuthSpec = AuthSpec {
@@ -20,6 +21,8 @@ pub const AUTH: AuthSpec = AuthSpec {
     hmac: HmacStyle::None,
     token_header: "",
 };
+
+pub const KIND: Kind = Kind::simple("slack", &AUTH, parse).enriched(enrich);
 
 pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let mut p = if req.body.starts_with(b"payload=") {

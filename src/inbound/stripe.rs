@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use super::kind::Kind;
 use super::simple::one;
 use super::{
     AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, delivery_from_headers, name_part,
@@ -16,6 +17,8 @@ pub const AUTH: AuthSpec = AuthSpec {
     hmac: HmacStyle::None,
     token_header: "",
 };
+
+pub const KIND: Kind = Kind::simple("stripe", &AUTH, parse);
 
 pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let p = parse_json(req.body)?;

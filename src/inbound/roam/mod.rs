@@ -11,18 +11,18 @@ pub mod transcript;
 
 use serde_json::Value;
 
+use super::kind::Kind;
 use super::simple::one;
-use super::{
-    Ack, AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, delivery_from_headers, name_part,
-    parse_json,
-};
+use super::{Ack, Event, Inbound, Parsed, Rejection, delivery_from_headers, name_part, parse_json};
 
-pub const AUTH: AuthSpec = AuthSpec {
-    default: Some("standard-webhooks"),
-    allowed: &["standard-webhooks"],
-    hmac: HmacStyle::None,
-    token_header: "",
-};
+/// Roam signs with Standard Webhooks, as that kind does.
+pub const KIND: Kind =
+    Kind::simple("roam", &super::standard_webhooks::AUTH, parse).enriched(enrich_sample);
+
+/// Transcript fields on a sample (no internal domains are known offline).
+fn enrich_sample(payload: &mut Value) {
+    transcript::enrich(payload, &[]);
+}
 
 pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let body = parse_json(req.body)?;

@@ -1,0 +1,49 @@
+//! Helpers the sender kinds share to read a request.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::{Inbound, Rejection};
+
+/// The first of `headers` that is present and non-empty, else the body's SHA-256.
+pub fn delivery_from_headers(req: &Inbound<'_>, headers: &[&str]) -> String {
+    headers
+        .iter()
+        .find_map(|h| {
+            req.headers
+                .get(*h)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| body_digest(req.body))
+}
+
+/// A stable delivery id for senders that do not send one: the body's SHA-256.
+pub fn body_digest(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
+}
+
+pub fn parse_json(body: &[u8]) -> Result<Value, Rejection> {
+    // A UTF-8 byte-order mark is not JSON but some senders' test tools add one; the
+    // signature was checked over the bytes as received.
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    serde_json::from_slice(body)
+        .map_err(|e| Rejection::bad_request(format!("body is not valid JSON: {e}")))
+}
+
+/// Keeps event-name parts to `[a-z0-9_.-]` so names are predictable in routes.
+pub fn name_part(s: &str) -> String {
+    s.trim()
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
