@@ -8,11 +8,14 @@
 //! - No transaction is held open across an HTTP call to Roam: the delivery worker claims
 //!   due rows, sends, then records the outcome in a new statement.
 //!
-//! `Store` is the one API; `sqlite/` and `postgres/` implement it. What only matters with
+//! `Store` is the one API; `sqlite/` and `postgres/` implement it. What each backend must
+//! provide is the [`Backend`] trait in `contract.rs`, written once with its documentation;
+//! a backend that lacks a method does not compile. What only matters with
 //! several replicas (claims with leases, a shared rate limit, leader leases, sweep ticks)
 //! is real on PostgreSQL and trivially true on SQLite, where one process owns the file.
 
 pub mod committer;
+mod contract;
 pub mod leader;
 mod portable;
 mod postgres;
@@ -25,6 +28,7 @@ mod tests;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use contract::Backend;
 pub use postgres::{PgStore, redacted as redacted_url};
 pub use sqlite::SqliteStore;
 
@@ -295,21 +299,23 @@ impl Default for ReplicaSettings {
 }
 
 #[derive(Clone)]
-enum Backend {
+enum Engine {
     Sqlite(SqliteStore),
     Postgres(PgStore),
 }
 
+/// The one storage API the daemon uses: the methods of [`Backend`] (see `contract.rs`)
+/// plus opening, closing and the replica helpers below.
 #[derive(Clone)]
 pub struct Store {
-    backend: Backend,
+    backend: Engine,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self.backend {
-            Backend::Sqlite(_) => "Store(sqlite)",
-            Backend::Postgres(_) => "Store(postgres)",
+            Engine::Sqlite(_) => "Store(sqlite)",
+            Engine::Postgres(_) => "Store(postgres)",
         })
     }
 }
@@ -331,9 +337,9 @@ impl Store {
 
     pub async fn open_with(url: &str, replica: ReplicaSettings) -> Result<Store, StoreError> {
         let backend = if is_postgres_url(url) {
-            Backend::Postgres(PgStore::open(url, replica).await?)
+            Engine::Postgres(PgStore::open(url, replica).await?)
         } else {
-            Backend::Sqlite(SqliteStore::open(url).await?)
+            Engine::Sqlite(SqliteStore::open(url).await?)
         };
         Ok(Store { backend })
     }
@@ -341,14 +347,14 @@ impl Store {
     /// True when several replicas may share this store (PostgreSQL): then other
     /// processes' commits do not wake this one's workers, so they poll.
     pub fn is_shared(&self) -> bool {
-        matches!(self.backend, Backend::Postgres(_))
+        matches!(self.backend, Engine::Postgres(_))
     }
 
     /// This process's name in claims and leases.
     pub fn replica_id(&self) -> &str {
         match &self.backend {
-            Backend::Sqlite(_) => "local",
-            Backend::Postgres(p) => p.replica_id(),
+            Engine::Sqlite(_) => "local",
+            Engine::Postgres(p) => p.replica_id(),
         }
     }
 
@@ -361,173 +367,23 @@ impl Store {
         burst: f64,
     ) -> Result<Option<Duration>, StoreError> {
         match &self.backend {
-            Backend::Sqlite(_) => Ok(None),
-            Backend::Postgres(p) => p.take_roam_token(rate_per_second, burst).await,
+            Engine::Sqlite(_) => Ok(None),
+            Engine::Postgres(p) => p.take_roam_token(rate_per_second, burst).await,
         }
     }
 
     /// Pauses every replica's sending for `d` (a 429 seen by one is honoured by all).
     pub async fn pause_roam(&self, d: Duration) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sqlite(_) => Ok(()),
-            Backend::Postgres(p) => p.pause_roam(d).await,
+            Engine::Sqlite(_) => Ok(()),
+            Engine::Postgres(p) => p.pause_roam(d).await,
         }
     }
 
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite(s) => s.close().await,
-            Backend::Postgres(p) => p.close().await,
+            Engine::Sqlite(s) => s.close().await,
+            Engine::Postgres(p) => p.close().await,
         }
     }
-}
-
-/// Each `Store` method forwards to the backend's method of the same name.
-macro_rules! delegate {
-    ($( $(#[$m:meta])* fn $name:ident(&self $(, $arg:ident : $ty:ty)* $(,)?) -> $ret:ty; )*) => {
-        impl Store {
-            $(
-                $(#[$m])*
-                pub async fn $name(&self $(, $arg: $ty)*) -> Result<$ret, StoreError> {
-                    match &self.backend {
-                        Backend::Sqlite(s) => s.$name($($arg),*).await,
-                        Backend::Postgres(p) => p.$name($($arg),*).await,
-                    }
-                }
-            )*
-        }
-    };
-}
-
-delegate! {
-    /// Records a batch of events and queues their messages and held items, in one
-    /// transaction. Returns, per event, whether it was new or a duplicate.
-    fn commit_events(&self, events: &[NewEvent]) -> Vec<Committed>;
-
-    /// At start-up: messages whose send may have been cut short go back to pending,
-    /// flagged, because Roam may or may not have received them. SQLite: every message
-    /// marked sending. PostgreSQL: only claims whose lease ran out (other replicas'
-    /// live sends are theirs).
-    fn recover_in_flight(&self) -> Vec<i64>;
-
-    /// The oldest unsent message of each chat, if it is due, claimed for this process.
-    /// Later messages of a chat wait for the earlier ones, so each chat sees its messages
-    /// in order. PostgreSQL: rows are locked with `FOR UPDATE SKIP LOCKED` and claimed with
-    /// a lease, so replicas never take the same message; an expired claim is taken over.
-    fn claim_due(&self, now: i64, limit: i64) -> Vec<OutboxMessage>;
-
-    /// Claimed messages this process will not send after all (shutdown, a 429) go back.
-    fn release_claims(&self, ids: &[i64]) -> ();
-
-    /// When the next head-of-chat message becomes due (unix ms), if any.
-    fn next_due_at(&self) -> Option<i64>;
-
-    /// Marks a claimed message as being sent (counts an attempt). False when the claim
-    /// was lost (it expired and another replica took the message): do not send it.
-    fn mark_sending(&self, id: i64) -> bool;
-
-    /// Marks a message delivered; `posted` records the Roam message that now stands for
-    /// its entity (an upsert's first post), in the same transaction.
-    fn mark_delivered(&self, id: i64, posted: Option<EntityMessage<'_>>) -> ();
-
-    /// The Roam message (timestamp) that stands for an entity, if one was posted.
-    fn entity_message(&self, entity_key: &str) -> Option<i64>;
-
-    /// Back to pending, due at `next_at`. `count_attempt = false` for waits that are not
-    /// the message's fault (429, an unauthorized key): they do not use up its retries.
-    fn retry_later(&self, id: i64, next_at: i64, error: &str, count_attempt: bool) -> ();
-
-    fn mark_dead(&self, id: i64, error: &str) -> ();
-
-    /// Messages with `status` (`pending` includes those claimed and being sent; None:
-    /// any), newest first.
-    fn list_messages(&self, status: Option<&str>, limit: i64) -> Vec<MessageRecord>;
-
-    fn get_message(&self, id: i64) -> Option<MessageRecord>;
-
-    /// Puts a dead (or dropped) message back in the queue, due now, with fresh retries.
-    /// Returns false when there is no such message in a state that can be retried.
-    fn requeue(&self, id: i64) -> bool;
-
-    /// Every dead message back in the queue; returns how many.
-    fn requeue_all_dead(&self) -> u64;
-
-    /// Gives up on a pending or dead message: it is kept, marked `dropped`, never sent.
-    fn drop_message(&self, id: i64) -> bool;
-
-    /// Deletes delivered and dropped messages, and events with no message left, that are
-    /// older than `cutoff_ms`, in small batches so no write waits long. Dead and pending
-    /// messages are kept. An event's delivery id is remembered (deduplicated) until then.
-    /// Returns (messages, events) deleted.
-    fn prune(&self, cutoff_ms: i64) -> (u64, u64);
-
-    fn stats(&self) -> OutboxStats;
-
-    /// Groups due at `now`, by route.
-    fn due_groups(&self, now: i64, limit: i64) -> Vec<DueGroup>;
-
-    /// When the next group is due (unix ms).
-    fn next_group_due(&self) -> Option<i64>;
-
-    /// Items pending in these groups, oldest first.
-    fn group_items(&self, group_ids: &[i64]) -> Vec<StoredItem>;
-
-    /// Items pending per route (for `/readyz`).
-    fn held_counts(&self) -> Vec<(String, i64)>;
-
-    /// Fingerprints this route sent at or after `since`.
-    fn sent_fingerprints(&self, route: &str, since: i64) -> std::collections::HashSet<String>;
-
-    /// The route's `max_messages` window: (start, messages sent in it).
-    fn route_window(&self, route: &str) -> Option<(i64, i64)>;
-
-    /// Queues a group's message and consumes its items, atomically: a crash before this
-    /// commits sends nothing and keeps the items; after it, the message is in the outbox.
-    /// False (and nothing written) when some of the items were consumed meanwhile by
-    /// another flush: the group was sent by someone else.
-    fn apply_flush(&self, f: &GroupFlush) -> bool;
-
-    /// Moves the pending items of `group_ids` into the route's group `key` (created with
-    /// `spec` if needed), due at `flush_at` at the latest: the `max_messages` overflow digest.
-    fn merge_groups(&self, route: &str, key: &str, spec: &str, group_ids: &[i64], flush_at: i64) -> ();
-
-    /// Takes a group off the schedule (its items stay).
-    fn park_group(&self, id: i64) -> ();
-
-    fn add_silence(&self, matcher: &str, starts_at: i64, ends_at: i64, comment: &str, created_by: &str) -> i64;
-
-    /// Silences not yet over (and, with `all`, the expired ones too), newest first.
-    fn list_silences(&self, all: bool) -> Vec<Silence>;
-
-    /// Ends a silence now. False when there is no such active silence.
-    fn expire_silence(&self, id: i64) -> bool;
-
-    /// Queues a transcript id (a repeated announcement is one row). True if new.
-    fn enqueue_transcript(&self, id: &str) -> bool;
-
-    fn queued_transcripts(&self) -> Vec<QueuedTranscript>;
-
-    fn dequeue_transcript(&self, id: &str) -> ();
-
-    fn transcript_failed(&self, id: &str, error: &str) -> ();
-
-    /// Whether an event with this delivery id was committed for the source.
-    fn has_event(&self, source: &str, delivery_id: &str) -> bool;
-
-    fn transcript_state(&self, key: &str) -> Option<String>;
-
-    fn set_transcript_state(&self, pairs: &[(&str, String)]) -> ();
-
-    /// Takes or renews the lease `name` for `holder` for `ttl`. True while `holder` holds
-    /// it. Background work that must run on one replica at a time (the group flusher, the
-    /// transcript queue, pruning) runs only while its replica holds the lease.
-    fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> bool;
-
-    /// Claims the scheduled run `tick` (unix ms) of job `name`: true for the first replica
-    /// to ask, false for every later one, so each scheduled run happens exactly once. A
-    /// claim whose replica died unfinished can be taken again after ten minutes.
-    fn claim_tick(&self, name: &str, tick: i64) -> bool;
-
-    /// Gives back a claimed run that was interrupted (shutdown), so it can run again.
-    fn release_tick(&self, name: &str, tick: i64) -> ();
 }

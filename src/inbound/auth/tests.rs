@@ -1,6 +1,6 @@
 use super::*;
-use schemes::hubspot_v1_v2;
 use axum::http::{Method, Uri};
+use schemes::hubspot_v1_v2;
 use serde_json::Value;
 
 fn vectors() -> Value {

@@ -26,8 +26,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use super::row;
 use super::{
-    Committed, DueGroup, EntityMessage, GroupFlush, NewEvent, OutboxMessage, OutboxStats,
-    ReplicaSettings, StoreError, StoredItem, now_ms,
+    Committed, EntityMessage, NewEvent, OutboxMessage, OutboxStats, ReplicaSettings, StoreError,
+    now_ms,
 };
 
 /// Version 4: the same tables as SQLite's versions 1-4, plus the replica tables.
@@ -69,41 +69,19 @@ macro_rules! heads {
     };
 }
 
+// After the macros above, which they use.
+mod groups;
+mod replicas;
+mod url;
+
+pub use url::redacted;
+
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
     /// This process's name in claims and leases.
     replica: Arc<str>,
     lease_ms: i64,
-}
-
-/// The URL with any password replaced, for error messages.
-pub fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:****@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_string(),
-    };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let query: Vec<String> = query
-                .split('&')
-                .map(|kv| match kv.split_once('=') {
-                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=****"),
-                    _ => kv.to_string(),
-                })
-                .collect();
-            format!("{path}?{}", query.join("&"))
-        }
-        None => tail.to_string(),
-    };
-    format!("{scheme}://{authority}{tail}")
 }
 
 /// PostgreSQL text cannot hold NUL; a payload can. Text that comes from outside is
@@ -504,130 +482,6 @@ impl PgStore {
         })
     }
 
-    // ---- groups ------------------------------------------------------------------
-
-    pub async fn due_groups(&self, now: i64, limit: i64) -> Result<Vec<DueGroup>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, route, key, spec FROM groups
-             WHERE flush_at IS NOT NULL AND flush_at <= $1 ORDER BY route, flush_at, id LIMIT $2",
-        )
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(row::due_group).collect::<Result<_, _>>()?)
-    }
-
-    pub async fn next_group_due(&self) -> Result<Option<i64>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT MIN(flush_at) FROM groups WHERE flush_at IS NOT NULL")
-                .fetch_one(&self.pool)
-                .await?,
-        )
-    }
-
-    pub async fn group_items(&self, group_ids: &[i64]) -> Result<Vec<StoredItem>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, group_id, event_id, fingerprint, item FROM group_items
-             WHERE group_id = ANY($1) ORDER BY id",
-        )
-        .bind(group_ids)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(row::stored_item)
-            .collect::<Result<_, _>>()?)
-    }
-
-    pub async fn apply_flush(&self, f: &GroupFlush) -> Result<bool, StoreError> {
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        lock_groups(&mut tx, &f.group_ids).await?;
-        // Consume the items first: a concurrent flush of the same items blocks above and
-        // then finds fewer left than it read, so only one of them queues a message.
-        let consumed = sqlx::query("DELETE FROM group_items WHERE id <= $1 AND group_id = ANY($2)")
-            .bind(f.upto_item_id)
-            .bind(&f.group_ids)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if consumed != f.items {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        for (event_id, m) in &f.messages {
-            sqlx::query(
-                "INSERT INTO messages (event_id, route, chat, request, status, created_at, next_attempt_at, render_error, op, entity_key)
-                 VALUES ($1, $2, $3, $4, 'pending', $5, $5, $6, $7, $8)",
-            )
-            .bind(event_id)
-            .bind(&m.route)
-            .bind(&m.chat)
-            .bind(&m.request)
-            .bind(now)
-            .bind(clean_opt(&m.render_error))
-            .bind(m.op.as_str())
-            .bind(clean_opt(&m.entity_key))
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query(
-            "UPDATE groups SET last_flush_at = $1,
-                 flush_at = CASE WHEN EXISTS (SELECT 1 FROM group_items i WHERE i.group_id = groups.id)
-                            THEN $2 ELSE NULL END
-             WHERE id = ANY($3)",
-        )
-        .bind(now)
-        .bind(now.saturating_add(f.interval_ms))
-        .bind(&f.group_ids)
-        .execute(&mut *tx)
-        .await?;
-        PgStore::record_flush(&mut tx, f, now).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    pub async fn merge_groups(
-        &self,
-        route: &str,
-        key: &str,
-        spec: &str,
-        group_ids: &[i64],
-        flush_at: i64,
-    ) -> Result<(), StoreError> {
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        let target: i64 = sqlx::query_scalar(
-            "INSERT INTO groups (route, key, spec, flush_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (route, key) DO UPDATE SET spec = excluded.spec,
-               flush_at = LEAST(groups.flush_at, excluded.flush_at)
-             RETURNING id",
-        )
-        .bind(route)
-        .bind(clean(key))
-        .bind(spec)
-        .bind(flush_at)
-        .fetch_one(&mut *tx)
-        .await?;
-        let others: Vec<i64> = group_ids.iter().copied().filter(|&g| g != target).collect();
-        if !others.is_empty() {
-            lock_groups(&mut tx, &others).await?;
-            sqlx::query("UPDATE group_items SET group_id = $1 WHERE group_id = ANY($2)")
-                .bind(target)
-                .bind(&others)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE groups SET flush_at = NULL, last_flush_at = $1 WHERE id = ANY($2)")
-                .bind(now)
-                .bind(&others)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
     // ---- silences ----------------------------------------------------------------
 
     pub async fn expire_silence(&self, id: i64) -> Result<bool, StoreError> {
@@ -643,133 +497,9 @@ impl PgStore {
 
     // ---- transcripts -------------------------------------------------------------
 
-    // ---- replicas ----------------------------------------------------------------
-
-    pub async fn try_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        let ttl = ttl.as_millis().min(i64::MAX as u128) as i64;
-        let got: Option<String> = sqlx::query_scalar(concat!(
-            "INSERT INTO leases (name, holder, until) VALUES ($1, $2, ",
-            db_now!(),
-            " + $3)
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
-             WHERE leases.holder = excluded.holder OR leases.until < ",
-            db_now!(),
-            " RETURNING holder"
-        ))
-        .bind(name)
-        .bind(holder)
-        .bind(ttl)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(got.is_some())
-    }
-
-    pub async fn claim_tick(&self, name: &str, tick: i64) -> Result<bool, StoreError> {
-        let got: Option<i64> = sqlx::query_scalar(concat!(
-            "INSERT INTO leases (name, holder, until, tick) VALUES ($1, $3, ",
-            db_now!(),
-            " + $4, $2)
-             ON CONFLICT (name) DO UPDATE SET tick = excluded.tick, holder = excluded.holder,
-                 until = excluded.until
-             WHERE leases.tick < excluded.tick
-                OR (leases.tick = excluded.tick AND leases.until < ",
-            db_now!(),
-            ") RETURNING tick"
-        ))
-        .bind(format!("tick:{name}"))
-        .bind(tick)
-        .bind(&*self.replica)
-        .bind(TICK_LEASE.as_millis() as i64)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(got.is_some())
-    }
-
-    pub async fn release_tick(&self, name: &str, tick: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE leases SET until = 0 WHERE name = $1 AND tick = $2 AND holder = $3")
-            .bind(format!("tick:{name}"))
-            .bind(tick)
-            .bind(&*self.replica)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn take_roam_token(
-        &self,
-        rate_per_second: f64,
-        burst: f64,
-    ) -> Result<Option<Duration>, StoreError> {
-        // FOR UPDATE makes a replica waiting on the row read the state the previous
-        // taker left, so two replicas can never both take the last token.
-        let (took, paused_ms, tokens): (bool, i64, f64) = sqlx::query_as(concat!(
-            "WITH cur AS (
-                 SELECT paused_until, updated_at, t,
-                        LEAST($2, tokens + GREATEST(0, t - updated_at) * $1 / 1000.0) AS tokens
-                 FROM roam_pacer, LATERAL (SELECT ",
-            db_now!(),
-            " AS t) now
-                 WHERE name = 'roam' FOR UPDATE OF roam_pacer
-             )
-             UPDATE roam_pacer p SET
-                 tokens = CASE WHEN cur.paused_until <= cur.t AND cur.tokens >= 1
-                               THEN cur.tokens - 1 ELSE cur.tokens END,
-                 updated_at = GREATEST(cur.updated_at, cur.t)
-             FROM cur WHERE p.name = 'roam'
-             RETURNING cur.paused_until <= cur.t AND cur.tokens >= 1,
-                       GREATEST(cur.paused_until - cur.t, 0), cur.tokens"
-        ))
-        .bind(rate_per_second)
-        .bind(burst)
-        .fetch_one(&self.pool)
-        .await?;
-        if took {
-            return Ok(None);
-        }
-        if paused_ms > 0 {
-            return Ok(Some(Duration::from_millis(paused_ms as u64)));
-        }
-        let wait = (1.0 - tokens) / rate_per_second;
-        Ok(Some(
-            Duration::try_from_secs_f64(wait).unwrap_or(Duration::from_secs(1)),
-        ))
-    }
-
-    pub async fn pause_roam(&self, d: Duration) -> Result<(), StoreError> {
-        let ms = d.as_millis().min(i64::MAX as u128 / 2) as i64;
-        sqlx::query(concat!(
-            "UPDATE roam_pacer SET paused_until = GREATEST(paused_until, ",
-            db_now!(),
-            " + $1) WHERE name = 'roam'"
-        ))
-        .bind(ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-/// Locks group rows (in id order) before a flush or merge changes them. A commit adding
-/// an item to a group locks the group's row first (its upsert) and holds it until it
-/// commits, so once these locks are held every item committed to these groups is
-/// visible to the statements that follow. Without them, a flush could decide from an
-/// older snapshot that a group had nothing left and unschedule it, stranding the item
-/// a concurrent commit had just added.
-async fn lock_groups(conn: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT id FROM groups WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-        .bind(ids)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
 }
 
 /// Inside the commit transaction: the held items of the events that were inserted (a
@@ -824,22 +554,4 @@ async fn insert_held(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redacted;
-
-    #[test]
-    fn passwords_are_redacted_from_urls() {
-        assert_eq!(
-            redacted("postgres://rn:s3cret@db:5432/rn?sslmode=require"),
-            "postgres://rn:****@db:5432/rn?sslmode=require"
-        );
-        assert_eq!(
-            redacted("postgresql://db/rn?user=rn&password=s3cret"),
-            "postgresql://db/rn?user=rn&password=****"
-        );
-        assert_eq!(redacted("postgres://rn@db/rn"), "postgres://rn@db/rn");
-    }
 }
