@@ -1,5 +1,6 @@
-//! Operator commands on the stored outbox (`roam-notify outbox …`): see pending and dead
-//! messages with their reasons, re-queue or drop them. They open the same database as the
+//! Operator commands on the stored state: the outbox (`roam-notify outbox …`: see pending
+//! and dead messages with their reasons, re-queue or drop them), silences
+//! (`roam-notify silence …`) and transcript backfills. They open the same database as the
 //! daemon (SQLite allows it while the daemon runs); a re-queued message is picked up at
 //! the worker's next pass (within a minute, or at once on the next webhook).
 

@@ -1,13 +1,13 @@
 //! roam-notify: webhooks in, Roam messages out, nothing lost in between.
 //!
-//! Data flow, one module per step:
-//! `http::hooks` receives a request → `inbound` verifies and parses it into events →
-//! `routing` picks the routes → `render` writes the text → `storage` commits event and
-//! messages (group commit) → the reply goes out → `delivery` drains the outbox through
-//! the `roam` client, paced and retried. Routes that group, deduplicate or cap hold their
-//! events in durable groups that `grouping::flusher` turns into messages when due.
-//! `config` loads and checks everything up front; `app` wires it together; `check`
-//! backs the offline `check` and `render` commands.
+//! Data flow, one module per step, each using only the ones after it:
+//! entry points (`http` for webhooks, `transcripts` for the scheduled pull, the CLI in
+//! `admin` / `check`) → `ingest` (the one way in: `inbound` verifies and parses, `routing`
+//! picks routes, `silences` and mute windows hold some back, `render` writes the text,
+//! `compose` makes the `chat.post` rows, `grouping` holds events for digests) →
+//! `storage` commits event and messages (group commit) before the answer → `delivery`
+//! drains the outbox through the `roam` client, paced and retried. `config`, `metrics`,
+//! `fieldpath`, `text` and `ratelimit` are leaves anything may use; `app` wires it all.
 
 pub mod admin;
 pub mod app;

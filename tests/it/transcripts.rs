@@ -579,3 +579,46 @@ async fn a_lookback_longer_than_history_means_everything() {
     assert_eq!(listed[0].body["after"], "1970-01-01T00:00:00Z");
     app.stop().await;
 }
+
+/// Transcripts go through the same ingest step as webhooks: a template that fails still
+/// posts the plain fallback, and the failure is logged and counted by route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_transcript_template_is_counted_like_a_webhook_one() {
+    let roam = FakeRoam::start().await;
+    roam.transcript_listing(10, false);
+    roam.add_transcript(transcript(1, "Weekly", 60, true, &[], &[]));
+    let dir = tempfile::tempdir().unwrap();
+    let tdir = dir.path().join("tpl");
+    std::fs::create_dir_all(tdir.join("roam")).unwrap();
+    // A misspelt field: strict mode makes it an error.
+    std::fs::write(tdir.join("roam/broken.hbs"), "{{meeting.nmae}}").unwrap();
+    let extra = format!(
+        "template = \"roam/broken\"\n\n[templates]\ndir = \"{}\"\n",
+        tdir.display()
+    );
+    let app = TestApp::spawn(&config(&roam, dir.path(), 200.0, &extra)).await;
+    wait_for("the transcript posted", Duration::from_secs(20), || {
+        roam.delivered().len() == 1
+    })
+    .await;
+    let text = &roam.texts()[0];
+    assert!(
+        text.contains("template failed") && text.contains("meeting.nmae"),
+        "{text}"
+    );
+    let ready = app
+        .wait_ready(|r| r["transcripts"]["last_run_ok"] == true)
+        .await;
+    assert_eq!(ready["webhooks"]["template_errors"], 1, "{ready}");
+    let metrics = reqwest::get(app.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("roam_notify_template_render_errors_total{route=\"meetings\"} 1"),
+        "{metrics}"
+    );
+    app.stop().await;
+}

@@ -1,5 +1,6 @@
 //! The admin listener (`server.admin_listen`, 127.0.0.1 by default; never the public
-//! webhook port): `/metrics` for Prometheus and `POST /-/reload`.
+//! webhook port): `/metrics`, `POST /-/reload`, `POST /-/transcripts/run`, and the
+//! operator API (`outbox.rs`, `silences.rs`).
 
 mod outbox;
 mod silences;
