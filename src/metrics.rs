@@ -18,6 +18,15 @@ use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, String)>;
 
+/// Label names paired with values, in order.
+fn labels(names: &'static [&'static str], values: &[&str]) -> Labels {
+    names
+        .iter()
+        .copied()
+        .zip(values.iter().map(|v| v.to_string()))
+        .collect()
+}
+
 /// A counter family with fixed label names, counted by label values in that order.
 #[derive(Debug, Clone)]
 pub struct Counters {
@@ -34,11 +43,7 @@ impl Counters {
     }
 
     fn labels(&self, values: &[&str]) -> Labels {
-        self.names
-            .iter()
-            .copied()
-            .zip(values.iter().map(|v| v.to_string()))
-            .collect()
+        labels(self.names, values)
     }
 
     pub fn inc(&self, values: &[&str]) {
@@ -71,13 +76,9 @@ impl Gauges {
     }
 
     fn set(&self, values: &[&str], v: f64) {
-        let labels: Labels = self
-            .names
-            .iter()
-            .copied()
-            .zip(values.iter().map(|v| v.to_string()))
-            .collect();
-        self.family.get_or_create(&labels).set(v);
+        self.family
+            .get_or_create(&labels(self.names, values))
+            .set(v);
     }
 }
 

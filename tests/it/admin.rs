@@ -127,12 +127,7 @@ async fn metrics_count_by_source_route_and_outcome_with_real_histograms() {
     .await;
     app.wait_ready(|r| r["outbox"]["pending"] == 0).await;
 
-    let text = reqwest::get(app.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     for line in [
         "roam_notify_webhooks_total{source=\"github\",result=\"accepted\"} 2",
         "roam_notify_webhooks_total{source=\"github\",result=\"duplicate\"} 1",

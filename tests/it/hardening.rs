@@ -101,12 +101,7 @@ async fn a_source_over_its_rate_limit_gets_429_with_retry_after() {
     assert!((1..=2).contains(&after), "Retry-After {after}");
     let j: Value = r.json().await.unwrap();
     assert_eq!(j["error"], "rate_limited");
-    let metrics = reqwest::get(app.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("roam_notify_webhooks_total{source=\"github\",result=\"rate_limited\"} 1"),
         "{metrics}"

@@ -635,6 +635,18 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The admin listener's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Polls `/readyz` until `cond` holds (at most 10 s) and returns the last answer.
     pub async fn wait_ready(&self, cond: impl Fn(&Value) -> bool) -> Value {
         let start = Instant::now();

@@ -610,12 +610,7 @@ async fn a_failing_transcript_template_is_counted_like_a_webhook_one() {
         .wait_ready(|r| r["transcripts"]["last_run_ok"] == true)
         .await;
     assert_eq!(ready["webhooks"]["template_errors"], 1, "{ready}");
-    let metrics = reqwest::get(app.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("roam_notify_template_render_errors_total{route=\"meetings\"} 1"),
         "{metrics}"
