@@ -2,7 +2,7 @@
 //!
 //! Starts two servers as child processes on this machine and loads each the same way:
 //! - `roam-notify serve` (the real binary, dry-run, SQLite with synchronous=FULL, one
-//!   GitHub source and route), receiving signed `push` webhooks (shared/fixtures
+//!   GitHub source and route), receiving signed `push` webhooks (tests/fixtures
 //!   github/push.json, 7.3 KB) with a unique delivery id each, so every request is
 //!   verified, parsed, routed, rendered and durably committed before its 202;
 //! - a bare axum handler that only reads the body and answers 202.
@@ -340,9 +340,8 @@ async fn drive() {
     let requests = env_num("BENCH_REQUESTS", 20_000);
     let seconds = env_num("BENCH_SECONDS", 10);
     let rate = env_num("BENCH_RATE", 1000);
-    let fixture =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/github/push.json");
-    let body = std::fs::read(&fixture).expect("shared/fixtures/github/push.json");
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/github/push.json");
+    let body = std::fs::read(&fixture).expect("tests/fixtures/github/push.json");
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
     mac.update(&body);
     let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));

@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{AdminAuth, Config, ConfigError};
 use arc_swap::ArcSwap;
 use axum_server::tls_rustls::RustlsConfig;
 
@@ -64,6 +64,8 @@ pub struct Application {
     /// Serve the webhook listener over TLS (`server.tls_cert` / `tls_key`).
     tls: Option<RustlsConfig>,
     admin: Option<TcpListener>,
+    /// How the admin listener is guarded.
+    admin_auth: AdminAuth,
     state: AppState,
     worker: DeliveryWorker,
     flusher: Flusher,
@@ -143,6 +145,14 @@ impl Application {
             (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
             _ => None,
         };
+        let admin_auth = cfg.admin_auth()?;
+        match (&admin_auth, cfg.admin_addr()) {
+            (AdminAuth::Open, Some(addr)) => tracing::warn!(%addr,
+                "admin_auth = \"none\": anyone who reaches the admin listener can add silences, drop or re-send messages and read their contents"),
+            (AdminAuth::LoopbackOnly, Some(addr)) => tracing::warn!(%addr,
+                "no server.admin_token: the admin API is open to every process on this host; set one to require it"),
+            _ => {}
+        }
         let admin = match cfg.admin_addr() {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -238,6 +248,7 @@ impl Application {
             listener,
             tls,
             admin,
+            admin_auth,
             state,
             worker,
             flusher,
@@ -301,7 +312,8 @@ impl Application {
             shutdown.clone(),
         ));
         let admin = self.admin.map(|l| {
-            let router = http::admin_router(self.state.clone());
+            let router = http::admin_router(self.state.clone(), self.admin_auth.clone())
+                .into_make_service_with_connect_info::<SocketAddr>();
             tokio::spawn(
                 axum::serve(l, router)
                     .with_graceful_shutdown(shutdown.clone().cancelled_owned())

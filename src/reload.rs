@@ -121,6 +121,12 @@ fn restart_keys(old: &Config, new: &Config) -> Vec<&'static str> {
         old.server.request_timeout != new.server.request_timeout,
         "server.request_timeout",
     );
+    check(
+        old.server.admin_token != new.server.admin_token
+            || old.server.admin_auth != new.server.admin_auth
+            || old.server.metrics_auth != new.server.metrics_auth,
+        "server.admin_token/admin_auth/metrics_auth",
+    );
     check(old.storage.url != new.storage.url, "storage.url");
     check(
         old.storage.retention != new.storage.retention,

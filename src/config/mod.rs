@@ -288,6 +288,12 @@ impl Config {
             .resolve()
             .map_err(|p| self.error("storage.url", p))?;
         self.storage.url = url;
+        if let Some(t) = &self.server.admin_token {
+            let resolved = t
+                .resolve()
+                .map_err(|p| self.error("server.admin_token", p))?;
+            self.server.admin_token = Some(resolved);
+        }
         if let Some(k) = &self.roam.api_key {
             let resolved = k.resolve().map_err(|p| self.error("roam.api_key", p))?;
             self.roam.api_key = Some(resolved);

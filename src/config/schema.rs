@@ -120,6 +120,29 @@ pub struct ServerConfig {
     /// Keep it private: it is never the public webhook port.
     #[serde(deserialize_with = "de::string_like")]
     pub admin_listen: String,
+    /// The bearer token every admin endpoint but `/healthz` requires (`${env:NAME}` /
+    /// `${file:/path}` keep it out of the file).
+    #[serde(default)]
+    pub admin_token: Option<Secret>,
+    /// `"token"` (the default): the admin endpoints need `admin_token` when it is set, and
+    /// it must be set unless the admin listener is on a loopback address. `"none"`: open
+    /// to whoever reaches the port, on purpose.
+    #[serde(default)]
+    pub admin_auth: Option<String>,
+    /// Whether `/metrics` needs the admin token too (Prometheus can send it).
+    pub metrics_auth: bool,
+}
+
+/// How the admin endpoints are protected, as the config says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminAuth {
+    /// `Authorization: Bearer <admin_token>` on every admin endpoint but `/healthz`
+    /// (and `/metrics` when `metrics_auth = false`).
+    Token { token: Secret, metrics: bool },
+    /// No token configured and the listener only on loopback: local processes only.
+    LoopbackOnly,
+    /// `admin_auth = "none"`: open, on purpose.
+    Open,
 }
 
 #[derive(Debug, Clone, Deserialize)]

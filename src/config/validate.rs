@@ -4,9 +4,45 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
-use super::{Config, ConfigError};
+use super::{AdminAuth, Config, ConfigError};
 
 impl Config {
+    /// How the admin endpoints are protected. A listener other than loopback without a
+    /// token is refused unless `admin_auth = "none"` says it is meant to be open.
+    pub fn admin_auth(&self) -> Result<AdminAuth, ConfigError> {
+        let s = &self.server;
+        let token = s.admin_token.clone().filter(|t| !t.expose().is_empty());
+        match (s.admin_auth.as_deref().map(str::trim), token) {
+            (Some("none"), Some(_)) => Err(self.error(
+                "server.admin_auth",
+                "is \"none\" but server.admin_token is set; remove one of them",
+            )),
+            (Some("none"), None) => Ok(AdminAuth::Open),
+            (None | Some("token"), Some(token)) => Ok(AdminAuth::Token {
+                token,
+                metrics: s.metrics_auth,
+            }),
+            (None | Some("token"), None) => {
+                let loopback = self.admin_addr().is_none_or(|a| a.ip().is_loopback());
+                if loopback {
+                    Ok(AdminAuth::LoopbackOnly)
+                } else {
+                    Err(self.error(
+                        "server.admin_token",
+                        format!(
+                            "missing: server.admin_listen = {:?} is reachable from other hosts, so the admin API (silences, outbox, reload) needs a token; set server.admin_token = \"${{env:ROAM_NOTIFY_ADMIN_TOKEN}}\" (or, to leave it open on purpose, server.admin_auth = \"none\")",
+                            s.admin_listen
+                        ),
+                    ))
+                }
+            }
+            (Some(other), _) => Err(self.error(
+                "server.admin_auth",
+                format!("{other:?}: use \"token\" (the default) or \"none\""),
+            )),
+        }
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.server.listen.parse::<SocketAddr>().is_err() {
             return Err(self.error(
@@ -33,6 +69,7 @@ impl Config {
                 "must differ from server.listen: the admin endpoints never share the public webhook port",
             ));
         }
+        self.admin_auth()?;
         match (&self.server.tls_cert, &self.server.tls_key) {
             (Some(_), None) => {
                 return Err(self.error(

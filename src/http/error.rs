@@ -37,6 +37,8 @@ pub enum ApiError {
     BadQuery(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("the request took longer than {}s to arrive (server.request_timeout)", .0.as_secs_f64())]
     Timeout(std::time::Duration),
     #[error("too many requests to source {name:?} (its rate_limit); retry after {}s", retry_after.as_secs().max(1))]
@@ -69,6 +71,7 @@ impl ApiError {
             ApiError::NoSuchMessage(_) => StatusCode::NOT_FOUND,
             ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
@@ -89,6 +92,7 @@ impl ApiError {
             ApiError::NoSuchMessage(_) => "not_found",
             ApiError::BadQuery(_) => "bad_request",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Timeout(_) => "request_timeout",
             ApiError::TooManyRequests { .. } => "rate_limited",
         }
@@ -103,6 +107,7 @@ impl ApiError {
             ApiError::TooLarge { .. } => "too_large",
             ApiError::Storage(_) => "storage_unavailable",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::Unauthorized(_) => "unauthorized",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Rejected(r) if r.status == StatusCode::UNAUTHORIZED => "unauthorized",
             ApiError::Rejected(r) if r.status == StatusCode::TOO_MANY_REQUESTS => "rate_limited",

@@ -78,7 +78,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .with_state(state)
 }
 
-/// The admin listener's router (`/metrics`, `/-/reload`).
-pub fn admin_router(state: AppState) -> Router {
-    admin::router(state)
+/// The admin listener's router (`/metrics`, `/-/reload`, the operator API), guarded as
+/// `auth` says.
+pub fn admin_router(state: AppState, auth: crate::config::AdminAuth) -> Router {
+    admin::router(state, auth)
 }

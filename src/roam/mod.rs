@@ -1,4 +1,4 @@
-//! Roam HTTP API client (v0, `shared/roam-openapi/chat.json`): `chat.post`, `chat.update`,
+//! Roam HTTP API client (v0, `tests/roam-openapi/chat.json`): `chat.post`, `chat.update`,
 //! `token.info`, `transcript.list`, `transcript.info`, `user.lookup`.
 //!
 //! The client sends one request and classifies the answer; it never retries by itself.

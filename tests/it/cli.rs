@@ -91,7 +91,7 @@ fn check_reports_a_config_error() {
 
 #[test]
 fn render_prints_the_message_for_a_payload_file() {
-    let payload = shared().join("fixtures/github/pull_request.closed.merged.json");
+    let payload = test_files().join("fixtures/github/pull_request.closed.merged.json");
     let out = bin()
         .args(["render", "--template", "github/pull_request", "--payload"])
         .arg(&payload)
@@ -147,7 +147,7 @@ async fn healthcheck_succeeds_against_a_running_daemon_and_fails_without_one() {
 
 #[test]
 fn routes_test_explains_matches_misses_and_the_messages() {
-    let payload = shared().join("fixtures/github/pull_request.closed.json");
+    let payload = test_files().join("fixtures/github/pull_request.closed.json");
     let out = bin()
         .args(["routes", "test", "--config"])
         .arg(repo("config.toml.example"))
@@ -281,7 +281,7 @@ async fn outbox_commands_show_retry_and_drop_messages() {
 fn check_runs_routing_tests_from_the_config() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(
-        shared().join("fixtures/github/pull_request.closed.merged.json"),
+        test_files().join("fixtures/github/pull_request.closed.merged.json"),
         dir.path().join("merged.json"),
     )
     .unwrap();
@@ -383,7 +383,7 @@ to = "{CHAT_B}"
         .args(["routes", "test", "--config"])
         .arg(&cfg)
         .args(["--source", "am", "--payload"])
-        .arg(shared().join("fixtures/alertmanager/firing.two-alerts.zulip.json"))
+        .arg(test_files().join("fixtures/alertmanager/firing.two-alerts.zulip.json"))
         .output()
         .unwrap();
     let text = stdout_ok(&out);

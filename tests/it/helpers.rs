@@ -28,14 +28,15 @@ pub const SECRET: &str = "test-webhook-secret";
 pub const CHAT_A: &str = "G-88bebce7-6cbb-4666-96f9-5c02d73e6661";
 pub const CHAT_B: &str = "C-11111111-2222-4333-8444-555555555555";
 
-/// `shared/` next to the repository root.
-pub fn shared() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+/// `tests/` in the repository: `fixtures/` (senders' published payloads), `roam-openapi/`
+/// (Roam's specs) and `data/` (payloads written here); see `tests/README.md`.
+pub fn test_files() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests")
 }
 
 /// A fixture's exact bytes.
 pub fn fixture(rel: &str) -> Vec<u8> {
-    let p = shared().join("fixtures").join(rel);
+    let p = test_files().join("fixtures").join(rel);
     std::fs::read(&p).unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", p.display()))
 }
 
@@ -176,9 +177,10 @@ impl Drop for DropGuard {
 /// A request schema from Roam's published spec, closed against extra fields (so we
 /// also catch a field the spec does not define).
 fn request_validator(path: &str) -> jsonschema::Validator {
-    let spec: Value =
-        serde_json::from_slice(&std::fs::read(shared().join("roam-openapi/chat.json")).unwrap())
-            .unwrap();
+    let spec: Value = serde_json::from_slice(
+        &std::fs::read(test_files().join("roam-openapi/chat.json")).unwrap(),
+    )
+    .unwrap();
     let mut schema =
         spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"].clone();
     assert!(schema.is_object(), "{path} schema not found in chat.json");
@@ -680,9 +682,10 @@ pub async fn wait_for<F: FnMut() -> bool>(what: &str, limit: Duration, mut cond:
 /// Fails the test if `t` is not a `Transcript` as chat.json defines it (closed against
 /// fields the spec does not have).
 fn assert_transcript_shape(t: &Value) {
-    let spec: Value =
-        serde_json::from_slice(&std::fs::read(shared().join("roam-openapi/chat.json")).unwrap())
-            .unwrap();
+    let spec: Value = serde_json::from_slice(
+        &std::fs::read(test_files().join("roam-openapi/chat.json")).unwrap(),
+    )
+    .unwrap();
     let mut components = spec["components"].clone();
     components["schemas"]["Transcript"]["additionalProperties"] = json!(false);
     let schema = json!({"$ref": "#/components/schemas/Transcript", "components": components});

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod admin;
+mod admin_auth;
 mod cli;
 mod delivery;
 mod hardening;

@@ -378,6 +378,7 @@ async fn no_configured_secret_appears_in_a_debug_log() {
         "env-bearer-token-9911",
         "whsec_cm9hbS13ZWJob29rLXNlY3JldC0xMjM0",
         "cm9hbS13ZWJob29rLXNlY3JldC0xMjM0",
+        "admin-token-6620-fedcba",
         KEY,
         SECRET,
     ];
@@ -420,12 +421,23 @@ secret = "whsec_cm9hbS13ZWJob29rLXNlY3JldC0xMjM0"
     );
     let config = write_config(dir.path(), &fake, &extra);
     let port = free_port();
+    let admin_port = free_port();
     let log = dir.path().join("daemon.log");
     let d = Daemon::start(
         &config,
         port,
         &log,
-        &[("ROAM_NOTIFY_TEST_BEARER", "env-bearer-token-9911")],
+        &[
+            ("ROAM_NOTIFY_TEST_BEARER", "env-bearer-token-9911"),
+            (
+                "ROAM_NOTIFY__SERVER__ADMIN_TOKEN",
+                "admin-token-6620-fedcba",
+            ),
+            (
+                "ROAM_NOTIFY__SERVER__ADMIN_LISTEN",
+                &format!("127.0.0.1:{admin_port}"),
+            ),
+        ],
     )
     .await;
     let http = reqwest::Client::new();
@@ -502,6 +514,18 @@ secret = "whsec_cm9hbS13ZWJob29rLXNlY3JldC0xMjM0"
         .send()
         .await
         .unwrap();
+    // The admin API with a wrong and the right token, and a state change through it.
+    let admin = |p: &str| format!("http://127.0.0.1:{admin_port}{p}");
+    for token in ["admin-token-6620-fedcbax", "admin-token-6620-fedcba"] {
+        let r = http
+            .post(admin("/api/silences"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"matchers": ["a=b"], "duration": "1m", "comment": "c", "created_by": "ops-alice"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), if token.ends_with('x') { 401 } else { 201 });
+    }
     wait_for("the github delivery", Duration::from_secs(10), || {
         !fake.delivered().is_empty()
     })
@@ -509,6 +533,14 @@ secret = "whsec_cm9hbS13ZWJob29rLXNlY3JldC0xMjM0"
     let text = d.log();
     d.kill9();
     assert!(text.contains("DEBUG"), "debug logging was on");
+    assert!(
+        text.contains("admin request refused") && text.contains("/api/silences"),
+        "the refused admin request is logged:\n{text}"
+    );
+    assert!(
+        text.contains("silence added by the admin API") && text.contains("ops-alice"),
+        "who added the silence is logged:\n{text}"
+    );
     for s in secrets {
         assert!(
             !text.contains(s),

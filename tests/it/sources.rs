@@ -1,4 +1,4 @@
-//! Every fixture in shared/fixtures for the implemented kinds, signed the way its sender
+//! Every fixture in tests/fixtures for the implemented kinds, signed the way its sender
 //! signs, through the real HTTP path to the fake Roam; and for each signed kind, a wrong
 //! secret, a tampered body, a stale timestamp and a missing header are refused.
 
@@ -15,7 +15,7 @@ use crate::helpers::*;
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const HUBSPOT_URL: &str = "https://hooks.example.com/hooks/hubspot";
 
-/// A payload the repository wrote (tests/data), for senders shared/fixtures lacks.
+/// A payload the repository wrote (tests/data), for senders tests/fixtures lacks.
 fn data(name: &str) -> Vec<u8> {
     std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -2,36 +2,66 @@
 //! webhook port): `/metrics`, `POST /-/reload`, `POST /-/transcripts/run`, and the
 //! operator API (`outbox.rs`, `silences.rs`).
 
+mod auth;
 mod outbox;
 mod silences;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde_json::json;
 
 use super::{ApiError, AppState};
+use crate::config::AdminAuth;
 use crate::metrics::ScrapeState;
 use crate::reload::ReloadError;
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        // For `roam-notify healthcheck` when the webhook port speaks TLS.
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+/// Every admin endpoint but `/healthz` behind `auth` (and `/metrics` only when the
+/// config says so).
+pub fn router(state: AppState, auth: AdminAuth) -> Router {
+    let operator = Router::new()
         .route("/-/reload", post(reload))
         .route("/-/transcripts/run", post(run_transcripts))
         .merge(silences::router())
-        .merge(outbox::router())
+        .merge(outbox::router());
+    let scrape = Router::new().route("/metrics", get(metrics));
+    let (operator, scrape) = match auth {
+        AdminAuth::Token { token, metrics } => {
+            let guard = {
+                let token = token.clone();
+                axum::middleware::from_fn(move |req, next| {
+                    auth::require_token(token.clone(), req, next)
+                })
+            };
+            let scrape = if metrics {
+                scrape.route_layer(guard.clone())
+            } else {
+                scrape
+            };
+            (operator.route_layer(guard), scrape)
+        }
+        AdminAuth::LoopbackOnly | AdminAuth::Open => (operator, scrape),
+    };
+    Router::new()
+        // For `roam-notify healthcheck` when the webhook port speaks TLS.
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .merge(operator)
+        .merge(scrape)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
 }
 
-async fn reload(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+async fn reload(
+    State(st): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+) -> Result<impl IntoResponse, ApiError> {
+    tracing::info!(client = %client, "reload requested by the admin API");
     match st.reloader.reload().await {
         Ok(report) => Ok((
             StatusCode::OK,

@@ -2,7 +2,9 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde_json::json;
@@ -54,6 +56,7 @@ async fn outbox_show(
 /// A dead or dropped message back in the queue with fresh retries; the worker is woken.
 async fn outbox_retry(
     State(st): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path(id): Path<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
     if !st.store.requeue(id).await.map_err(storage)? {
@@ -62,19 +65,23 @@ async fn outbox_retry(
         )));
     }
     st.wake_delivery.notify_one();
-    tracing::info!(message_id = id, "re-queued by the admin API");
+    tracing::info!(message_id = id, client = %client, "re-queued by the admin API");
     Ok(Json(json!({"status": "requeued", "id": id})))
 }
 
-async fn outbox_retry_dead(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+async fn outbox_retry_dead(
+    State(st): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+) -> Result<impl IntoResponse, ApiError> {
     let n = st.store.requeue_all_dead().await.map_err(storage)?;
     st.wake_delivery.notify_one();
-    tracing::info!(messages = n, "dead letters re-queued by the admin API");
+    tracing::info!(messages = n, client = %client, "dead letters re-queued by the admin API");
     Ok(Json(json!({"status": "requeued", "count": n})))
 }
 
 async fn outbox_drop(
     State(st): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path(id): Path<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
     if !st.store.drop_message(id).await.map_err(storage)? {
@@ -82,6 +89,6 @@ async fn outbox_drop(
             "message {id} does not exist or is not pending or dead"
         )));
     }
-    tracing::info!(message_id = id, "dropped by the admin API");
+    tracing::info!(message_id = id, client = %client, "dropped by the admin API");
     Ok(Json(json!({"status": "dropped", "id": id})))
 }

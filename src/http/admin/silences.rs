@@ -2,7 +2,9 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get};
@@ -45,10 +47,16 @@ async fn silences_list(
 /// `POST /api/silences` with the fields of `roam-notify silence add`; applies at once.
 async fn silences_add(
     State(st): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let req: silences::SilenceRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadQuery(format!("silence body: {e}")))?;
+    let what = format!(
+        "matchers {:?}, source {:?}, events {:?}, routes {:?}",
+        req.matchers, req.source, req.events, req.routes
+    );
+    let (by, comment) = (req.created_by.clone(), req.comment.clone());
     let (id, starts_at, ends_at) = silences::create(&st.store, req)
         .await
         .map_err(ApiError::BadQuery)?;
@@ -58,7 +66,8 @@ async fn silences_add(
         .stored()
         .refresh(&st.store)
         .await;
-    tracing::info!(silence = id, "silence added by the admin API");
+    tracing::info!(silence = id, created_by = %by, client = %client, starts_at, ends_at, comment = %comment,
+        matcher = %what, "silence added by the admin API");
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": id, "starts_at": starts_at, "ends_at": ends_at})),
@@ -68,6 +77,7 @@ async fn silences_add(
 /// `DELETE /api/silences/{id}`: ends a silence now.
 async fn silences_expire(
     State(st): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path(id): Path<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
     if !st.store.expire_silence(id).await.map_err(storage)? {
@@ -79,6 +89,6 @@ async fn silences_expire(
         .stored()
         .refresh(&st.store)
         .await;
-    tracing::info!(silence = id, "silence expired by the admin API");
+    tracing::info!(silence = id, client = %client, "silence expired by the admin API");
     Ok(Json(json!({"status": "expired", "id": id})))
 }

@@ -6,9 +6,12 @@ use serde_json::Value;
 fn vectors() -> Value {
     let p = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/_vectors/signature-vectors.json"
+        "/tests/fixtures/_vectors/signature-vectors.json"
     );
-    serde_json::from_str(&std::fs::read_to_string(p).expect("shared vectors")).unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(p).expect("tests/fixtures/_vectors/signature-vectors.json"),
+    )
+    .unwrap()
 }
 
 fn req<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> Inbound<'a> {

@@ -1,4 +1,4 @@
-//! Roam's own webhooks (`shared/roam-openapi/webhooks.json`), signed with Standard
+//! Roam's own webhooks (`tests/roam-openapi/webhooks.json`), signed with Standard
 //! Webhooks (`whsec_` secret from Roam Administration > Developer, 5-minute window).
 //!
 //! `transcript:saved` carries metadata only, so it is not routed as it is: the transcript
