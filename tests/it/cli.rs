@@ -14,6 +14,7 @@ fn check_shipped(rel: &str) -> String {
         .arg(repo(rel))
         .env("ROAM_NOTIFY_ROAM_API_KEY", "k")
         .env("GITHUB_WEBHOOK_SECRET", "x")
+        .env("ROAM_NOTIFY_ADMIN_TOKEN", "t")
         .current_dir(repo(""))
         .output()
         .unwrap();
@@ -403,6 +404,12 @@ to = "{CHAT_B}"
 #[test]
 fn the_kubernetes_example_config_passes_check() {
     let text = check_shipped("deploy/kubernetes/config.toml");
+    assert!(text.contains("check: ok"), "{text}");
+}
+
+#[test]
+fn the_compose_example_config_passes_check() {
+    let text = check_shipped("deploy/compose/config.toml");
     assert!(text.contains("check: ok"), "{text}");
 }
 

@@ -7,6 +7,7 @@ mod helpers;
 mod admin;
 mod admin_auth;
 mod cli;
+mod container;
 mod delivery;
 mod hardening;
 mod hooks;
