@@ -60,12 +60,7 @@ async fn silences_add(
     let (id, starts_at, ends_at) = silences::create(&st.store, req)
         .await
         .map_err(ApiError::BadQuery)?;
-    st.pipeline
-        .load()
-        .silences
-        .stored()
-        .refresh(&st.store)
-        .await;
+    apply_now(&st).await;
     tracing::info!(silence = id, created_by = %by, client = %client, starts_at, ends_at, comment = %comment,
         matcher = %what, "silence added by the admin API");
     Ok((
@@ -83,12 +78,17 @@ async fn silences_expire(
     if !st.store.expire_silence(id).await.map_err(storage)? {
         return Err(ApiError::Conflict(format!("no active silence {id}")));
     }
+    apply_now(&st).await;
+    tracing::info!(silence = id, client = %client, "silence expired by the admin API");
+    Ok(Json(json!({"status": "expired", "id": id})))
+}
+
+/// Applies the stored silences now rather than at the next periodic refresh.
+async fn apply_now(st: &AppState) {
     st.pipeline
         .load()
         .silences
         .stored()
         .refresh(&st.store)
         .await;
-    tracing::info!(silence = id, client = %client, "silence expired by the admin API");
-    Ok(Json(json!({"status": "expired", "id": id})))
 }
