@@ -12,6 +12,7 @@
 
 mod builtin;
 pub mod fit;
+pub mod money;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -328,10 +329,16 @@ handlebars_helper!(truncate: |s: str, n: u64| {
 // For code blocks: a fence inside the data must not close the block early.
 handlebars_helper!(to_json: |v: Json| serde_json::to_string_pretty(v).unwrap_or_default().replace("```", "'''"));
 handlebars_helper!(upper: |s: str| s.to_uppercase());
-// Amounts in minor units (Stripe: cents) as "12.34 USD". Zero-decimal currencies (JPY)
-// would need a table; they show with two decimals.
-handlebars_helper!(money: |amount: i64, currency: str| {
-    format!("{}{}.{:02} {}", if amount < 0 { "-" } else { "" }, amount.abs() / 100, amount.abs() % 100, currency.to_uppercase())
+// Amounts in minor units (Stripe: cents for USD, yen for JPY) as "1,234.56 USD".
+handlebars_helper!(money_minor: |amount: i64, currency: str| money::minor(amount, currency));
+// Amounts in major units (Pipedrive's value, HubSpot's amount; a number or numeric text)
+// as "48,000 EUR"; anything else as it is.
+handlebars_helper!(money_major: |value: Json, currency: str| {
+    let n = value.as_f64().or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()));
+    match n {
+        Some(n) => money::major(n, currency),
+        None => format!("{} {}", crate::fieldpath::scalar_text(value).unwrap_or_default(), currency.to_uppercase()),
+    }
 });
 // One emoji for the status words senders use, so every CI and alert message reads alike.
 handlebars_helper!(status_emoji: |s: str| {
@@ -359,7 +366,8 @@ fn register_helpers(hbs: &mut Handlebars<'static>) {
     hbs.register_helper("truncate", Box::new(truncate));
     hbs.register_helper("json", Box::new(to_json));
     hbs.register_helper("upper", Box::new(upper));
-    hbs.register_helper("money", Box::new(money));
+    hbs.register_helper("money", Box::new(money_minor));
+    hbs.register_helper("amount", Box::new(money_major));
     hbs.register_helper("status_emoji", Box::new(status_emoji));
     hbs.register_helper("plural", Box::new(plural));
     hbs.register_helper("datetime", Box::new(datetime));
@@ -423,6 +431,24 @@ mod tests {
             "{}",
             r.text
         );
+    }
+
+    #[test]
+    fn stripe_amounts_use_the_currency_s_own_decimals() {
+        let t = Templates::builtin().unwrap();
+        for (currency, due, shown) in [
+            ("jpy", 123_400, "123,400 JPY"),
+            ("kwd", 12_345, "12.345 KWD"),
+            ("usd", 1_999_900, "19,999.00 USD"),
+        ] {
+            let payload = json!({"type": "invoice.payment_failed", "livemode": true,
+                "data": {"object": {"id": "in_1", "amount_due": due, "currency": currency}}});
+            let m = meta("stripe.invoice.payment_failed");
+            let text = t
+                .render_raw("stripe/invoice", &context(&m, &payload))
+                .unwrap();
+            assert!(text.contains(shown), "{currency}: {text}");
+        }
     }
 
     #[test]

@@ -1053,7 +1053,7 @@ async fn github_fixtures_written_payloads_batches_and_soap() {
             "pipedrive.deal.change",
             202,
             1,
-            "💼 Deal **Acme Corp renewal** updated · 48000 EUR · open · stage 4 (was 3)",
+            "💼 Deal **Acme Corp renewal** updated · 48,000 EUR · open · stage 4 (was 3)",
         ),
         (
             "hubspot",
