@@ -111,10 +111,9 @@ impl Application {
                 Outlet::DryRun
             }
             Some(key) => {
-                let client =
-                    RoamClient::new(&cfg.roam.base_url, key.clone(), cfg.roam.request_timeout)
-                        .map_err(|e| StartError::HttpClient(e.to_string()))?
-                        .with_metrics(metrics.clone());
+                let client = RoamClient::new(&cfg.roam, key.clone())
+                    .map_err(|e| StartError::HttpClient(e.to_string()))?
+                    .with_metrics(metrics.clone());
                 check_roam_key(&client, &cfg.roam.base_url).await?;
                 Outlet::Roam(client)
             }

@@ -74,6 +74,16 @@ enum Command {
         #[command(subcommand)]
         command: roam_notify::admin::TranscriptsCommand,
     },
+    /// List the chats the bot can see in Roam (every page of chat.list): name, kind,
+    /// chat id and group id, to put in a route's `to`. Needs the API key.
+    Chats {
+        /// Only chats whose name or id contains this (case-insensitive).
+        #[arg(long)]
+        filter: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Exit 0 if the daemon configured here answers GET /healthz (for Docker HEALTHCHECK).
     Healthcheck {
         /// Address to probe instead of server.listen.
@@ -149,6 +159,9 @@ fn main() -> ExitCode {
         Command::Healthcheck { addr } => healthcheck(cli.config, addr),
         Command::Outbox { command } => outbox(cli.config, command),
         Command::Silence { command } => silence(cli.config, command),
+        Command::Chats { filter, json } => store_command(cli.config, |cfg| async move {
+            roam_notify::admin::run_chats(&cfg, filter.as_deref(), json).await
+        }),
         Command::Transcripts { command } => store_command(cli.config, |cfg| async move {
             roam_notify::admin::run_transcripts(&cfg, command).await
         }),
@@ -362,7 +375,8 @@ fn silence(config: Option<PathBuf>, command: roam_notify::admin::SilenceCommand)
     })
 }
 
-/// Runs a command that opens the configured storage and prints its answer.
+/// Runs a command on the loaded config (most open the configured storage) and prints
+/// its answer.
 fn store_command<F, Fut>(config: Option<PathBuf>, run: F) -> ExitCode
 where
     F: FnOnce(Config) -> Fut,

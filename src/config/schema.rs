@@ -159,6 +159,10 @@ pub struct RoamConfig {
     pub rate_per_second: f64,
     #[serde(deserialize_with = "de::u32")]
     pub burst: u32,
+    /// Sent as `Roam-Version` on every call: the API version whose shapes this daemon
+    /// expects (a date, `YYYY-MM-DD`).
+    #[serde(deserialize_with = "de::string_like")]
+    pub api_version: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

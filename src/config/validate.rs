@@ -70,6 +70,15 @@ impl Config {
             ));
         }
         self.admin_auth()?;
+        if chrono::NaiveDate::parse_from_str(self.roam.api_version.trim(), "%Y-%m-%d").is_err() {
+            return Err(self.error(
+                "roam.api_version",
+                format!(
+                    "{:?} is not a date like 2026-07-07 (sent as the Roam-Version header)",
+                    self.roam.api_version
+                ),
+            ));
+        }
         match (&self.server.tls_cert, &self.server.tls_key) {
             (Some(_), None) => {
                 return Err(self.error(

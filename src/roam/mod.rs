@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use std::sync::Arc;
 
-use crate::config::Secret;
+use crate::config::{RoamConfig, Secret};
 use crate::metrics::Metrics;
 
 const USER_AGENT: &str = concat!("roam-notify/", env!("CARGO_PKG_VERSION"));
@@ -100,6 +100,41 @@ struct Posted {
     timestamp: Option<i64>,
 }
 
+/// A page of `chat.list`.
+#[derive(Debug, Clone, Deserialize)]
+struct ChatPage {
+    #[serde(default)]
+    chats: Vec<Chat>,
+    #[serde(rename = "nextCursor", default)]
+    next_cursor: Option<String>,
+}
+
+/// A chat the bot can see (`chat.list`).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct Chat {
+    /// The chat's tagged id (`C-…` channel, `D-…` DM, `P-…` multi-DM).
+    pub id: String,
+    /// The group's name for a channel, the other party for a DM, the participants for a
+    /// multi-DM.
+    pub name: String,
+    /// The group (`G-…`) a channel belongs to; absent for DMs and multi-DMs.
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+impl Chat {
+    /// `channel`, `DM` or `multi-DM`, from the group and the id's tag.
+    pub fn kind(&self) -> &'static str {
+        match self.id.split_once('-').map(|(tag, _)| tag) {
+            _ if self.group.is_some() => "channel",
+            Some("C") => "channel",
+            Some("D") => "DM",
+            Some("P") => "multi-DM",
+            _ => "chat",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct TokenInfo {
     pub addr: String,
@@ -132,19 +167,24 @@ impl std::fmt::Debug for RoamClient {
 }
 
 impl RoamClient {
-    pub fn new(
-        base_url: &str,
-        key: Secret,
-        timeout: Duration,
-    ) -> Result<RoamClient, reqwest::Error> {
+    /// A client for `[roam]`: its base URL, timeout and `Roam-Version` (sent on every
+    /// call), authenticated with `key`.
+    pub fn new(c: &RoamConfig, key: Secret) -> Result<RoamClient, reqwest::Error> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        // The config checks it is a date; a value no header can carry is left out.
+        if let Ok(v) = reqwest::header::HeaderValue::from_str(c.api_version.trim()) {
+            headers.insert("roam-version", v);
+        }
+        let timeout = c.request_timeout;
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
+            .default_headers(headers)
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .build()?;
         Ok(RoamClient {
             http,
-            base: base_url.trim_end_matches('/').to_string(),
+            base: c.base_url.trim_end_matches('/').to_string(),
             key,
             metrics: None,
         })
@@ -244,6 +284,29 @@ impl RoamClient {
             .await;
         self.count(method, &resp);
         classify(resp.map_err(network_error)?).await
+    }
+
+    /// `GET /chat.list`, every page: the chats the bot can see (those it was added to,
+    /// and every public group's channel), newest first.
+    pub async fn chat_list_all(&self) -> Result<Vec<Chat>, RoamError> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        // A cursor that comes back twice would loop forever; a listing is finite.
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let mut query = vec![("limit", "100".to_string())];
+            if let Some(c) = &cursor {
+                query.push(("cursor", c.clone()));
+            }
+            let body = self.get_json("chat.list", &query).await?;
+            let page: ChatPage =
+                serde_json::from_str(&body).map_err(|e| shape_error("chat.list", e))?;
+            out.extend(page.chats);
+            match page.next_cursor.filter(|c| !c.is_empty()) {
+                Some(c) if seen.insert(c.clone()) => cursor = Some(c),
+                _ => return Ok(out),
+            }
+        }
     }
 
     /// `GET /token.info`: who the key belongs to and what it may do.

@@ -71,6 +71,8 @@ pub struct Recorded {
     pub status: u16,
     /// chat.post: the message timestamp the fake handed out.
     pub given_ts: Option<i64>,
+    /// The `Roam-Version` header sent.
+    pub roam_version: Option<String>,
 }
 
 impl Recorded {
@@ -93,6 +95,10 @@ impl Recorded {
             schema_errors,
             status,
             given_ts,
+            roam_version: headers
+                .get("roam-version")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
         }
     }
 }
@@ -136,6 +142,9 @@ struct FakeState {
     latency: Duration,
     token_info: Option<(u16, Value)>,
     transcripts: Transcripts,
+    /// chat.list: the chats the bot sees, served this many per page.
+    chats: Vec<Value>,
+    chat_page: usize,
 }
 
 /// The fake's meeting transcripts (`transcript.list` / `transcript.info`).
@@ -202,6 +211,7 @@ impl FakeRoam {
             .route("/v0/transcript.list", get(transcript_list))
             .route("/v0/transcript.info", get(transcript_info))
             .route("/v0/user.lookup", get(user_lookup))
+            .route("/v0/chat.list", get(chat_list))
             .with_state((state.clone(), validators));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -232,6 +242,13 @@ impl FakeRoam {
     /// While down, every chat.post gets 503.
     pub fn set_down(&self, down: bool) {
         self.state.lock().unwrap().down = down;
+    }
+
+    /// Serves these chats from chat.list, `page` per page (with nextCursor).
+    pub fn set_chats(&self, chats: Vec<Value>, page: usize) {
+        let mut s = self.state.lock().unwrap();
+        s.chats = chats;
+        s.chat_page = page;
     }
 
     pub fn set_token_info(&self, status: u16, body: Value) {
@@ -975,4 +992,45 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `chat.list` (chat.json): pages of `chat_page` chats with an opaque cursor; the fake's
+/// own answers are checked against the spec's response schema.
+async fn chat_list(
+    State((state, _)): State<FakeCtx>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let body = {
+        let s = state.lock().unwrap();
+        let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(10);
+        let size = limit.min(s.chat_page.max(1));
+        let from: usize = q
+            .get("cursor")
+            .and_then(|c| c.strip_prefix("cur-"))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let items: Vec<Value> = s.chats.iter().skip(from).take(size).cloned().collect();
+        let mut body = json!({"chats": items});
+        if from + size < s.chats.len() {
+            body["nextCursor"] = json!(format!("cur-{}", from + size));
+        }
+        body
+    };
+    let spec: Value = serde_json::from_slice(
+        &std::fs::read(test_files().join("roam-openapi/chat.json")).unwrap(),
+    )
+    .unwrap();
+    let mut schema = spec["paths"]["/chat.list"]["get"]["responses"]["200"]["content"]
+        ["application/json"]["schema"]
+        .clone();
+    // The item schema refers to #/components/schemas/TaggedUUID.
+    schema["components"] = spec["components"].clone();
+    let valid = jsonschema::validator_for(&schema).unwrap();
+    assert!(
+        valid.is_valid(&body),
+        "the fake's chat.list answer breaks chat.json: {body}"
+    );
+    record_get(&state, "/v0/chat.list", &headers, &q, 200);
+    Json(body).into_response()
 }

@@ -6,6 +6,7 @@ mod helpers;
 
 mod admin;
 mod admin_auth;
+mod chats;
 mod cli;
 mod container;
 mod delivery;
@@ -16,5 +17,6 @@ mod process;
 mod quiet;
 mod reload;
 mod replicas;
+mod roam_webhooks;
 mod sources;
 mod transcripts;

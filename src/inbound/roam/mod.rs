@@ -5,7 +5,11 @@
 //! id is queued durably and the transcript worker fetches `transcript.info` and commits
 //! the `roam.transcript.saved` event (see `transcripts`). Other Roam events are routed
 //! as `roam.<event>` (`roam.transcript.started`, `roam.recording.saved`, ...).
-//! Bodies come bare (v0) or in the v1 envelope `{type, eventId, data}`.
+//! Bodies come bare (v0) or in the v1 envelope `{type, eventId, timestamp, apiVersion,
+//! data}`. Roam currently delivers some v1 events twice under one `webhook-id` (a legacy
+//! body, then the envelope); the delivery id is that `webhook-id`, so the second is a
+//! duplicate and nothing is posted twice. v1's `meeting.ended` with a transcript id is
+//! treated like `transcript:saved`.
 
 pub mod transcript;
 
@@ -45,6 +49,17 @@ pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
             ack: Ack::Transcript { id: id.to_string() },
         });
     }
+    // v1 names the end of a meeting `meeting.ended`: with a transcript it starts the
+    // same fetch as transcript:saved. Without one it is routed as roam.meeting.ended
+    // (the scheduled sweep picks the transcript up when it is saved).
+    if kind == "meeting.ended"
+        && let Some(id) = meeting_transcript(&payload)
+    {
+        return Ok(Parsed {
+            events: Vec::new(),
+            ack: Ack::Transcript { id },
+        });
+    }
     let entity = payload
         .get("id")
         .and_then(Value::as_str)
@@ -56,6 +71,21 @@ pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
         entity,
         payload,
     }))
+}
+
+/// The transcript a `meeting.ended` payload names, if any (`transcriptId`, or a
+/// `transcript` object or id).
+fn meeting_transcript(p: &Value) -> Option<String> {
+    [
+        p.get("transcriptId"),
+        p.pointer("/transcript/id"),
+        p.get("transcript"),
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(Value::as_str)
+    .filter(|s| !s.is_empty())
+    .map(str::to_string)
 }
 
 /// v0 bodies carry no type: tell the documented shapes apart by their fields.
