@@ -115,6 +115,9 @@ impl Application {
                     .map_err(|e| StartError::HttpClient(e.to_string()))?
                     .with_metrics(metrics.clone());
                 check_roam_key(&client, &cfg.roam.base_url).await?;
+                if cfg.transcripts.subscribe {
+                    subscribe_transcripts(&client, &cfg).await;
+                }
                 Outlet::Roam(client)
             }
         };
@@ -382,6 +385,21 @@ impl Application {
         self.store.close().await;
         tracing::info!("stopped");
         result
+    }
+}
+
+/// `[transcripts] subscribe`: asks Roam to post `transcript:saved` to the transcript
+/// source's `public_url`. A failure is logged, not fatal: the scheduled sweep still finds
+/// every transcript.
+async fn subscribe_transcripts(client: &RoamClient, cfg: &Config) {
+    let Some(url) = cfg.transcript_source_url() else {
+        return; // the config check requires it
+    };
+    match client.webhook_subscribe(&url, "transcript.saved").await {
+        Ok(s) => tracing::info!(subscription = %s.id, url = %s.url,
+            "Roam posts transcript:saved here (transcripts.subscribe)"),
+        Err(e) => tracing::error!(error = %e, url = %url,
+            "could not subscribe to Roam's transcript:saved (the key needs webhook:write; the URL must be HTTPS); the scheduled sweep still posts every transcript"),
     }
 }
 

@@ -84,6 +84,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Roam's webhook subscription for transcripts: subscribe, unsubscribe.
+    Roam {
+        #[command(subcommand)]
+        command: roam_notify::admin::RoamCommand,
+    },
     /// Exit 0 if the daemon configured here answers GET /healthz (for Docker HEALTHCHECK).
     Healthcheck {
         /// Address to probe instead of server.listen.
@@ -161,6 +166,9 @@ fn main() -> ExitCode {
         Command::Silence { command } => silence(cli.config, command),
         Command::Chats { filter, json } => store_command(cli.config, |cfg| async move {
             roam_notify::admin::run_chats(&cfg, filter.as_deref(), json).await
+        }),
+        Command::Roam { command } => store_command(cli.config, |cfg| async move {
+            roam_notify::admin::run_roam(&cfg, command).await
         }),
         Command::Transcripts { command } => store_command(cli.config, |cfg| async move {
             roam_notify::admin::run_transcripts(&cfg, command).await

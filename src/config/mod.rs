@@ -277,6 +277,15 @@ impl Config {
         self.admin_listen_addr_raw().and_then(|a| a.parse().ok())
     }
 
+    /// The `public_url` of the `[[sources]]` entry that receives Roam's transcript
+    /// webhook (kind `roam`, named `transcripts.source`), if set.
+    pub fn transcript_source_url(&self) -> Option<String> {
+        self.sources
+            .iter()
+            .find(|s| s.name == self.transcripts.source && s.kind == "roam")
+            .and_then(|s| s.public_url.clone())
+    }
+
     pub fn dry_run(&self) -> bool {
         self.roam.api_key.is_none()
     }

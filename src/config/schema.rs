@@ -229,6 +229,10 @@ pub struct TranscriptsConfig {
     /// Email domains of the organization; a participant from any other is external.
     #[serde(default)]
     pub internal_domains: Vec<String>,
+    /// At start-up, ask Roam to post `transcript:saved` to the transcript source's
+    /// `public_url` (webhook.subscribe; repeating it updates the same subscription).
+    #[serde(deserialize_with = "de::bool")]
+    pub subscribe: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -70,6 +70,21 @@ impl Config {
             ));
         }
         self.admin_auth()?;
+        let t = &self.transcripts;
+        if t.subscribe
+            && !self
+                .sources
+                .iter()
+                .any(|s| s.name == t.source && s.kind == "roam" && s.public_url.is_some())
+        {
+            return Err(self.error(
+                "transcripts.subscribe",
+                format!(
+                    "needs the URL Roam should post to: add [[sources]] name = {:?}, kind = \"roam\", with public_url = \"https://<your host>/hooks/{}\" and its signing secret",
+                    t.source, t.source
+                ),
+            ));
+        }
         if chrono::NaiveDate::parse_from_str(self.roam.api_version.trim(), "%Y-%m-%d").is_err() {
             return Err(self.error(
                 "roam.api_version",

@@ -134,6 +134,11 @@ async fn handle(
             Ok(((StatusCode::OK, Json(body)).into_response(), "ping"))
         }
         Ack::Transcript { id } => super::transcripts::saved(st, &source.name, &id).await,
+        Ack::Challenge(challenge) => {
+            tracing::info!(source = %source.name, "Roam's subscription check answered");
+            let body = json!({"challenge": challenge});
+            Ok(((StatusCode::OK, Json(body)).into_response(), "ping"))
+        }
         ack => {
             let outcome = st
                 .ingest

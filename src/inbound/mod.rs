@@ -112,6 +112,9 @@ pub enum Ack {
     Soap,
     /// Roam's `transcript:saved`: queue this transcript for the transcript worker.
     Transcript { id: String },
+    /// Roam's subscription check (`webhook.verification`): answer 200 echoing this
+    /// challenge; nothing stored or posted.
+    Challenge(String),
 }
 
 /// Why a request was refused; becomes an HTTP status and a JSON body.

@@ -100,6 +100,14 @@ struct Posted {
     timestamp: Option<i64>,
 }
 
+/// A webhook subscription (`webhook.subscribe`'s answer).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Subscription {
+    pub id: String,
+    pub event: String,
+    pub url: String,
+}
+
 /// A page of `chat.list`.
 #[derive(Debug, Clone, Deserialize)]
 struct ChatPage {
@@ -306,6 +314,36 @@ impl RoamClient {
                 Some(c) if seen.insert(c.clone()) => cursor = Some(c),
                 _ => return Ok(out),
             }
+        }
+    }
+
+    /// `POST /webhook.subscribe`: Roam posts `event` to `url` from now on. Subscribing the
+    /// same event and URL again updates the subscription instead of adding one.
+    pub async fn webhook_subscribe(
+        &self,
+        url: &str,
+        event: &str,
+    ) -> Result<Subscription, RoamError> {
+        let body = serde_json::json!({"url": url, "event": event}).to_string();
+        let answer = self.post_json("webhook.subscribe", body).await?;
+        serde_json::from_str(&answer).map_err(|e| shape_error("webhook.subscribe", e))
+    }
+
+    /// `POST /webhook.unsubscribe` (v0 takes a form, not JSON): false when Roam has no
+    /// such subscription.
+    pub async fn webhook_unsubscribe(&self, id: &str) -> Result<bool, RoamError> {
+        let resp = self
+            .http
+            .post(format!("{}/webhook.unsubscribe", self.base))
+            .bearer_auth(self.key.expose())
+            .form(&[("id", id)])
+            .send()
+            .await;
+        self.count("webhook.unsubscribe", &resp);
+        match classify(resp.map_err(network_error)?).await {
+            Ok(_) => Ok(true),
+            Err(RoamError::Rejected { status: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 

@@ -145,6 +145,8 @@ struct FakeState {
     /// chat.list: the chats the bot sees, served this many per page.
     chats: Vec<Value>,
     chat_page: usize,
+    /// webhook.subscribe: live subscriptions (id, event, url).
+    subscriptions: Vec<Value>,
 }
 
 /// The fake's meeting transcripts (`transcript.list` / `transcript.info`).
@@ -212,6 +214,8 @@ impl FakeRoam {
             .route("/v0/transcript.info", get(transcript_info))
             .route("/v0/user.lookup", get(user_lookup))
             .route("/v0/chat.list", get(chat_list))
+            .route("/v0/webhook.subscribe", post(webhook_subscribe))
+            .route("/v0/webhook.unsubscribe", post(webhook_unsubscribe))
             .with_state((state.clone(), validators));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -242,6 +246,11 @@ impl FakeRoam {
     /// While down, every chat.post gets 503.
     pub fn set_down(&self, down: bool) {
         self.state.lock().unwrap().down = down;
+    }
+
+    /// The webhook subscriptions made so far and not removed.
+    pub fn subscriptions(&self) -> Vec<Value> {
+        self.state.lock().unwrap().subscriptions.clone()
     }
 
     /// Serves these chats from chat.list, `page` per page (with nextCursor).
@@ -577,16 +586,16 @@ impl TestApp {
     pub async fn spawn(toml: &str) -> TestApp {
         let cfg =
             Config::from_toml_str(toml, "test.toml").unwrap_or_else(|e| panic!("test config: {e}"));
-        Self::start(cfg).await
+        Self::start_config(cfg).await
     }
 
     /// From a config file, as `serve --config FILE` loads it (so it can be reloaded).
     pub async fn spawn_file(path: &Path) -> TestApp {
         let cfg = Config::load(Some(path)).unwrap_or_else(|e| panic!("test config: {e}"));
-        Self::start(cfg).await
+        Self::start_config(cfg).await
     }
 
-    async fn start(cfg: Config) -> TestApp {
+    pub async fn start_config(cfg: Config) -> TestApp {
         let app = Application::build(cfg)
             .await
             .unwrap_or_else(|e| panic!("build: {e}"));
@@ -1033,4 +1042,99 @@ async fn chat_list(
     );
     record_get(&state, "/v0/chat.list", &headers, &q, 200);
     Json(body).into_response()
+}
+
+/// A schema from webhooks.json, with its components so `$ref`s resolve.
+fn webhooks_schema(pointer: &str) -> jsonschema::Validator {
+    let spec: Value = serde_json::from_slice(
+        &std::fs::read(test_files().join("roam-openapi/webhooks.json")).unwrap(),
+    )
+    .unwrap();
+    let mut schema = spec.pointer(pointer).unwrap().clone();
+    schema["components"] = spec["components"].clone();
+    jsonschema::validator_for(&schema).unwrap()
+}
+
+/// `webhook.subscribe` (webhooks.json): the body is validated against the request schema;
+/// the same event and URL update one subscription; a URL that is not HTTPS (outside
+/// localhost) gets 400 as Roam does.
+async fn webhook_subscribe(
+    State((state, _)): State<FakeCtx>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let valid = webhooks_schema("/components/schemas/WebhookSubscriptionRequest");
+    let errors: Vec<String> = valid.iter_errors(&body).map(|e| e.to_string()).collect();
+    let url = body["url"].as_str().unwrap_or("");
+    let local = url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost");
+    let (status, answer) = if !errors.is_empty() {
+        (400, json!({"error": errors.join("; ")}))
+    } else if !url.starts_with("https://") && !local {
+        (400, json!({"error": "url must use https"}))
+    } else {
+        let mut s = state.lock().unwrap();
+        let existing = s
+            .subscriptions
+            .iter()
+            .find(|x| x["url"] == body["url"] && x["event"] == body["event"])
+            .cloned();
+        let sub = existing.unwrap_or_else(|| {
+            let sub = json!({"id": uuid::Uuid::new_v4().to_string(), "event": body["event"], "url": body["url"]});
+            s.subscriptions.push(sub.clone());
+            sub
+        });
+        let ok = webhooks_schema("/components/schemas/Webhook");
+        assert!(
+            ok.is_valid(&sub),
+            "the fake's answer breaks webhooks.json: {sub}"
+        );
+        (200, sub)
+    };
+    state.lock().unwrap().recorded.push(Recorded::new(
+        "/v0/webhook.subscribe",
+        &headers,
+        body,
+        errors,
+        status,
+        None,
+    ));
+    (StatusCode::from_u16(status).unwrap(), Json(answer)).into_response()
+}
+
+/// `webhook.unsubscribe`: a form with `id` (JSON is refused, as v0 does): 204, or 404.
+async fn webhook_unsubscribe(
+    State((state, _)): State<FakeCtx>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let is_form = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let id = form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "id")
+        .map(|(_, v)| v.into_owned());
+    let status = match (is_form, id) {
+        (true, Some(id)) => {
+            let mut s = state.lock().unwrap();
+            let before = s.subscriptions.len();
+            s.subscriptions.retain(|x| x["id"] != id.as_str());
+            if s.subscriptions.len() < before {
+                204
+            } else {
+                404
+            }
+        }
+        _ => 400,
+    };
+    state.lock().unwrap().recorded.push(Recorded::new(
+        "/v0/webhook.unsubscribe",
+        &headers,
+        json!(String::from_utf8_lossy(&body)),
+        vec![],
+        status,
+        None,
+    ));
+    StatusCode::from_u16(status).unwrap().into_response()
 }

@@ -147,3 +147,137 @@ async fn meeting_ended_with_a_transcript_fetches_and_posts_it() {
     );
     app.stop().await;
 }
+
+/// A config with the roam source at `public_url` and the fake Roam.
+fn subscribe_config(roam: &FakeRoam, dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let p = dir.join("c.toml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"
+[roam]
+base_url = "{}"
+[storage]
+url = "sqlite://{}"
+[[sources]]
+name = "roam"
+kind = "roam"
+secret = "{WHSEC}"
+public_url = "https://notify.example.com/hooks/roam"
+{extra}"#,
+            roam.url,
+            dir.join("t.db").display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roam_subscribe_and_unsubscribe_from_the_command_line() {
+    let roam = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = subscribe_config(&roam, dir.path(), "");
+    let run = |args: &[&str]| {
+        bin()
+            .arg("roam")
+            .args(args)
+            .arg("--config")
+            .arg(&cfg)
+            .env("ROAM_NOTIFY_ROAM_API_KEY", KEY)
+            .output()
+            .unwrap()
+    };
+    // Default URL: the roam source's public_url; the event: transcript.saved.
+    let text = stdout_ok(&run(&["subscribe"]));
+    let subs = roam.subscriptions();
+    assert_eq!(subs.len(), 1, "{subs:?}");
+    assert_eq!(subs[0]["url"], "https://notify.example.com/hooks/roam");
+    assert_eq!(subs[0]["event"], "transcript.saved");
+    let id = subs[0]["id"].as_str().unwrap().to_string();
+    assert!(
+        text.contains(&id) && text.contains("roam-notify roam unsubscribe"),
+        "{text}"
+    );
+    // Again: the same subscription, updated.
+    stdout_ok(&run(&["subscribe"]));
+    assert_eq!(roam.subscriptions().len(), 1);
+    // A URL Roam refuses: one clear line.
+    let out = run(&["subscribe", "--url", "http://notify.example.com/hooks/roam"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("400") && err.contains("HTTPS"), "{err}");
+    // Unsubscribe (a form POST), then again: Roam has none.
+    let text = stdout_ok(&run(&["unsubscribe", &id]));
+    assert!(text.contains("unsubscribed"), "{text}");
+    assert!(roam.subscriptions().is_empty());
+    let out = run(&["unsubscribe", &id]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no subscription"));
+    for c in roam.calls("/v0/webhook.subscribe") {
+        if c.status == 200 {
+            assert!(c.schema_errors.is_empty(), "{:?}", c.schema_errors);
+        }
+    }
+}
+
+#[tokio::test]
+async fn transcripts_subscribe_subscribes_at_start_up() {
+    let roam = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = subscribe_config(
+        &roam,
+        dir.path(),
+        "[transcripts]\nenabled = true\nsubscribe = true\n",
+    );
+    let config = roam_notify::config::Config::load_with_env(
+        Some(&cfg),
+        roam_notify::config::EnvStrings::from_vars(vec![(
+            "ROAM_NOTIFY_ROAM_API_KEY".to_string(),
+            KEY.to_string(),
+        )]),
+    )
+    .unwrap();
+    let app = TestApp::start_config(config).await;
+    let subs = roam.subscriptions();
+    assert_eq!(subs.len(), 1, "{subs:?}");
+    assert_eq!(subs[0]["url"], "https://notify.example.com/hooks/roam");
+    app.stop().await;
+    // Without a public_url to give Roam, the option is a config error naming the key.
+    let e = roam_notify::config::Config::from_toml_str(
+        "[transcripts]\nenabled = true\nsubscribe = true\n",
+        "t.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("transcripts.subscribe") && e.contains("public_url"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn roam_s_subscription_check_is_answered_with_its_challenge() {
+    let roam = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(&roam, dir.path()).await;
+    let check = json!({"type": "webhook.verification", "eventId": "msg_verify",
+        "timestamp": chrono::Utc::now().to_rfc3339(), "apiVersion": "2026-07-23",
+        "data": {"challenge": "c-8f3a2b"}});
+    let r = deliver(&app, "msg_verify", &check).await;
+    assert_eq!(r.status(), 200);
+    let j: Value = r.json().await.unwrap();
+    assert_eq!(j["challenge"], "c-8f3a2b");
+    // An unsigned one is refused like any other request.
+    let r = app
+        .http
+        .post(app.url("/hooks/roam"))
+        .body(check.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(roam.delivered().is_empty());
+    app.stop().await;
+}

@@ -30,6 +30,12 @@ fn enrich_sample(payload: &mut Value) {
 
 pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let body = parse_json(req.body)?;
+    if let Some(challenge) = verification_challenge(&body) {
+        return Ok(Parsed {
+            events: Vec::new(),
+            ack: Ack::Challenge(challenge),
+        });
+    }
     let (kind, payload) = match (body.get("type").and_then(Value::as_str), body.get("data")) {
         (Some(t), Some(data)) if t.contains('.') || t.contains(':') => {
             (t.replace(':', "."), data.clone())
@@ -71,6 +77,19 @@ pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
         entity,
         payload,
     }))
+}
+
+/// The challenge of Roam's subscription check (`webhook.verification`, API versions
+/// from 2026-07-23), in the envelope's `data` or beside `type`.
+fn verification_challenge(body: &Value) -> Option<String> {
+    let t = body.get("type").and_then(Value::as_str)?;
+    if t.replace(':', ".") != "webhook.verification" {
+        return None;
+    }
+    body.pointer("/data/challenge")
+        .or_else(|| body.get("challenge"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 /// The transcript a `meeting.ended` payload names, if any (`transcriptId`, or a

@@ -4,11 +4,14 @@
 //! daemon (SQLite allows it while the daemon runs); a re-queued message is picked up at
 //! the worker's next pass (within a minute, or at once on the next webhook).
 
+mod roam;
+
 use std::fmt::Write as _;
 
 use crate::config::Config;
 use crate::silences::{self, SilenceRequest};
 use crate::storage::{MessageRecord, Store, now_ms, status_filter};
+pub use roam::{RoamCommand, run_chats, run_roam};
 
 #[derive(Debug)]
 pub enum OutboxCommand {
@@ -353,62 +356,5 @@ pub async fn run_transcripts(cfg: &Config, cmd: TranscriptsCommand) -> Result<St
     if r.failed > 0 {
         return Err(format!("{out}some transcripts failed; see the log"));
     }
-    Ok(out)
-}
-
-/// `roam-notify chats [--filter TEXT]`: every chat the bot can see (all pages of
-/// `chat.list`), as a table of name, kind, chat id and group id, or JSON. The filter
-/// keeps chats whose name or id contains it (case-insensitive).
-pub async fn run_chats(cfg: &Config, filter: Option<&str>, json: bool) -> Result<String, String> {
-    use crate::roam::{RoamClient, RoamError};
-    let Some(key) = cfg.roam.api_key.clone() else {
-        return Err(
-            "chats are listed by Roam: set roam.api_key (or ROAM_NOTIFY_ROAM_API_KEY) to an organization API key with the chat:read scope"
-                .into(),
-        );
-    };
-    let client = RoamClient::new(&cfg.roam, key).map_err(|e| e.to_string())?;
-    let mut chats = client.chat_list_all().await.map_err(|e| match e {
-        RoamError::Rejected { status: 403, .. } | RoamError::Unauthorized { .. } => {
-            format!("{e} (listing chats needs an organization API key with the chat:read scope)")
-        }
-        other => other.to_string(),
-    })?;
-    if let Some(f) = filter.map(str::to_lowercase) {
-        chats.retain(|c| c.name.to_lowercase().contains(&f) || c.id.to_lowercase().contains(&f));
-    }
-    if json {
-        return serde_json::to_string_pretty(&chats)
-            .map(|s| s + "\n")
-            .map_err(|e| e.to_string());
-    }
-    if chats.is_empty() {
-        return Ok(match filter {
-            Some(f) => format!("no chat the bot can see matches {f:?}\n"),
-            None => "the bot sees no chat yet: add it to a group or DM it in Roam\n".into(),
-        });
-    }
-    let width = chats
-        .iter()
-        .map(|c| c.name.chars().count())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    let mut out = format!("{:width$}  {:8}  {:38}  GROUP\n", "NAME", "KIND", "CHAT");
-    for c in &chats {
-        let _ = writeln!(
-            out,
-            "{:width$}  {:8}  {:38}  {}",
-            c.name,
-            c.kind(),
-            c.id,
-            c.group.as_deref().unwrap_or("-")
-        );
-    }
-    let _ = writeln!(
-        out,
-        "{} chat(s). In a route, `to` takes the chat id or, for a channel, the group id.",
-        chats.len()
-    );
     Ok(out)
 }
