@@ -64,16 +64,23 @@ fn transcript() -> Value {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_transcript_delivered_twice_under_one_webhook_id_posts_once() {
+/// A daemon whose first (catch-up) sweep has run, and then a finished meeting in Roam
+/// that only a webhook announces.
+async fn with_transcript_after_first_sweep() -> (FakeRoam, TestApp, tempfile::TempDir) {
     let roam = FakeRoam::start().await;
     roam.transcript_listing(10, false);
     let dir = tempfile::tempdir().unwrap();
     let app = app(&roam, dir.path()).await;
     app.wait_ready(|r| r["transcripts"]["last_run_ok"] == true)
         .await;
+    roam.add_transcript(transcript());
+    (roam, app, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transcript_delivered_twice_under_one_webhook_id_posts_once() {
+    let (roam, app, _dir) = with_transcript_after_first_sweep().await;
     let t = transcript();
-    roam.add_transcript(t.clone());
     let metadata = json!({"id": t["id"], "meetingId": t["meetingId"], "start": t["start"], "end": t["end"], "participants": []});
     // The legacy (v0, bare) body, then the v1 envelope, under one webhook-id.
     let first = deliver(&app, "msg_dual_1", &metadata).await;
@@ -122,13 +129,7 @@ async fn a_chat_event_delivered_twice_under_one_webhook_id_posts_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn meeting_ended_with_a_transcript_fetches_and_posts_it() {
-    let roam = FakeRoam::start().await;
-    roam.transcript_listing(10, false);
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(&roam, dir.path()).await;
-    app.wait_ready(|r| r["transcripts"]["last_run_ok"] == true)
-        .await;
-    roam.add_transcript(transcript());
+    let (roam, app, _dir) = with_transcript_after_first_sweep().await;
     let envelope = json!({"type": "meeting.ended", "eventId": "msg_end_1",
         "timestamp": chrono::Utc::now().to_rfc3339(), "apiVersion": "2026-07-07",
         "data": {"meetingId": "dde68f39-3eb0-42ef-9873-000000000042", "transcriptId": TID}});
