@@ -72,6 +72,7 @@ pub fn check(config_path: Option<&Path>) -> Report {
         ));
     }
     check_templates(&pipeline.templates, &mut r);
+    check_field_paths(&pipeline, &mut r);
     run_config_tests(&cfg, &pipeline, &mut r);
     for route in pipeline.router.routes() {
         if let Some(t) = &route.template {
@@ -89,6 +90,43 @@ pub fn check(config_path: Option<&Path>) -> Report {
         }
     }
     finish(r)
+}
+
+/// Warns about a path in a route's `match`, `when`, `group_by` or `fingerprint` that
+/// resolves to nothing in every sample payload of its source's kind (a typo, or a label
+/// that lives elsewhere, like Alertmanager's `alertname` under `commonLabels`).
+fn check_field_paths(pipeline: &Pipeline, r: &mut Report) {
+    for route in pipeline.router.routes() {
+        let Some(kind) = pipeline.sources.get(&route.source).map(|s| s.kind) else {
+            continue;
+        };
+        let prefix = format!("{kind}/");
+        let samples: Vec<Value> = pipeline
+            .templates
+            .names()
+            .filter(|(name, _)| name.starts_with(&prefix))
+            .filter_map(|(_, info)| info.sample.clone())
+            .map(|mut s| {
+                crate::inbound::prepare_sample(kind, &mut s);
+                s
+            })
+            .collect();
+        if samples.is_empty() {
+            continue;
+        }
+        for (key, path) in route.field_paths() {
+            let found = samples
+                .iter()
+                .any(|s| path.lookup(s).is_some_and(|v| !v.is_null()));
+            if !found {
+                r.line(format!(
+                    "route    warn  {}: {key} reads `{path}`, which is in none of the {} {kind} sample payloads",
+                    route.name,
+                    samples.len()
+                ));
+            }
+        }
+    }
 }
 
 fn check_templates(t: &Templates, r: &mut Report) {

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::fieldpath::FieldPath;
 use crate::grouping::Hold;
 use quiet::MuteWindow;
 
@@ -45,6 +46,22 @@ pub struct Route {
 }
 
 impl Route {
+    /// Every field path the route reads, with the key it is written under (`match`,
+    /// `when`, `group_by`, `fingerprint`).
+    pub fn field_paths(&self) -> Vec<(&'static str, &FieldPath)> {
+        let mut out: Vec<(&'static str, &FieldPath)> = Vec::new();
+        for (key, cond) in [("match", &self.matches), ("when", &self.when)] {
+            if let Some(c) = cond {
+                out.extend(c.field_paths().into_iter().map(|p| (key, p)));
+            }
+        }
+        if let Some(h) = &self.hold {
+            out.extend(h.group_by.iter().flatten().map(|p| ("group_by", p)));
+            out.extend(h.fingerprint.iter().map(|p| ("fingerprint", p)));
+        }
+        out
+    }
+
     /// The mute window `now` falls in and when it ends (unix ms), if any.
     pub fn muted_at(&self, now_ms: i64) -> Option<(&MuteWindow, i64)> {
         let at = chrono::DateTime::from_timestamp_millis(now_ms)?;

@@ -243,6 +243,15 @@ fn show(v: &Value) -> String {
 }
 
 impl Cond {
+    /// Every field path the condition reads.
+    pub fn field_paths(&self) -> Vec<&FieldPath> {
+        match self {
+            Cond::All(cs) | Cond::Any(cs) => cs.iter().flat_map(Cond::field_paths).collect(),
+            Cond::Not(c) => c.field_paths(),
+            Cond::Field { path, .. } => vec![path],
+        }
+    }
+
     /// None when the condition holds, else why not.
     pub fn check(&self, payload: &Value) -> Option<String> {
         match self {

@@ -474,3 +474,60 @@ contains = ["**Action items (2)**", "Your action item from **Meeting**"]
         "a DM to Jordan: {text}"
     );
 }
+
+/// `check` warns about a path that no sample payload of the route's kind has, naming the
+/// route, the key and the path (what `group_by = ["alertname"]` on Alertmanager is).
+#[test]
+fn check_warns_about_paths_no_sample_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[storage]
+url = "sqlite://{}"
+[[sources]]
+name = "am"
+kind = "alertmanager"
+secret = "u:p"
+[[routes]]
+name = "by-alert"
+source = "am"
+to = "{CHAT_A}"
+group_by = ["alertname", "commonLabels.alertname"]
+fingerprint = ["commonLabels.instnace"]
+[routes.match]
+status = "firing"
+[routes.when]
+all = [ {{ field = "commonLabels.severity", equals = "critical" }}, {{ field = "labels.team", exists = true }} ]
+"#,
+            dir.path().join("t.db").display()
+        ),
+    )
+    .unwrap();
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = stdout_ok(&out);
+    let warns: Vec<&str> = text.lines().filter(|l| l.contains(" warn ")).collect();
+    for (key, path) in [
+        ("group_by", "alertname"),
+        ("fingerprint", "commonLabels.instnace"),
+        ("when", "labels.team"),
+    ] {
+        assert!(
+            warns
+                .iter()
+                .any(|l| l.contains("by-alert") && l.contains(&format!("{key} reads `{path}`"))),
+            "{key} {path} not warned:\n{text}"
+        );
+    }
+    assert_eq!(warns.len(), 3, "only those:\n{text}");
+    assert!(
+        text.contains("check: ok"),
+        "warnings are not failures:\n{text}"
+    );
+}
