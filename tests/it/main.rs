@@ -6,6 +6,7 @@ mod helpers;
 
 mod admin;
 mod admin_auth;
+mod architecture;
 mod chats;
 mod cli;
 mod container;
