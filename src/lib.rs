@@ -2,16 +2,15 @@
 //!
 //! Data flow, one module per step, each using only the ones after it:
 //! entry points (`http` for webhooks, `transcripts` for the scheduled pull, the CLI in
-//! `admin` / `check`) → `ingest` (the one way in: `inbound` verifies and parses, `routing`
+//! `cli`) → `ingest` (the one way in: `inbound` verifies and parses, `routing`
 //! picks routes, `silences` and mute windows hold some back, `render` writes the text,
 //! `compose` makes the `chat.post` rows, `grouping` holds events for digests) →
 //! `storage` commits event and messages (group commit) before the answer → `delivery`
 //! drains the outbox through the `roam` client, paced and retried. `config`, `metrics`,
 //! `fieldpath`, `text` and `ratelimit` are leaves anything may use; `app` wires it all.
 
-pub mod admin;
 pub mod app;
-pub mod check;
+pub mod cli;
 pub mod compose;
 pub mod config;
 pub mod delivery;

@@ -8,9 +8,10 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+use roam_notify::Application;
+use roam_notify::cli::check;
 use roam_notify::config::{CONFIG_PATH_ENV, Config};
 use roam_notify::render::Templates;
-use roam_notify::{Application, check};
 
 // The request path allocates a JSON tree per webhook on two threads; mimalloc's
 // per-thread heaps gave ~20% more webhooks/s than glibc malloc in the ingest bench.
@@ -67,12 +68,12 @@ enum Command {
     /// Silence events for a while: add, list, expire (stored; the daemon applies them).
     Silence {
         #[command(subcommand)]
-        command: roam_notify::admin::SilenceCommand,
+        command: roam_notify::cli::SilenceCommand,
     },
     /// Post-meeting transcripts: backfill a range on demand.
     Transcripts {
         #[command(subcommand)]
-        command: roam_notify::admin::TranscriptsCommand,
+        command: roam_notify::cli::TranscriptsCommand,
     },
     /// List the chats the bot can see in Roam (every page of chat.list): name, kind,
     /// chat id and group id, to put in a route's `to`. Needs the API key.
@@ -87,7 +88,7 @@ enum Command {
     /// Roam's webhook subscription for transcripts: subscribe, unsubscribe.
     Roam {
         #[command(subcommand)]
-        command: roam_notify::admin::RoamCommand,
+        command: roam_notify::cli::RoamCommand,
     },
     /// Exit 0 if the daemon configured here answers GET /healthz (for Docker HEALTHCHECK).
     Healthcheck {
@@ -165,13 +166,13 @@ fn main() -> ExitCode {
         Command::Outbox { command } => outbox(cli.config, command),
         Command::Silence { command } => silence(cli.config, command),
         Command::Chats { filter, json } => store_command(cli.config, |cfg| async move {
-            roam_notify::admin::run_chats(&cfg, filter.as_deref(), json).await
+            roam_notify::cli::run_chats(&cfg, filter.as_deref(), json).await
         }),
         Command::Roam { command } => store_command(cli.config, |cfg| async move {
-            roam_notify::admin::run_roam(&cfg, command).await
+            roam_notify::cli::run_roam(&cfg, command).await
         }),
         Command::Transcripts { command } => store_command(cli.config, |cfg| async move {
-            roam_notify::admin::run_transcripts(&cfg, command).await
+            roam_notify::cli::run_transcripts(&cfg, command).await
         }),
         Command::Routes {
             command:
@@ -359,7 +360,7 @@ fn render(
 }
 
 fn outbox(config: Option<PathBuf>, command: OutboxCli) -> ExitCode {
-    use roam_notify::admin::{OutboxCommand, run};
+    use roam_notify::cli::{OutboxCommand, run};
     let cmd = match command {
         OutboxCli::List {
             status,
@@ -377,9 +378,9 @@ fn outbox(config: Option<PathBuf>, command: OutboxCli) -> ExitCode {
     store_command(config, |cfg| async move { run(&cfg, cmd).await })
 }
 
-fn silence(config: Option<PathBuf>, command: roam_notify::admin::SilenceCommand) -> ExitCode {
+fn silence(config: Option<PathBuf>, command: roam_notify::cli::SilenceCommand) -> ExitCode {
     store_command(config, |cfg| async move {
-        roam_notify::admin::run_silence(&cfg, command).await
+        roam_notify::cli::run_silence(&cfg, command).await
     })
 }
 

@@ -1,9 +1,13 @@
-//! Operator commands on the stored state: the outbox (`roam-notify outbox …`: see pending
-//! and dead messages with their reasons, re-queue or drop them), silences
-//! (`roam-notify silence …`) and transcript backfills. They open the same database as the
-//! daemon (SQLite allows it while the daemon runs); a re-queued message is picked up at
-//! the worker's next pass (within a minute, or at once on the next webhook).
+//! The command line's work (main.rs only wires it): offline checks (`check.rs`: check,
+//! render, routes test), the commands that talk to Roam (`roam.rs`: chats, roam
+//! subscribe/unsubscribe), and operator commands on the stored state: the outbox
+//! (`roam-notify outbox …`: see pending and dead messages with their reasons, re-queue or
+//! drop them), silences (`roam-notify silence …`) and transcript backfills. These open
+//! the same database as the daemon (SQLite allows it while the daemon runs); a re-queued
+//! message is picked up at the worker's next pass (within a minute, or at once on the
+//! next webhook).
 
+pub mod check;
 mod roam;
 
 use std::fmt::Write as _;
