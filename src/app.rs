@@ -115,7 +115,8 @@ impl Application {
                     .map_err(|e| StartError::HttpClient(e.to_string()))?
                     .with_metrics(metrics.clone());
                 check_roam_key(&client, &cfg.roam.base_url).await?;
-                if cfg.transcripts.subscribe {
+                // Only when transcripts are processed: otherwise the queue would fill unread.
+                if cfg.transcripts.enabled && cfg.transcripts.subscribe {
                     subscribe_transcripts(&client, &cfg).await;
                 }
                 Outlet::Roam(client)
