@@ -1,4 +1,5 @@
-//! Embeds every template under templates/ (and its NAME.sample.json) into the binary,
+//! Embeds every template under templates/ (`NAME.hbs` text, `NAME.card.toml` card, and
+//! NAME.sample.json) into the binary,
 //! so the image works without a templates directory and adding a template is adding a
 //! file.
 
@@ -11,15 +12,23 @@ fn main() {
     let mut files = Vec::new();
     collect(&root, &mut files);
     files.sort();
-    let mut out = String::from("pub const TEMPLATES: &[(&str, &str, Option<&str>)] = &[\n");
+    let mut out = String::from("pub const TEMPLATES: &[(&str, bool, &str, Option<&str>)] = &[\n");
     for path in files {
-        let rel = path.strip_prefix(&root).unwrap_or(&path).with_extension("");
+        let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let (stem, card) = match file_name.strip_suffix(".card.toml") {
+            Some(stem) => (stem, true),
+            None => (file_name.strip_suffix(".hbs").unwrap_or(file_name), false),
+        };
+        let rel = path
+            .strip_prefix(&root)
+            .unwrap_or(&path)
+            .with_file_name(stem);
         let name = rel
             .components()
             .map(|c| c.as_os_str().to_string_lossy().into_owned())
             .collect::<Vec<_>>()
             .join("/");
-        let sample = path.with_extension("sample.json");
+        let sample = path.with_file_name(format!("{stem}.sample.json"));
         let sample = if sample.is_file() {
             format!("Some(include_str!({:?}))", sample.display().to_string())
         } else {
@@ -27,7 +36,7 @@ fn main() {
         };
         let _ = writeln!(
             out,
-            "    ({name:?}, include_str!({:?}), {sample}),",
+            "    ({name:?}, {card}, include_str!({:?}), {sample}),",
             path.display().to_string()
         );
     }
@@ -48,10 +57,18 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
         if p.is_dir() {
             println!("cargo:rerun-if-changed={}", p.display());
             collect(&p, out);
-        } else if p.extension().is_some_and(|x| x == "hbs") {
+        } else {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let Some(stem) = name
+                .strip_suffix(".hbs")
+                .or_else(|| name.strip_suffix(".card.toml"))
+            else {
+                continue;
+            };
             println!("cargo:rerun-if-changed={}", p.display());
-            if let Some(s) = Some(p.with_extension("sample.json")).filter(|s| s.is_file()) {
-                println!("cargo:rerun-if-changed={}", s.display());
+            let sample = p.with_file_name(format!("{stem}.sample.json"));
+            if sample.is_file() {
+                println!("cargo:rerun-if-changed={}", sample.display());
             }
             out.push(p);
         }

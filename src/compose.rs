@@ -1,12 +1,13 @@
-//! Message composition: a rendered text and a route's addressing become the outbox rows
-//! (`chat.post` bodies), one per destination chat, split into thread replies or cut to
-//! Roam's size, with mentions, `threadKey` and the upsert key. Used by the ingest step
+//! Message composition: a rendered message (text or card) and a route's addressing become
+//! the outbox rows (`chat.post` bodies), one per destination chat, continued in thread
+//! replies or cut to Roam's size, with mentions, `threadKey` and the upsert key. Used by the ingest step
 //! and by the group flusher alike.
 
 use serde_json::json;
 
-use crate::render::{ROAM_MAX_TEXT_BYTES, fit_message, split_message};
+use crate::render::Content;
 use crate::storage::{KEY_SEP, MessageOp, NewMessage};
+use crate::text::{ROAM_MAX_TEXT_BYTES, fit_message, split_message};
 
 /// Where and how one route's message about one event (or one group) goes.
 #[derive(Debug, Clone)]
@@ -26,78 +27,128 @@ pub struct Addressing<'a> {
     pub split_seed: &'a str,
 }
 
-/// The outbox rows for one rendered text: one per destination chat, or several when
-/// the text is split into thread replies.
+/// The outbox rows for one rendered message: one per destination chat, or several when
+/// it is continued in thread replies.
 pub fn outbox_messages(
     a: &Addressing<'_>,
-    text: &str,
+    content: &Content,
     render_error: Option<&str>,
 ) -> Vec<NewMessage> {
     let entity_thread = match (a.thread, a.entity) {
         (true, Some(e)) => Some(thread_key("rn-t-", &format!("{}\u{0}{e}", a.route))),
         _ => None,
     };
-    // Over Roam's cap: cut with "… N more bytes", or (split_long) post the first part
-    // and the rest as replies in its thread, under one threadKey.
-    let mut parts = vec![text.to_string()];
-    let mut thread = entity_thread.clone();
-    if a.split_long && text.len() > ROAM_MAX_TEXT_BYTES {
-        parts = split_message(text, ROAM_MAX_TEXT_BYTES - 200);
-        thread = thread.or_else(|| Some(thread_key("rn-split-", a.split_seed)));
-    }
-    let upsert_entity = a.entity.filter(|_| a.update);
-    let mut out = Vec::with_capacity(parts.len() * a.to.len());
-    for (n, part) in parts.iter().enumerate() {
-        let text = if n == 0 {
-            with_mentions(a.mentions, part)
-        } else {
-            part.clone()
-        };
-        let text = fit_message(&text, ROAM_MAX_TEXT_BYTES);
-        for chat in a.to {
-            let (op, entity_key) = match upsert_entity {
-                Some(e) if n == 0 => (
-                    MessageOp::Upsert,
-                    Some(format!("{}{KEY_SEP}{chat}{KEY_SEP}{e}", a.route)),
+    let tags = mention_tags(a.mentions);
+    // Over Roam's cap: cut with a note, or (split_long) post the first part and the rest
+    // as replies in its thread, under one threadKey. The first part carries the mentions.
+    let (first, rest) = match content {
+        Content::Text(text) => {
+            let mut parts = vec![text.clone()];
+            if a.split_long && text.len() > ROAM_MAX_TEXT_BYTES {
+                parts = split_message(text, ROAM_MAX_TEXT_BYTES - 200);
+            }
+            let first = parts.remove(0);
+            let first = match &tags {
+                Some(t) => format!(
+                    "{t} {}",
+                    fit_message(&first, ROAM_MAX_TEXT_BYTES - t.len() - 1)
                 ),
-                _ => (MessageOp::Post, None),
+                None => first,
             };
+            (Body::Text(fit_message(&first, ROAM_MAX_TEXT_BYTES)), parts)
+        }
+        Content::Card(card) => {
+            let mut card = card.clone();
+            if let Some(t) = &tags {
+                card.mention(t);
+            }
+            let fitted = card.blocks(a.split_long);
+            let rest = fitted
+                .overflow
+                .as_deref()
+                .map(|o| split_message(o, ROAM_MAX_TEXT_BYTES - 200))
+                .unwrap_or_default();
+            (Body::Card(fitted.blocks, fitted.color), rest)
+        }
+    };
+    let thread = match rest.is_empty() {
+        true => entity_thread,
+        false => entity_thread.or_else(|| Some(thread_key("rn-split-", a.split_seed))),
+    };
+    let upsert_entity = a.entity.filter(|_| a.update);
+    let mut out = Vec::with_capacity((rest.len() + 1) * a.to.len());
+    for chat in a.to {
+        let (op, entity_key) = match upsert_entity {
+            Some(e) => (
+                MessageOp::Upsert,
+                Some(format!("{}{KEY_SEP}{chat}{KEY_SEP}{e}", a.route)),
+            ),
+            None => (MessageOp::Post, None),
+        };
+        out.push(NewMessage {
+            route: a.route.to_string(),
+            chat: chat.clone(),
+            request: post_body(chat, &first, thread.as_deref(), op == MessageOp::Upsert),
+            render_error: render_error.map(str::to_string),
+            op,
+            entity_key,
+        });
+    }
+    for part in &rest {
+        let body = Body::Text(fit_message(part, ROAM_MAX_TEXT_BYTES));
+        for chat in a.to {
             out.push(NewMessage {
                 route: a.route.to_string(),
                 chat: chat.clone(),
-                request: chat_post_body(chat, &text, thread.as_deref(), op == MessageOp::Upsert),
+                request: post_body(chat, &body, thread.as_deref(), false),
                 render_error: render_error.map(str::to_string),
-                op,
-                entity_key,
+                op: MessageOp::Post,
+                entity_key: None,
             });
         }
     }
     out
 }
 
-/// The route's mentions, in Roam's syntax, before the text (which stays under the cap).
-fn with_mentions(mentions: &[String], text: &str) -> String {
-    if mentions.is_empty() {
-        return text.to_string();
-    }
-    let tags: Vec<String> = mentions.iter().map(|m| format!("<@{m}>")).collect();
-    let prefix = tags.join(" ") + " ";
-    let room = ROAM_MAX_TEXT_BYTES.saturating_sub(prefix.len());
-    prefix + &fit_message(text, room)
+/// The route's mentions in Roam's syntax (`<@U-…>`, `<@all>`), if it has any.
+fn mention_tags(mentions: &[String]) -> Option<String> {
+    (!mentions.is_empty()).then(|| {
+        mentions
+            .iter()
+            .map(|m| format!("<@{m}>"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
 }
 
-/// The `chat.post` request body (`chat.json`: `chat` plus exactly one content type;
-/// `threadKey` at most 64 characters).
+/// A message's content as Roam takes it: markdown text, or Block Kit and a colour.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    Text(String),
+    Card(Vec<serde_json::Value>, Option<String>),
+}
+
+/// The `chat.post` request body (`chat.json`: `chat` plus exactly one content type:
+/// `text`, or `blocks` with an optional `color`; `threadKey` at most 64 characters).
 /// `sync` asks Roam for the message's timestamp (needed to edit it later).
-pub fn chat_post_body(chat: &str, text: &str, thread_key: Option<&str>, sync: bool) -> String {
-    let mut body = json!({ "chat": chat, "text": text, "markdown": true });
+pub fn post_body(chat: &str, body: &Body, thread_key: Option<&str>, sync: bool) -> String {
+    let mut v = match body {
+        Body::Text(text) => json!({ "chat": chat, "text": text, "markdown": true }),
+        Body::Card(blocks, color) => {
+            let mut v = json!({ "chat": chat, "blocks": blocks });
+            if let Some(c) = color {
+                v["color"] = json!(c);
+            }
+            v
+        }
+    };
     if let Some(k) = thread_key {
-        body["threadKey"] = json!(k);
+        v["threadKey"] = json!(k);
     }
     if sync {
-        body["sync"] = json!(true);
+        v["sync"] = json!(true);
     }
-    body.to_string()
+    v.to_string()
 }
 
 /// A stable `threadKey` from `seed` (Roam: at most 64 characters).

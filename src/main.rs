@@ -54,6 +54,12 @@ enum Command {
         /// Source name shown to the template as _event.source.
         #[arg(long, default_value = "cli")]
         source: String,
+        /// `card` (Block Kit, when the template has a card; the default) or `text`.
+        #[arg(long, default_value = "card")]
+        format: String,
+        /// Print only the exact chat.post body (JSON, one per line), not the preview.
+        #[arg(long)]
+        json: bool,
     },
     /// Explain routing offline.
     Routes {
@@ -161,7 +167,11 @@ fn main() -> ExitCode {
             payload,
             event,
             source,
-        } => render(cli.config, &template, &payload, event, &source),
+            format,
+            json,
+        } => render(
+            cli.config, &template, &payload, event, &source, &format, json,
+        ),
         Command::Healthcheck { addr } => healthcheck(cli.config, addr),
         Command::Outbox { command } => outbox(cli.config, command),
         Command::Silence { command } => silence(cli.config, command),
@@ -311,7 +321,16 @@ fn render(
     payload: &std::path::Path,
     event: Option<String>,
     source: &str,
+    format: &str,
+    json: bool,
 ) -> ExitCode {
+    let format = match roam_notify::render::Format::parse(Some(format)) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("roam-notify: --format {e}");
+            return ExitCode::from(2);
+        }
+    };
     let cfg = match &config {
         Some(p) => match load_config(Some(p)) {
             Ok(c) => c,
@@ -347,9 +366,23 @@ fn render(
         }
     };
     let event = event.unwrap_or_else(|| template.replacen('/', ".", 1));
-    match check::render(&templates, template, &event, source, &value) {
-        Ok(message) => {
-            println!("{message}");
+    match check::render(&templates, template, format, &event, source, &value) {
+        Ok(preview) if json => {
+            for r in &preview.requests {
+                println!("{r}");
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(preview) => {
+            println!("{}", preview.readable);
+            for r in &preview.requests {
+                let pretty = serde_json::from_str::<serde_json::Value>(r)
+                    .and_then(|v| serde_json::to_string_pretty(&v))
+                    .unwrap_or_else(|_| r.clone());
+                println!(
+                    "\n--- chat.post body (\"chat\" is the route's destination) ---\n{pretty}"
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

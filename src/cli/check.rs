@@ -6,11 +6,11 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::compose::{Addressing, outbox_messages};
 use crate::config::Config;
 use crate::ingest::Pipeline;
-use crate::render::{
-    EventMeta, ROAM_MAX_TEXT_BYTES, TemplateOrigin, Templates, context, fit_message,
-};
+use crate::render::{Content, EventMeta, Format, TemplateOrigin, Templates, context};
+use crate::roam::blocks::readable;
 
 /// A readable report and the number of problems found.
 #[derive(Debug, Default)]
@@ -131,25 +131,53 @@ fn check_field_paths(pipeline: &Pipeline, r: &mut Report) {
 
 fn check_templates(t: &Templates, r: &mut Report) {
     for (name, info) in t.names() {
-        let origin = match &info.origin {
-            TemplateOrigin::BuiltIn => "built-in".to_string(),
-            TemplateOrigin::File(p) => p.display().to_string(),
-        };
-        let Some(sample) = &info.sample else {
-            r.line(format!("template ok    {name} ({origin}) compiled; no {name}.sample.json to render it against"));
-            continue;
-        };
-        match render_sample(t, name, sample) {
-            Ok(text) => r.line(format!(
-                "template ok    {name} ({origin}) renders its sample ({} bytes)",
-                text.len()
-            )),
-            Err(e) => r.fail(format!("template FAIL  {name} ({origin}): {e}")),
+        let forms = [(&info.text, Format::Text), (&info.card, Format::Card)];
+        for (origin, format) in forms {
+            let Some(origin) = origin else { continue };
+            let form = match format {
+                Format::Card => " card",
+                Format::Text => "",
+            };
+            let origin = match origin {
+                TemplateOrigin::BuiltIn => "built-in".to_string(),
+                TemplateOrigin::File(p) => p.display().to_string(),
+            };
+            let Some(sample) = &info.sample else {
+                r.line(format!("template ok    {name}{form} ({origin}) compiled; no {name}.sample.json to render it against"));
+                continue;
+            };
+            match render_sample(t, name, format, sample) {
+                Ok((Content::Card(card), missing)) => {
+                    let fitted = card.blocks(false);
+                    r.line(format!(
+                        "template ok    {name}{form} ({origin}) renders its sample: {} blocks, colour {}",
+                        fitted.blocks.len(),
+                        fitted.color.as_deref().unwrap_or("none")
+                    ));
+                    for m in missing {
+                        r.line(format!(
+                            "template note  {name}{form}: {m} of the sample, so this part is left out (as for any payload without it)"
+                        ));
+                    }
+                }
+                Ok((Content::Text(text), _)) => r.line(format!(
+                    "template ok    {name}{form} ({origin}) renders its sample ({} bytes)",
+                    text.len()
+                )),
+                Err(e) => r.fail(format!("template FAIL  {name}{form} ({origin}): {e}")),
+            }
         }
     }
 }
 
-fn render_sample(t: &Templates, name: &str, sample: &Value) -> Result<String, String> {
+/// Renders `name` in `format` against its sample, strictly: any part that fails (a
+/// misspelt field, a colour Roam does not know) is an error.
+fn render_sample(
+    t: &Templates,
+    name: &str,
+    format: Format,
+    sample: &Value,
+) -> Result<(Content, Vec<String>), String> {
     let event = name.replacen('/', ".", 1);
     let mut sample = sample.clone();
     crate::inbound::prepare_sample(name.split('/').next().unwrap_or(""), &mut sample);
@@ -160,13 +188,8 @@ fn render_sample(t: &Templates, name: &str, sample: &Value) -> Result<String, St
         delivery_id: "sample",
         entity: None,
     };
-    let text = t
-        .render_raw(name, &context(&meta, &sample))
-        .map_err(|e| e.to_string())?;
-    if text.trim().is_empty() {
-        return Err("renders an empty message".into());
-    }
-    Ok(text)
+    t.render_checked(name, format, &context(&meta, &sample))
+        .map_err(|e| e.to_string())
 }
 
 fn finish(mut r: Report) -> Report {
@@ -179,14 +202,25 @@ fn finish(mut r: Report) -> Report {
     r
 }
 
+/// What `roam-notify render` shows: the message as it reads, and the exact `chat.post`
+/// bodies Roam receives (several when it is continued in a thread).
+pub struct Preview {
+    pub readable: String,
+    pub requests: Vec<String>,
+}
+
+/// The destination shown in `render`'s request bodies (a route's `to` goes there).
+pub const RENDER_CHAT: &str = "<to>";
+
 /// `roam-notify render`: the message `template` makes of `payload`, as it would be posted.
 pub fn render(
     templates: &Templates,
     template: &str,
+    format: Format,
     event: &str,
     source: &str,
     payload: &Value,
-) -> Result<String, String> {
+) -> Result<Preview, String> {
     if !templates.has(template) {
         let known: Vec<&str> = templates.names().map(|(n, _)| n.as_str()).collect();
         return Err(format!(
@@ -204,10 +238,39 @@ pub fn render(
     };
     let mut payload = payload.clone();
     crate::inbound::prepare_sample(kind, &mut payload);
-    let text = templates
-        .render_raw(template, &context(&meta, &payload))
+    let content = templates
+        .render(template, format, &context(&meta, &payload))
         .map_err(|e| e.to_string())?;
-    Ok(fit_message(text.trim_end(), ROAM_MAX_TEXT_BYTES))
+    let to = [RENDER_CHAT.to_string()];
+    let addressing = Addressing {
+        route: "render",
+        to: &to,
+        mentions: &[],
+        split_long: false,
+        thread: false,
+        update: false,
+        entity: None,
+        split_seed: "render",
+    };
+    let requests: Vec<String> = outbox_messages(&addressing, &content, None)
+        .into_iter()
+        .map(|m| m.request)
+        .collect();
+    let readable = requests
+        .iter()
+        .map(|r| readable(r))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    Ok(Preview { readable, requests })
+}
+
+/// One message the pipeline would send.
+pub struct SimMessage {
+    pub route: String,
+    pub chat: String,
+    /// The `chat.post` body, exactly as stored and sent.
+    pub request: String,
+    pub error: Option<String>,
 }
 
 /// What the pipeline does with one payload, offline (no signature check).
@@ -216,8 +279,7 @@ pub struct Simulated {
     pub delivery_id: String,
     pub entity: Option<String>,
     pub verdicts: Vec<crate::routing::Verdict>,
-    /// (route, chat, text, template error)
-    pub messages: Vec<(String, String, String, Option<String>)>,
+    pub messages: Vec<SimMessage>,
     /// (route, group, text): held by a grouping route; it goes out with its group.
     pub held: Vec<(String, String, String)>,
     /// Matched routes that are silenced or muted now.
@@ -295,14 +357,11 @@ pub fn simulate(
             .event
             .messages
             .iter()
-            .map(|m| {
-                let text = crate::storage::request_text(&m.request);
-                (
-                    m.route.clone(),
-                    m.chat.clone(),
-                    text,
-                    m.render_error.clone(),
-                )
+            .map(|m| SimMessage {
+                route: m.route.clone(),
+                chat: m.chat.clone(),
+                request: m.request.clone(),
+                error: m.render_error.clone(),
             })
             .collect();
         let held = planned
@@ -392,13 +451,14 @@ pub fn explain_routes(
                 let _ = writeln!(out, "    | {line}");
             }
         }
-        for (route, chat, text, err) in &ev.messages {
-            let _ = writeln!(out, "  → route {route} posts to {chat}:");
-            for line in text.lines() {
+        for m in &ev.messages {
+            let _ = writeln!(out, "  → route {} posts to {}:", m.route, m.chat);
+            for line in readable(&m.request).lines() {
                 let _ = writeln!(out, "    | {line}");
             }
-            if let Some(e) = err {
-                let _ = writeln!(out, "    (template failed, plain fallback used: {e})");
+            let _ = writeln!(out, "    chat.post {}", m.request);
+            if let Some(e) = &m.error {
+                let _ = writeln!(out, "    (template failed: {e})");
             }
         }
     }
@@ -444,14 +504,19 @@ fn run_config_tests(cfg: &Config, pipeline: &Pipeline, r: &mut Report) {
                 routes.push(v.route.clone());
             }
         }
-        let texts: Vec<&str> = events
+        let texts: Vec<String> = events
             .iter()
             .flat_map(|e| {
                 e.messages
                     .iter()
-                    .map(|m| m.2.as_str())
-                    .chain(e.held.iter().map(|h| h.2.as_str()))
+                    .map(|m| readable(&m.request))
+                    .chain(e.held.iter().map(|h| h.2.clone()))
             })
+            .collect();
+        let bodies: Vec<Value> = events
+            .iter()
+            .flat_map(|e| e.messages.iter())
+            .filter_map(|m| serde_json::from_str(&m.request).ok())
             .collect();
         let mut problems = Vec::new();
         if let Some(want) = &t.routes
@@ -467,6 +532,29 @@ fn run_config_tests(cfg: &Config, pipeline: &Pipeline, r: &mut Report) {
         for c in &t.contains {
             if !texts.iter().any(|x| x.contains(c.as_str())) {
                 problems.push(format!("no message contains {c:?}"));
+            }
+        }
+        if let Some(want) = &t.color {
+            let colors: Vec<&str> = bodies
+                .iter()
+                .map(|b| b["color"].as_str().unwrap_or("none"))
+                .collect();
+            if !colors.contains(&want.as_str()) {
+                problems.push(format!("colour {colors:?}, expected {want:?}"));
+            }
+        }
+        for want in &t.buttons {
+            let has = bodies.iter().any(|b| {
+                b["blocks"].as_array().into_iter().flatten().any(|block| {
+                    block["elements"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|e| e["url"].as_str() == Some(want.as_str()))
+                })
+            });
+            if !has {
+                problems.push(format!("no button links to {want:?}"));
             }
         }
         if problems.is_empty() {
@@ -493,7 +581,12 @@ mod tests {
                 .sample
                 .as_ref()
                 .unwrap_or_else(|| panic!("{name} has no sample"));
-            render_sample(&t, name, sample).unwrap_or_else(|e| panic!("{name}: {e}"));
+            for (has, format) in [(&info.text, Format::Text), (&info.card, Format::Card)] {
+                if has.is_some() {
+                    render_sample(&t, name, format, sample)
+                        .unwrap_or_else(|e| panic!("{name} ({format:?}): {e}"));
+                }
+            }
         }
     }
 }

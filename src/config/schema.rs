@@ -74,6 +74,12 @@ pub struct TestConfig {
     /// Texts that must each appear in some message.
     #[serde(default)]
     pub contains: Vec<String>,
+    /// The colour some card must have (`good`, `warning`, `danger`, `#hex`, or `none`).
+    #[serde(default)]
+    pub color: Option<String>,
+    /// Button URLs that must each be on some card.
+    #[serde(default)]
+    pub buttons: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -91,6 +97,8 @@ pub struct RouteDefaults {
     pub mentions: Option<Vec<String>>,
     #[serde(default)]
     pub long: Option<String>,
+    #[serde(default)]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -334,6 +342,9 @@ pub struct RouteConfig {
     /// posted as replies in the first part's thread).
     #[serde(default)]
     pub long: Option<String>,
+    /// `card` (default: Block Kit, when the template has a card form) or `text`.
+    #[serde(default)]
+    pub format: Option<String>,
     /// Later events about the same entity are posted as replies in one Roam thread.
     #[serde(default, deserialize_with = "de::opt_bool")]
     pub thread: Option<bool>,

@@ -214,7 +214,7 @@ impl DeliveryWorker {
         let client = match &self.outlet {
             Outlet::Roam(client) => client,
             Outlet::DryRun => {
-                let text = crate::storage::request_text(&m.request);
+                let text = crate::roam::blocks::readable(&m.request);
                 let what = if target.is_some() { "update" } else { "post" };
                 tracing::info!(message_id = m.id, chat = %m.chat, route = %m.route, "dry-run: would {what} in Roam:\n{text}");
                 return Ok(None);
@@ -333,12 +333,23 @@ impl DeliveryWorker {
 /// when the body has a `threadKey`, the reply to post in the entity's thread.
 fn update_requests(post_body: &str, ts: i64) -> (String, Option<String>) {
     let v: serde_json::Value = serde_json::from_str(post_body).unwrap_or_default();
-    let update = serde_json::json!({
-        "chat": v.get("chat"),
-        "timestamp": ts,
-        "text": v.get("text"),
-        "markdown": v.get("markdown").and_then(|m| m.as_bool()).unwrap_or(true),
-    });
+    let mut update = serde_json::json!({ "chat": v.get("chat"), "timestamp": ts });
+    // The new content replaces the old whole: a card stays a card (its new colour too).
+    match v.get("blocks") {
+        Some(blocks) => {
+            update["blocks"] = blocks.clone();
+            if let Some(c) = v.get("color") {
+                update["color"] = c.clone();
+            }
+        }
+        None => {
+            update["text"] = v.get("text").cloned().unwrap_or_default();
+            update["markdown"] = v
+                .get("markdown")
+                .cloned()
+                .unwrap_or(serde_json::json!(true));
+        }
+    }
     let reply = v.get("threadKey").map(|_| {
         let mut r = v.clone();
         if let Some(o) = r.as_object_mut() {

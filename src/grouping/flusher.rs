@@ -17,7 +17,7 @@ use super::{GroupKey, GroupSpec, Item, Line, group_context};
 use crate::compose::{Addressing, outbox_messages};
 use crate::delivery::SHARED_POLL;
 use crate::metrics::Metrics;
-use crate::render::Templates;
+use crate::render::{Content, Templates};
 use crate::storage::leader::Leader;
 use crate::storage::{DueGroup, GroupFlush, Store, StoreError, StoredItem, now_ms};
 use crate::text::escape_markdown;
@@ -237,7 +237,7 @@ impl Flusher {
             tracing::info!(route, group = %g.key.escape_debug(), suppressed, "repeats within repeat_interval not re-sent");
         }
         if let (Some(event_id), false) = (last_event, lines.is_empty()) {
-            let text = self.group_text(route, spec, &lines, suppressed);
+            let content = self.group_content(route, spec, &lines, suppressed);
             let entity = format!("group:{}", g.key);
             let plain = spec.digest || spec.muted.is_some() || GroupKey::is_single(&g.key);
             let addressing = Addressing {
@@ -263,7 +263,7 @@ impl Flusher {
             } else {
                 addressing
             };
-            for m in outbox_messages(&addressing, &text, None) {
+            for m in outbox_messages(&addressing, &content, None) {
                 flush.messages.push((event_id, m));
             }
             if spec.max_messages.is_some() {
@@ -284,33 +284,33 @@ impl Flusher {
     }
 
     /// One item alone is sent as its own message; several use the group template.
-    fn group_text(
+    fn group_content(
         &self,
         route: &str,
         spec: &GroupSpec,
         lines: &[Line],
         suppressed: usize,
-    ) -> String {
+    ) -> Content {
         if lines.len() == 1 && lines[0].repeats == 1 && !spec.digest && spec.muted.is_none() {
-            return lines[0].item.text.clone();
+            let item = &lines[0].item;
+            return match &item.card {
+                Some(card) => Content::Card(card.clone()),
+                None => Content::Text(item.text.clone()),
+            };
         }
         let ctx = group_context(route, spec, lines, suppressed);
         let templates = self.templates.load();
         let name = spec.template.as_deref().unwrap_or("group");
-        match templates.render_raw(name, &ctx) {
-            Ok(t) if !t.trim().is_empty() => t.trim_end().to_string(),
-            other => {
-                let why = match other {
-                    Err(e) => e.to_string(),
-                    Ok(_) => format!("template {name} rendered an empty message"),
-                };
-                tracing::error!(route, error = %why, "group template failed; sending the plain list");
+        match templates.render(name, spec.format, &ctx) {
+            Ok(content) => content,
+            Err(e) => {
+                tracing::error!(route, error = %e, "group template failed; sending the plain list");
                 let mut t = format!("**{} events on {}**", lines.len(), escape_markdown(route));
                 for l in lines.iter().take(spec.shown) {
                     t.push_str("\n- ");
                     t.push_str(&l.item.title);
                 }
-                t
+                Content::Text(t)
             }
         }
     }

@@ -23,6 +23,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::fieldpath::{FieldPath, scalar_text};
+use crate::render::{Content, Format, Outcome, outcome_of};
+use crate::roam::blocks::Card;
 use crate::storage::KEY_SEP;
 
 /// A route's grouping settings, compiled from its config.
@@ -83,6 +85,9 @@ pub struct GroupSpec {
     /// Set on the `max_messages` overflow digest.
     #[serde(default)]
     pub digest: bool,
+    /// The route's format: a card or text.
+    #[serde(default)]
+    pub format: Format,
 }
 
 /// One event's line in a group message.
@@ -94,8 +99,11 @@ pub struct Item {
     pub entity: Option<String>,
     /// The first line of the event's message.
     pub title: String,
-    /// The event's whole message, sent as is when the group has only this item.
+    /// The event's whole message as text (its card's readable form for a card).
     pub text: String,
+    /// The event's card, sent as is when the group has only this item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<Card>,
     /// Alert kinds: alerts in this notification by status (`_counts`), so a group counts
     /// alerts, not notifications.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,7 +111,7 @@ pub struct Item {
 }
 
 impl Item {
-    pub fn new(event: &str, entity: Option<&str>, text: &str, payload: &Value) -> Item {
+    pub fn new(event: &str, entity: Option<&str>, content: &Content, payload: &Value) -> Item {
         let alerts = payload.get("_counts").and_then(|c| {
             let n = |k: &str| c.get(k).and_then(Value::as_u64).unwrap_or(0);
             let map: BTreeMap<String, u64> = [("firing", n("firing")), ("resolved", n("resolved"))]
@@ -113,20 +121,27 @@ impl Item {
                 .collect();
             (!map.is_empty()).then_some(map)
         });
-        let title = text
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .unwrap_or("")
-            .chars()
-            .take(200)
-            .collect();
+        let text = content.readable();
+        let title = match content {
+            Content::Card(c) => c.title(),
+            Content::Text(_) => text
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("")
+                .to_string(),
+        };
+        let title = title.chars().take(200).collect();
         Item {
             event: event.to_string(),
             status: event.rsplit('.').next().unwrap_or(event).to_string(),
             entity: entity.map(str::to_string),
             title,
-            text: text.to_string(),
+            text,
+            card: match content {
+                Content::Card(c) => Some(c.clone()),
+                Content::Text(_) => None,
+            },
             alerts,
         }
     }
@@ -258,6 +273,22 @@ pub fn group_context(
     } else {
         (count, if count == 1 { "event" } else { "events" })
     };
+    // The group's colour: danger while anything failed or fires, warning for warnings,
+    // good when everything went well, none otherwise.
+    let outcomes: Vec<Outcome> = statuses
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(s, _)| outcome_of(s))
+        .collect();
+    let outcome = if outcomes.contains(&Outcome::Bad) {
+        "danger"
+    } else if outcomes.contains(&Outcome::Warning) {
+        "warning"
+    } else if !outcomes.is_empty() && outcomes.iter().all(|o| *o == Outcome::Good) {
+        "good"
+    } else {
+        ""
+    };
     let shown: Vec<&Line> = lines.iter().take(spec.shown).collect();
     serde_json::json!({
         "route": route,
@@ -271,6 +302,7 @@ pub fn group_context(
         "suppressed": suppressed,
         "digest": spec.digest,
         "muted": spec.muted,
+        "color": outcome,
     })
 }
 
@@ -295,6 +327,7 @@ mod tests {
             labels: BTreeMap::new(),
             muted: None,
             digest: false,
+            format: Format::Card,
         }
     }
 
@@ -303,13 +336,13 @@ mod tests {
         let two = Item::new(
             "alertmanager.firing",
             None,
-            "t",
+            &Content::Text("t".into()),
             &json!({"_counts": {"firing": 2, "resolved": 0, "total": 2}}),
         );
         let mixed = Item::new(
             "alertmanager.firing",
             None,
-            "t",
+            &Content::Text("t".into()),
             &json!({"_counts": {"firing": 1, "resolved": 1, "total": 2}}),
         );
         let lines = vec![
@@ -328,7 +361,12 @@ mod tests {
         assert_eq!(c["what"], "alerts");
         assert_eq!(c["statuses"], json!({"firing": 5, "resolved": 1}));
         assert_eq!(c["more"], 1);
-        let push = Item::new("github.push", None, "t", &json!({"ref": "x"}));
+        let push = Item::new(
+            "github.push",
+            None,
+            &Content::Text("t".into()),
+            &json!({"ref": "x"}),
+        );
         let c = group_context(
             "r",
             &spec(),

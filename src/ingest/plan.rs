@@ -5,12 +5,12 @@
 use serde_json::{Value, json};
 
 use super::Pipeline;
-use crate::compose::{Addressing, chat_post_body, outbox_messages};
+use crate::compose::{Addressing, outbox_messages};
 use crate::grouping::{self, GroupKey, GroupSpec, Hold, Item};
 use crate::inbound::{Event, Source};
-use crate::render::{EventMeta, ROAM_MAX_TEXT_BYTES, event_context, fit_message};
+use crate::render::{Content, EventMeta, event_context};
 use crate::routing::Route;
-use crate::storage::{HeldItem, KEY_SEP, MessageOp, NewEvent, NewMessage, now_ms};
+use crate::storage::{HeldItem, KEY_SEP, NewEvent, NewMessage, now_ms};
 
 /// Why a matched route sends nothing now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +136,9 @@ impl Pipeline {
                     }
                 }
                 let template = self.templates.resolve(route.template.as_deref(), &name);
-                let rendered = self.templates.render_event(&template, &meta, &data);
+                let rendered = self
+                    .templates
+                    .render_event(&template, route.format, &meta, &data);
                 if let Some(e) = &rendered.error {
                     render_errors.push(RenderFailure {
                         route: route.name.clone(),
@@ -151,7 +153,7 @@ impl Pipeline {
                         until_ms,
                         &meta,
                         data.data(),
-                        &rendered.text,
+                        &rendered.content,
                         line,
                     ));
                     continue;
@@ -163,7 +165,7 @@ impl Pipeline {
                         hold,
                         &meta,
                         data.data(),
-                        &rendered.text,
+                        &rendered.content,
                         line,
                     ));
                     continue;
@@ -180,7 +182,7 @@ impl Pipeline {
                 };
                 messages.extend(outbox_messages(
                     &addressing,
-                    &rendered.text,
+                    &rendered.content,
                     rendered.error.as_deref(),
                 ));
                 if route.dm_assignees {
@@ -214,12 +216,12 @@ fn muted_item(
     until_ms: i64,
     meta: &EventMeta<'_>,
     payload: &Value,
-    text: &str,
+    content: &Content,
     line: Option<String>,
 ) -> HeldItem {
     let mut spec = group_spec(route, route.hold.as_ref(), Default::default());
     spec.muted = Some(window.to_string());
-    let mut item = Item::new(meta.name, meta.entity, text, payload);
+    let mut item = Item::new(meta.name, meta.entity, content, payload);
     if let Some(line) = line {
         item.title = line;
     }
@@ -238,7 +240,7 @@ fn muted_item(
             meta.name,
             meta.entity,
             payload,
-            text,
+            &item.text,
         ),
         item: serde_json::to_string(&item).unwrap_or_default(),
         wait_ms: 0,
@@ -253,12 +255,12 @@ fn held_item(
     hold: &Hold,
     meta: &EventMeta<'_>,
     payload: &Value,
-    text: &str,
+    content: &Content,
     line: Option<String>,
 ) -> HeldItem {
     let unique = format!("{}{KEY_SEP}{}", meta.delivery_id, route.name);
     let (key, labels) = grouping::group_key(hold, payload, &unique);
-    let mut item = Item::new(meta.name, meta.entity, text, payload);
+    let mut item = Item::new(meta.name, meta.entity, content, payload);
     if let Some(line) = line {
         item.title = line;
     }
@@ -273,7 +275,7 @@ fn held_item(
             meta.name,
             meta.entity,
             payload,
-            text,
+            &item.text,
         ),
         flush_at: item.is_resolved().then(now_ms),
         item: serde_json::to_string(&item).unwrap_or_default(),
@@ -294,6 +296,7 @@ fn group_spec(
         to: route.to.clone(),
         mentions: route.mentions.clone(),
         template: h.template.clone(),
+        format: route.format,
         thread: route.thread,
         update: route.update,
         split_long: route.split_long,
@@ -346,8 +349,8 @@ impl Pipeline {
                 );
                 o.insert("my_items".into(), json!(mine));
             }
-            let text = match self.templates.render_raw(ASSIGNEE_TEMPLATE, &ctx) {
-                Ok(t) => t.trim_end().to_string(),
+            let content = match self.templates.render(ASSIGNEE_TEMPLATE, route.format, &ctx) {
+                Ok(c) => c,
                 Err(e) => {
                     errors.push(RenderFailure {
                         route: route.name.clone(),
@@ -357,18 +360,21 @@ impl Pipeline {
                         .iter()
                         .filter_map(|i| i.get("title").and_then(Value::as_str))
                         .collect();
-                    format!("Your action items: {}", titles.join("; "))
+                    Content::Text(format!("Your action items: {}", titles.join("; ")))
                 }
             };
-            let text = fit_message(&text, ROAM_MAX_TEXT_BYTES);
-            out.push(NewMessage {
-                route: route.name.clone(),
-                chat: user.clone(),
-                request: chat_post_body(&user, &text, None, false),
-                render_error: None,
-                op: MessageOp::Post,
-                entity_key: None,
-            });
+            let to = [user];
+            let addressing = Addressing {
+                route: &route.name,
+                to: &to,
+                mentions: &[],
+                split_long: false,
+                thread: false,
+                update: false,
+                entity: None,
+                split_seed: "",
+            };
+            out.extend(outbox_messages(&addressing, &content, None));
         }
         out
     }

@@ -11,18 +11,22 @@
 //!   fallback form, and the failure is logged and counted.
 
 mod builtin;
-pub mod fit;
+pub mod card;
+mod helpers;
 pub mod money;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use handlebars::{Handlebars, handlebars_helper};
+use handlebars::Handlebars;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::config::{Config, ConfigError};
-use crate::text::escape_markdown;
-pub use fit::{ROAM_MAX_TEXT_BYTES, fit_message, split_message};
+use crate::roam::blocks::Card;
+use crate::text::{ROAM_MAX_TEXT_BYTES, escape_markdown, fit_message};
+use card::CardTemplate;
+pub use helpers::{Outcome, outcome_of};
 
 /// Where a template came from, for `check` reports.
 #[derive(Debug, Clone)]
@@ -36,6 +40,56 @@ pub struct TemplateInfo {
     pub origin: TemplateOrigin,
     /// A sample payload to render it against, if one ships with it.
     pub sample: Option<Value>,
+    /// The forms this name has and where each came from: a text template (`.hbs`), a
+    /// card (`.card.toml`).
+    pub text: Option<TemplateOrigin>,
+    pub card: Option<TemplateOrigin>,
+}
+
+/// What a route sends: a card when its template has one (the default), or text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    #[default]
+    Card,
+    Text,
+}
+
+impl Format {
+    /// A route's `format` setting; the error says what is allowed.
+    pub fn parse(s: Option<&str>) -> Result<Format, String> {
+        match s {
+            None | Some("card") => Ok(Format::Card),
+            Some("text") => Ok(Format::Text),
+            Some(other) => Err(format!("{other:?}: use \"card\" (default) or \"text\"")),
+        }
+    }
+}
+
+/// A rendered message: markdown text, or a card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Content {
+    Text(String),
+    Card(Card),
+}
+
+impl Content {
+    /// As text: the text, or the card's readable form (logs, previews, group items).
+    pub fn readable(&self) -> String {
+        match self {
+            Content::Text(t) => t.clone(),
+            Content::Card(c) => c.preview(),
+        }
+    }
+
+    /// Its one-line form in a group message.
+    pub fn title(&self) -> String {
+        match self {
+            Content::Text(t) => t.lines().next().unwrap_or("").to_string(),
+            Content::Card(c) => c.title(),
+        }
+    }
 }
 
 /// What the request path needs to know about an event to render it.
@@ -47,17 +101,22 @@ pub struct EventMeta<'a> {
     pub entity: Option<&'a str>,
 }
 
-/// A rendered message; `error` is set when the fallback form was used.
+/// A rendered message; `error` is set when the fallback form was used or, for a card,
+/// when an optional part failed and was left out.
 #[derive(Debug, Clone)]
 pub struct Rendered {
-    pub text: String,
+    pub content: Content,
     pub template: String,
     pub error: Option<String>,
 }
 
 pub struct Templates {
+    /// Text templates and a card's markdown parts: values are escaped for markdown.
     hbs: Handlebars<'static>,
+    /// A card's plain parts (header, button labels and URLs, colour): nothing escaped.
+    plain: Handlebars<'static>,
     info: BTreeMap<String, TemplateInfo>,
+    cards: BTreeMap<String, CardTemplate>,
 }
 
 impl std::fmt::Debug for Templates {
@@ -73,6 +132,15 @@ impl std::fmt::Debug for Templates {
 pub struct RenderError {
     pub name: String,
     pub message: String,
+}
+
+/// One template file: its name, whether it is a card, its source and sample.
+struct Source {
+    name: String,
+    card: bool,
+    source: String,
+    sample: Option<Value>,
+    origin: TemplateOrigin,
 }
 
 impl Templates {
@@ -101,59 +169,106 @@ impl Templates {
     }
 
     fn build(dir: Option<&Path>) -> Result<Templates, (String, String)> {
-        let mut hbs = Handlebars::new();
-        hbs.set_strict_mode(true);
-        hbs.register_escape_fn(escape_markdown);
-        register_helpers(&mut hbs);
-        let mut info = BTreeMap::new();
-        for (name, source, sample) in builtin::TEMPLATES {
-            hbs.register_template_string(name, *source)
-                .map_err(|e| (name.to_string(), e.to_string()))?;
-            let sample = sample.and_then(|s| serde_json::from_str(s).ok());
-            info.insert(
-                name.to_string(),
-                TemplateInfo {
-                    origin: TemplateOrigin::BuiltIn,
-                    sample,
-                },
-            );
-        }
+        let registry = |escape: bool| {
+            let mut hbs = Handlebars::new();
+            hbs.set_strict_mode(true);
+            if escape {
+                hbs.register_escape_fn(escape_markdown);
+            } else {
+                hbs.register_escape_fn(handlebars::no_escape);
+            }
+            helpers::register_helpers(&mut hbs);
+            hbs
+        };
+        let mut t = Templates {
+            hbs: registry(true),
+            plain: registry(false),
+            info: BTreeMap::new(),
+            cards: BTreeMap::new(),
+        };
+        let builtin = builtin::TEMPLATES
+            .iter()
+            .map(|(name, card, source, sample)| Source {
+                name: name.to_string(),
+                card: *card,
+                source: source.to_string(),
+                sample: sample.and_then(|s| serde_json::from_str(s).ok()),
+                origin: TemplateOrigin::BuiltIn,
+            })
+            .collect();
+        t.add(builtin)?;
         if let Some(dir) = dir {
             let mut files = Vec::new();
-            collect_hbs(dir, dir, &mut files).map_err(|e| (dir.display().to_string(), e))?;
-            for (name, path) in files {
-                let src = std::fs::read_to_string(&path)
-                    .map_err(|e| (path.display().to_string(), format!("cannot read: {e}")))?;
-                hbs.register_template_string(&name, src)
-                    .map_err(|e| (path.display().to_string(), e.to_string()))?;
-                let sample_path = path.with_extension("sample.json");
+            collect_files(dir, dir, &mut files).map_err(|e| (dir.display().to_string(), e))?;
+            let mut sources = Vec::new();
+            for (name, card, path) in files {
+                let text = |p: &Path| {
+                    std::fs::read_to_string(p)
+                        .map_err(|e| (p.display().to_string(), format!("cannot read: {e}")))
+                };
+                let source = text(&path)?;
+                let sample_path = dir.join(format!("{name}.sample.json"));
                 let sample = if sample_path.is_file() {
-                    let text = std::fs::read_to_string(&sample_path).map_err(|e| {
-                        (
-                            sample_path.display().to_string(),
-                            format!("cannot read: {e}"),
-                        )
-                    })?;
-                    Some(serde_json::from_str(&text).map_err(|e| {
+                    Some(serde_json::from_str(&text(&sample_path)?).map_err(|e| {
                         (
                             sample_path.display().to_string(),
                             format!("not valid JSON: {e}"),
                         )
                     })?)
                 } else {
-                    info.get(&name)
-                        .and_then(|i: &TemplateInfo| i.sample.clone())
+                    t.info.get(&name).and_then(|i| i.sample.clone())
                 };
-                info.insert(
+                sources.push(Source {
                     name,
-                    TemplateInfo {
-                        origin: TemplateOrigin::File(path),
-                        sample,
-                    },
-                );
+                    card,
+                    source,
+                    sample,
+                    origin: TemplateOrigin::File(path),
+                });
+            }
+            t.add(sources)?;
+        }
+        Ok(t)
+    }
+
+    /// Registers a set of template files. A name they define replaces both forms the
+    /// name had before (a user's `github/push.hbs` replaces the built-in text and card).
+    fn add(&mut self, sources: Vec<Source>) -> Result<(), (String, String)> {
+        for s in &sources {
+            if self.info.remove(&s.name).is_some() {
+                self.cards.remove(&s.name);
+                self.hbs.unregister_template(&s.name);
             }
         }
-        Ok(Templates { hbs, info })
+        for s in sources {
+            let file = match &s.origin {
+                TemplateOrigin::File(p) => p.display().to_string(),
+                TemplateOrigin::BuiltIn => s.name.clone(),
+            };
+            if s.card {
+                let card =
+                    CardTemplate::register(&s.name, &s.source, &mut self.hbs, &mut self.plain)
+                        .map_err(|e| (file, e))?;
+                self.cards.insert(s.name.clone(), card);
+            } else {
+                self.hbs
+                    .register_template_string(&s.name, &s.source)
+                    .map_err(|e| (file, e.to_string()))?;
+            }
+            let info = self.info.entry(s.name).or_insert(TemplateInfo {
+                origin: s.origin.clone(),
+                sample: None,
+                text: None,
+                card: None,
+            });
+            info.sample = info.sample.take().or(s.sample);
+            if s.card {
+                info.card = Some(s.origin);
+            } else {
+                info.text = Some(s.origin);
+            }
+        }
+        Ok(())
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -189,15 +304,12 @@ impl Templates {
         "default".to_string()
     }
 
-    /// Renders `name` with `data` as is (strict). Output is not size-limited.
+    /// Renders a text template with `data` as is (strict). Output is not size-limited.
     pub fn render_raw(&self, name: &str, data: &Value) -> Result<String, RenderError> {
-        self.hbs.render(name, data).map_err(|e| RenderError {
-            name: name.to_string(),
-            message: render_error_text(&e),
-        })
+        self.render_context(name, &handlebars::Context::from(data.clone()))
     }
 
-    /// Renders `name` against an event's context as is (strict).
+    /// Renders a text template against an event's context as is (strict).
     pub fn render_context(
         &self,
         name: &str,
@@ -211,40 +323,112 @@ impl Templates {
             })
     }
 
-    /// Renders an event for posting: never fails. On a template error the plain fallback
-    /// form is used and the error is returned alongside, for logging and counting.
+    /// Renders `name` in `format`; any failing part is an error. For `render`, group
+    /// messages and direct messages, which have their own fallbacks.
+    pub fn render(&self, name: &str, format: Format, data: &Value) -> Result<Content, RenderError> {
+        self.render_checked(name, format, data)
+            .map(|(content, _)| content)
+    }
+
+    /// As [`Templates::render`], also returning the optional card parts left out because
+    /// the payload lacks a field they name (`check` shows them).
+    pub fn render_checked(
+        &self,
+        name: &str,
+        format: Format,
+        data: &Value,
+    ) -> Result<(Content, Vec<String>), RenderError> {
+        let ctx = handlebars::Context::from(data.clone());
+        let (content, failures, missing) = self.render_form(name, format, &ctx)?;
+        match failures.into_iter().next() {
+            Some(message) => Err(RenderError {
+                name: name.to_string(),
+                message,
+            }),
+            None => Ok((content, missing)),
+        }
+    }
+
+    /// The card or text form of `name`: a card when asked for and the name has one; the
+    /// text template otherwise; a card-only name asked for as text gives the card's text.
+    fn render_form(
+        &self,
+        name: &str,
+        format: Format,
+        data: &handlebars::Context,
+    ) -> Result<(Content, Vec<String>, Vec<String>), RenderError> {
+        let err = |message: String| RenderError {
+            name: name.to_string(),
+            message,
+        };
+        let info = self
+            .info
+            .get(name)
+            .ok_or_else(|| err("no such template".into()))?;
+        let card = self
+            .cards
+            .get(name)
+            .filter(|_| format == Format::Card || info.text.is_none());
+        match card {
+            Some(card) => {
+                let r = card.render(&self.hbs, &self.plain, data).map_err(err)?;
+                let content = match format {
+                    Format::Card => Content::Card(r.card),
+                    Format::Text => Content::Text(r.card.as_text()),
+                };
+                Ok((content, r.failures, r.missing))
+            }
+            None => {
+                let text = self.render_context(name, data)?;
+                if text.trim().is_empty() {
+                    return Err(err("rendered an empty message".into()));
+                }
+                Ok((
+                    Content::Text(text.trim_end().to_string()),
+                    Vec::new(),
+                    Vec::new(),
+                ))
+            }
+        }
+    }
+
+    /// Renders an event for posting: never fails. When the template (a card's header or
+    /// text) fails, the plain fallback form is used; the error is returned alongside, for
+    /// logging and counting, as is any optional card part that failed and was left out.
     /// `data` comes from [`event_context`], built once per event for all its routes.
     pub fn render_event(
         &self,
         template: &str,
+        format: Format,
         meta: &EventMeta<'_>,
         data: &handlebars::Context,
     ) -> Rendered {
-        let result = self
-            .hbs
-            .render_with_context(template, data)
-            .map_err(|e| RenderError {
-                name: template.to_string(),
-                message: render_error_text(&e),
-            });
-        let error = match result {
-            Ok(text) if !text.trim().is_empty() => {
-                // Not cut here: the route decides (cut, or split into a thread).
-                return Rendered {
-                    text: text.trim_end().to_string(),
-                    template: template.to_string(),
-                    error: None,
-                };
+        let (content, error) = match self.render_form(template, format, data) {
+            Ok((content, failures, _missing)) => {
+                let error = (!failures.is_empty())
+                    .then(|| format!("template {template}: {}", failures.join("; ")));
+                (content, error)
             }
-            Ok(_) => format!("template {template} rendered an empty message"),
-            Err(e) => e.to_string(),
+            Err(e) => {
+                let error = e.to_string();
+                (
+                    Content::Text(fallback_text(meta, data.data(), &error)),
+                    Some(error),
+                )
+            }
         };
         Rendered {
-            text: fallback_text(meta, data.data(), &error),
+            content,
             template: template.to_string(),
-            error: Some(error),
+            error,
         }
     }
+}
+
+/// A part's failure: the part and the reason.
+fn part_error(part: &str, e: &handlebars::RenderError) -> String {
+    let part = part.split_once('#').map_or(part, |(_, p)| p);
+    format!("{part}: {}", render_error_text(e))
 }
 
 /// The render context of an event, taking the payload without copying it.
@@ -310,70 +494,23 @@ fn fallback_text(meta: &EventMeta<'_>, payload: &Value, error: &str) -> String {
 
 fn render_error_text(e: &handlebars::RenderError) -> String {
     // Handlebars' Display repeats the template name; keep the line/column and reason.
-    let reason = e.reason().to_string();
+    let reason = match e.reason() {
+        handlebars::RenderErrorReason::MissingVariable(Some(path)) => {
+            format!("`{path}` is not in the data")
+        }
+        other => other.to_string(),
+    };
     match (e.line_no, e.column_no) {
         (Some(l), Some(c)) => format!("line {l}, column {c}: {reason}"),
         _ => reason,
     }
 }
 
-handlebars_helper!(first_line: |s: str| s.lines().next().unwrap_or("").to_string());
-handlebars_helper!(short_sha: |s: str| s.chars().take(7).collect::<String>());
-handlebars_helper!(ref_name: |s: str| {
-    s.strip_prefix("refs/heads/").or_else(|| s.strip_prefix("refs/tags/")).unwrap_or(s).to_string()
-});
-handlebars_helper!(truncate: |s: str, n: u64| {
-    let n = usize::try_from(n).unwrap_or(usize::MAX);
-    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n.saturating_sub(1)).collect::<String>()) }
-});
-// For code blocks: a fence inside the data must not close the block early.
-handlebars_helper!(to_json: |v: Json| serde_json::to_string_pretty(v).unwrap_or_default().replace("```", "'''"));
-handlebars_helper!(upper: |s: str| s.to_uppercase());
-// Amounts in minor units (Stripe: cents for USD, yen for JPY) as "1,234.56 USD".
-handlebars_helper!(money_minor: |amount: i64, currency: str| money::minor(amount, currency));
-// Amounts in major units (Pipedrive's value, HubSpot's amount; a number or numeric text)
-// as "48,000 EUR"; anything else as it is.
-handlebars_helper!(money_major: |value: Json, currency: str| {
-    let n = value.as_f64().or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()));
-    match n {
-        Some(n) => money::major(n, currency),
-        None => format!("{} {}", crate::fieldpath::scalar_text(value).unwrap_or_default(), currency.to_uppercase()),
-    }
-});
-// One emoji for the status words senders use, so every CI and alert message reads alike.
-handlebars_helper!(status_emoji: |s: str| {
-    match s.to_ascii_lowercase().as_str() {
-        "success" | "succeeded" | "passed" | "ok" | "resolved" | "recovered" | "fixed" | "completed" | "merged" | "paid" | "succeeded_with_issues" => "✅",
-        "failed" | "failure" | "error" | "errored" | "timed_out" | "timedout" | "infrastructure_fail" | "critical" | "firing" | "alerting" | "triggered" | "payment_failed" | "unstable" => "❌",
-        "canceled" | "cancelled" | "aborted" | "skipped" | "not_run" | "not_built" | "closed" | "stale" => "⚪",
-        "running" | "pending" | "started" | "created" | "queued" | "scheduled" | "in_progress" | "manual" | "waiting" => "🔄",
-        "warning" | "acknowledged" | "blocked" | "action_required" => "⚠️",
-        _ => "🔔",
-    }.to_string()
-});
-handlebars_helper!(plural: |n: u64, one: str, many: str| if n == 1 { one.to_string() } else { many.to_string() });
-// RFC 3339 as "2026-01-21 17:32 UTC"; anything else as it is.
-handlebars_helper!(datetime: |s: str| {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|_| s.to_string())
-});
-
-fn register_helpers(hbs: &mut Handlebars<'static>) {
-    hbs.register_helper("first_line", Box::new(first_line));
-    hbs.register_helper("short_sha", Box::new(short_sha));
-    hbs.register_helper("ref_name", Box::new(ref_name));
-    hbs.register_helper("truncate", Box::new(truncate));
-    hbs.register_helper("json", Box::new(to_json));
-    hbs.register_helper("upper", Box::new(upper));
-    hbs.register_helper("money", Box::new(money_minor));
-    hbs.register_helper("amount", Box::new(money_major));
-    hbs.register_helper("status_emoji", Box::new(status_emoji));
-    hbs.register_helper("plural", Box::new(plural));
-    hbs.register_helper("datetime", Box::new(datetime));
-}
-
-fn collect_hbs(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), String> {
+fn collect_files(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<(String, bool, PathBuf)>,
+) -> Result<(), String> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -384,83 +521,30 @@ fn collect_hbs(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Res
             continue;
         }
         if path.is_dir() {
-            collect_hbs(root, &path, out)?;
-        } else if path.extension().is_some_and(|e| e == "hbs") {
-            let rel = path.strip_prefix(root).unwrap_or(&path).with_extension("");
+            collect_files(root, &path, out)?;
+        } else if let Some((stem, card)) = template_stem(file_name) {
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .with_file_name(stem);
             let name = rel
                 .components()
                 .map(|c| c.as_os_str().to_string_lossy())
                 .collect::<Vec<_>>()
                 .join("/");
-            out.push((name, path));
+            out.push((name, card, path));
         }
     }
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn meta<'a>(name: &'a str) -> EventMeta<'a> {
-        EventMeta {
-            name,
-            source: "gh",
-            kind: "github",
-            delivery_id: "d1",
-            entity: None,
-        }
+/// `push.hbs` is the text template `push`; `push.card.toml` is the card `push`.
+fn template_stem(file_name: &str) -> Option<(&str, bool)> {
+    if let Some(stem) = file_name.strip_suffix(".card.toml") {
+        return Some((stem, true));
     }
-
-    #[test]
-    fn strict_mode_falls_back_with_the_error() {
-        let mut t = Templates::builtin().unwrap();
-        t.hbs
-            .register_template_string("bad", "{{nope.nothing}}")
-            .unwrap();
-        let m = meta("github.push");
-        let r = t.render_event(
-            "bad",
-            &m,
-            &event_context(&m, json!({"html_url": "https://x"})),
-        );
-        let err = r.error.expect("error reported");
-        assert!(err.contains("nope.nothing"), "{err}");
-        assert!(
-            r.text.contains("github.push") && r.text.contains("https://x"),
-            "{}",
-            r.text
-        );
-    }
-
-    #[test]
-    fn stripe_amounts_use_the_currency_s_own_decimals() {
-        let t = Templates::builtin().unwrap();
-        for (currency, due, shown) in [
-            ("jpy", 123_400, "123,400 JPY"),
-            ("kwd", 12_345, "12.345 KWD"),
-            ("usd", 1_999_900, "19,999.00 USD"),
-        ] {
-            let payload = json!({"type": "invoice.payment_failed", "livemode": true,
-                "data": {"object": {"id": "in_1", "amount_due": due, "currency": currency}}});
-            let m = meta("stripe.invoice.payment_failed");
-            let text = t
-                .render_raw("stripe/invoice", &context(&m, &payload))
-                .unwrap();
-            assert!(text.contains(shown), "{currency}: {text}");
-        }
-    }
-
-    #[test]
-    fn resolve_prefers_the_most_specific_default() {
-        let t = Templates::builtin().unwrap();
-        assert_eq!(t.resolve(None, "github.push"), "github/push");
-        assert_eq!(
-            t.resolve(None, "github.pull_request.closed"),
-            "github/pull_request"
-        );
-        assert_eq!(t.resolve(None, "github.gollum"), "github/default");
-        assert_eq!(t.resolve(None, "nosuchkind.thing"), "default");
-        assert_eq!(t.resolve(Some("x/y"), "github.push"), "x/y");
-    }
+    file_name.strip_suffix(".hbs").map(|stem| (stem, false))
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use crate::config::{RoamConfig, Secret};
 use crate::metrics::Metrics;
 
+pub mod blocks;
+
 const USER_AGENT: &str = concat!("roam-notify/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Debug, Clone, thiserror::Error)]

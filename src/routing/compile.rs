@@ -12,7 +12,7 @@ use crate::config::{Config, ConfigError, RouteConfig};
 use crate::fieldpath::FieldPath;
 use crate::grouping::Hold;
 use crate::inbound::Source;
-use crate::render::Templates;
+use crate::render::{Format, Templates};
 
 /// Roam's tagged ids: a chat, group or address (`chat.json` `TaggedUUID`).
 const TAGGED_ID: &str =
@@ -175,6 +175,8 @@ impl Router {
                 when,
                 to,
                 template,
+                format: Format::parse(rc.format.as_deref().or(d.format.as_deref()))
+                    .map_err(|e| cfg.error(&key("format"), e))?,
                 continue_: rc.continue_.or(d.continue_).unwrap_or(false),
                 mentions,
                 split_long: match rc.long.as_deref().or(d.long.as_deref()) {

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::fieldpath::FieldPath;
 use crate::grouping::Hold;
+use crate::render::Format;
 use quiet::MuteWindow;
 
 #[derive(Debug)]
@@ -28,6 +29,8 @@ pub struct Route {
     when: Option<when::Cond>,
     pub to: Vec<String>,
     pub template: Option<String>,
+    /// A card (when the template has one) or text.
+    pub format: Format,
     pub continue_: bool,
     /// Prepended to the message as Roam mentions (`<@U-…>`, `<@all>`).
     pub mentions: Vec<String>,

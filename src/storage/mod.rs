@@ -75,14 +75,6 @@ pub struct NewMessage {
     pub entity_key: Option<String>,
 }
 
-/// The `text` of a stored chat.post request, for logs and previews ("" if it has none).
-pub fn request_text(request: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(request)
-        .ok()
-        .and_then(|v| v.get("text")?.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 /// The outbox statuses an operator lists by (`pending` includes messages being sent), or
 /// `all` (None), as a `list_messages` filter.
 pub fn status_filter(s: Option<&str>) -> Result<Option<&'static str>, String> {

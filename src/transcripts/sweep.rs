@@ -23,9 +23,10 @@ use crate::delivery::Pacer;
 use crate::inbound::roam::transcript::{delivery_id, known_user, transcript_event};
 use crate::ingest::{Ingest, Pipeline};
 use crate::metrics::Metrics;
+use crate::roam::blocks::readable;
 use crate::roam::{RoamClient, RoamError};
 use crate::storage::leader::Leader;
-use crate::storage::{Store, StoreError, request_text};
+use crate::storage::{Store, StoreError};
 
 /// 429s in a row on one call before the run gives up on it.
 const MAX_RATE_LIMITED: u32 = 5;
@@ -468,7 +469,7 @@ impl Sweeper {
                     .event
                     .messages
                     .iter()
-                    .map(|m| (m.route.clone(), m.chat.clone(), request_text(&m.request)))
+                    .map(|m| (m.route.clone(), m.chat.clone(), readable(&m.request)))
                     .collect(),
             ));
         }

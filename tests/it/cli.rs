@@ -1,6 +1,7 @@
 //! The offline commands: check, render, healthcheck.
 
 use crate::helpers::*;
+use serde_json::Value;
 
 fn repo(rel: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -104,6 +105,46 @@ fn render_prints_the_message_for_a_payload_file() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The card as it reads, then the exact body Roam receives.
+    let (preview, body) = text.split_once("\n--- chat.post body").unwrap();
+    assert_eq!(
+        preview.trim_end(),
+        "[good]\n\
+         **🟣 Merged: #3 Byao1276 patch 1**\n\
+         [#3 Byao1276 patch 1](https://github.com/ailisp/gcbapp-buildconfig-example/pull/3) in **ailisp/gcbapp-buildconfig-example**\n\
+         `byao1276-patch-1` → `master` · merged by ailisp\n\
+         **Changes:** 4 commits, +6 −0 in 1 file\n\
+         cli · by byao1276 · 2019-11-26 07:01 UTC\n\
+         [Open pull request](https://github.com/ailisp/gcbapp-buildconfig-example/pull/3) · [Files changed](https://github.com/ailisp/gcbapp-buildconfig-example/pull/3/files)"
+    );
+    let json: Value = serde_json::from_str(body.split_once('\n').unwrap().1).unwrap();
+    assert_eq!(json["color"], "good");
+    assert!(crate::blockkit::errors(&json).is_empty(), "{json}");
+
+    // --json: only the body; --format text: the text template, unchanged.
+    let out = bin()
+        .args(["render", "-t", "github/pull_request", "--json", "-p"])
+        .arg(&payload)
+        .output()
+        .unwrap();
+    let only: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(only, json);
+    let out = bin()
+        .args([
+            "render",
+            "-t",
+            "github/pull_request",
+            "--format",
+            "text",
+            "-p",
+        ])
+        .arg(&payload)
+        .output()
+        .unwrap();
+    let (text, _) = String::from_utf8_lossy(&out.stdout)
+        .split_once("\n--- chat.post body")
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap();
     assert_eq!(
         text.trim_end(),
         "🟣 Merged [#3 Byao1276 patch 1](https://github.com/ailisp/gcbapp-buildconfig-example/pull/3) in **ailisp/gcbapp-buildconfig-example**\n\
@@ -182,8 +223,12 @@ fn routes_test_explains_matches_misses_and_the_messages() {
         "{text}"
     );
     assert!(
-        text.contains("| ⚪ Closed [#2 Update the README with new information.]"),
+        text.contains("| **⚪ Closed: #2 Update the README with new information.**"),
         "{text}"
+    );
+    assert!(
+        text.contains("chat.post {\"blocks\":[{\"text\":{\"text\":\"⚪ Closed: #2"),
+        "the exact body: {text}"
     );
 
     let out = bin()
@@ -287,7 +332,7 @@ fn check_runs_routing_tests_from_the_config() {
     )
     .unwrap();
     let cfg = dir.path().join("c.toml");
-    let write = |expected_routes: &str| {
+    let write = |expected_routes: &str, colour: &str| {
         std::fs::write(
             &cfg,
             format!(
@@ -317,13 +362,15 @@ payload = "merged.json"
 headers = {{ "X-GitHub-Event" = "pull_request" }}
 routes = {expected_routes}
 messages = 2
-contains = ["🟣 Merged [#3 Byao1276 patch 1]"]
+contains = ["🟣 Merged: #3 Byao1276 patch 1"]
+color = "{colour}"
+buttons = ["https://github.com/ailisp/gcbapp-buildconfig-example/pull/3"]
 "#
             ),
         )
         .unwrap();
     };
-    write(r#"["merged", "all"]"#);
+    write(r#"["merged", "all"]"#, "good");
     let out = bin()
         .args(["check", "--config"])
         .arg(&cfg)
@@ -336,7 +383,7 @@ contains = ["🟣 Merged [#3 Byao1276 patch 1]"]
         "{text}"
     );
 
-    write(r#"["all"]"#);
+    write(r#"["all"]"#, "danger");
     let out = bin()
         .args(["check", "--config"])
         .arg(&cfg)
@@ -344,7 +391,7 @@ contains = ["🟣 Merged [#3 Byao1276 patch 1]"]
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("test     FAIL  a merged PR goes to both: routes [\"merged\", \"all\"], expected [\"all\"]"), "{text}");
+    assert!(text.contains("test     FAIL  a merged PR goes to both: routes [\"merged\", \"all\"], expected [\"all\"]; colour [\"good\", \"good\"], expected \"danger\""), "{text}");
 }
 
 #[test]
@@ -394,7 +441,10 @@ to = "{CHAT_B}"
         ),
         "{text}"
     );
-    assert!(text.contains("| 🔥 **FIRING**"), "{text}");
+    assert!(
+        text.contains("| **🔥 FIRING: High CPU Temperature**"),
+        "{text}"
+    );
     assert!(
         text.contains("→ quiet: route silenced silenced by config silences[0] (known flapping)"),
         "{text}"
@@ -445,7 +495,7 @@ source = "roam"
 payload = "t.json"
 routes = ["with-actions"]
 messages = 3
-contains = ["**Action items (2)**", "Your action item from **Meeting**"]
+contains = ["**Action items (2)**", "Your action item from Meeting"]
 "#,
             db = dir.path().join("x.db").display()
         ),

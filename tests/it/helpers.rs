@@ -345,7 +345,7 @@ impl FakeRoam {
     pub fn texts(&self) -> Vec<String> {
         self.delivered()
             .iter()
-            .map(|r| r.body["text"].as_str().unwrap_or("").to_string())
+            .map(|r| crate::blockkit::readable(&r.body))
             .collect()
     }
 
@@ -374,16 +374,27 @@ async fn chat_update(
     body: axum::body::Bytes,
 ) -> Response {
     let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let schema_errors: Vec<String> = validators
+    let mut schema_errors: Vec<String> = validators
         .update
         .iter_errors(&value)
         .map(|e| e.to_string())
         .collect();
+    let block_errors = crate::blockkit::errors(&value);
+    schema_errors.extend(block_errors.iter().cloned());
     let mut s = state.lock().unwrap();
     let known = s.recorded.iter().any(|r| {
         r.given_ts.is_some() && r.given_ts == value.get("timestamp").and_then(Value::as_i64)
     });
-    let (status, resp) = if known {
+    let (status, resp) = if !block_errors.is_empty() {
+        (
+            400,
+            (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": block_errors.join("; ")})),
+            )
+                .into_response(),
+        )
+    } else if known {
         (
             200,
             Json(json!({"chat": value["chat"], "timestamp": value["timestamp"]})).into_response(),
@@ -415,14 +426,18 @@ async fn chat_post(
     body: axum::body::Bytes,
 ) -> Response {
     let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let schema_errors: Vec<String> = validators
+    let mut schema_errors: Vec<String> = validators
         .post
         .iter_errors(&value)
         .map(|e| e.to_string())
         .collect();
+    let block_errors = crate::blockkit::errors(&value);
+    schema_errors.extend(block_errors.iter().cloned());
     let reply = {
         let mut s = state.lock().unwrap();
-        if s.down {
+        if !block_errors.is_empty() {
+            Reply::Status(400, Some("invalid_blocks"))
+        } else if s.down {
             Reply::Status(503, None)
         } else {
             match s.script.pop_front() {

@@ -29,16 +29,25 @@ async fn signed_github_push_is_delivered_with_the_expected_text() {
     );
     assert_eq!(sent.body["chat"], CHAT_A);
     let p: Value = serde_json::from_slice(&body).unwrap();
-    let text = sent.body["text"].as_str().unwrap();
+    // A card: a header saying what happened, the details, and a link to the changes.
+    let blocks = sent.body["blocks"].as_array().expect("a card");
+    assert!(sent.body.get("text").is_none(), "blocks exclude text");
     let branch = p["ref"].as_str().unwrap().trim_start_matches("refs/heads/");
     let pusher = p["pusher"]["name"].as_str().unwrap();
-    assert!(text.contains(&format!("**{pusher}** pushed")), "{text}");
+    assert_eq!(blocks[0]["type"], "header");
+    assert_eq!(
+        blocks[0]["text"]["text"],
+        format!("⬆️ {pusher} pushed 1 commit to {branch}")
+    );
+    let text = crate::blockkit::readable(&sent.body);
     assert!(text.contains("(new branch)"), "{text}");
     assert!(
-        text.contains(&roam_notify::text::escape_markdown(branch)),
+        text.contains(&format!(
+            "Compare changes {}",
+            p["compare"].as_str().unwrap()
+        )),
         "{text}"
     );
-    assert!(text.contains(p["compare"].as_str().unwrap()), "{text}");
     fake.assert_all_valid();
     app.stop().await;
 }
@@ -227,9 +236,19 @@ async fn payload_text_cannot_inject_formatting_or_mentions() {
     })
     .await;
     let text = &fake.texts()[0];
+    // In markdown sections payload text is escaped ...
     assert!(
         text.contains(r"\*\*urgent\*\* \<@all\> \[click\](https://evil.example)"),
         "{text}"
+    );
+    // ... and in the plain-text header it shows as written, with the mention broken.
+    let header = fake.delivered()[0].body["blocks"][0]["text"]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        header.contains("**urgent** <\u{200B}@all> [click]"),
+        "{header}"
     );
     assert!(!text.contains("<@all>"), "{text}");
     app.stop().await;
@@ -354,7 +373,16 @@ to = "{CHAT_B}"
         fake.delivered().len() == 1
     })
     .await;
-    assert_eq!(fake.texts()[0], "**Deployed \\*api\\* 1.2**\nall green");
+    // The title is the card's plain-text header: shown as written, nothing to escape.
+    let blocks = &fake.delivered()[0].body["blocks"];
+    assert_eq!(
+        blocks[0]["text"],
+        json!({"type": "plain_text", "text": "Deployed *api* 1.2"})
+    );
+    assert_eq!(
+        blocks[1]["text"],
+        json!({"type": "mrkdwn", "text": "all green"})
+    );
     app.stop().await;
 }
 
@@ -397,7 +425,7 @@ fn big_source(route_extra: &str) -> String {
 
 #[tokio::test]
 async fn long_messages_are_cut_under_roams_cap() {
-    let extra = big_source("");
+    let extra = big_source("format = \"text\"");
     let (app, fake, _dir) = app_with(&extra).await;
     let long = "intro\n```\n".to_string() + &"é".repeat(6000);
     let r = app
@@ -593,10 +621,14 @@ mentions = ["all", "U-b893c426-6d54-4d9a-8e71-6bd53b26124e"]
         chats.contains(&CHAT_A.to_string()) && chats.contains(&CHAT_B.to_string()),
         "{chats:?}"
     );
-    let text = &fake.texts()[0];
+    // A card: the mentions open its first section, where Roam notifies people.
+    let section = fake.delivered()[0].body["blocks"][1]["text"]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(
-        text.starts_with("<@all> <@U-b893c426-6d54-4d9a-8e71-6bd53b26124e> 🗑️"),
-        "{text}"
+        section.starts_with("<@all> <@U-b893c426-6d54-4d9a-8e71-6bd53b26124e> **simple-tag**"),
+        "{section}"
     );
     fake.assert_all_valid();
     app.stop().await;
@@ -604,7 +636,7 @@ mentions = ["all", "U-b893c426-6d54-4d9a-8e71-6bd53b26124e"]
 
 #[tokio::test]
 async fn long_messages_can_be_split_into_a_thread() {
-    let extra = big_source("long = \"thread\"");
+    let extra = big_source("long = \"thread\"\nformat = \"text\"");
     let (app, fake, _dir) = app_with(&extra).await;
     let lines: Vec<String> = (0..900)
         .map(|i| format!("line {i:04} {}", "é".repeat(8)))

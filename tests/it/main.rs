@@ -2,11 +2,13 @@
 //! must die), against a fake Roam API that records requests, validates them against
 //! Roam's published `chat.json`, and fails on demand.
 
+mod blockkit;
 mod helpers;
 
 mod admin;
 mod admin_auth;
 mod architecture;
+mod cards;
 mod chats;
 mod cli;
 mod container;

@@ -130,7 +130,7 @@ thread = true
         "edits the message Roam gave us"
     );
     assert!(
-        update.body["text"].as_str().unwrap().contains("RESOLVED"),
+        crate::blockkit::readable(&update.body).contains("RESOLVED"),
         "{}",
         update.body
     );
@@ -252,7 +252,7 @@ group_interval = "3s"
         "{} messages for a {storm:?} storm",
         texts.len()
     );
-    let header = regex::Regex::new(r"\*\*(\d+) alerts? on storm\*\*").unwrap();
+    let header = regex::Regex::new(r"(?m)^(\d+) alerts? on storm$").unwrap();
     for (n, name) in names.iter().enumerate() {
         let expected = ALERTS / 3 + usize::from(n < ALERTS % 3);
         let mut got = 0;
@@ -313,11 +313,13 @@ group_wait = "1h"
     .await;
     let t = &roam.texts()[0];
     assert!(
-        t.contains("**3 alerts on grouped**")
+        t.starts_with("3 alerts on grouped\n")
             && t.contains("firing: 2")
             && t.contains("resolved: 1"),
         "{t}"
     );
+    // The digest card is red while any of its alerts still fires.
+    assert_eq!(roam.delivered()[0].body["color"], "danger");
     app.stop().await;
 }
 
@@ -406,7 +408,7 @@ max_messages_interval = "3s"
     let texts = roam.texts();
     assert_eq!(texts.len(), 3, "{texts:#?}");
     assert!(
-        texts[2].contains("**5 more alerts on capped**"),
+        texts[2].starts_with("5 more alerts on capped\n"),
         "{}",
         texts[2]
     );
@@ -458,7 +460,7 @@ group_wait = "3s"
     app.stop().await;
     assert_eq!(roam.delivered().len(), 1);
     assert!(
-        roam.texts()[0].contains("**3 alerts on grouped**"),
+        roam.texts()[0].starts_with("3 alerts on grouped\n"),
         "{}",
         roam.texts()[0]
     );

@@ -49,7 +49,7 @@ fn markers(fake: &FakeRoam, chat: &str) -> Vec<String> {
         .iter()
         .filter(|r| r.body["chat"] == chat)
         .map(|r| {
-            let t = r.body["text"].as_str().unwrap();
+            let t = crate::blockkit::readable(&r.body);
             let i = t
                 .find("marker")
                 .unwrap_or_else(|| panic!("no marker in {t}"));

@@ -226,9 +226,9 @@ mute = ["now"]
         sent.body["chat"], CHAT_A,
         "only the summarising route sends"
     );
-    let t = sent.body["text"].as_str().unwrap();
+    let t = crate::blockkit::readable(&sent.body);
     assert!(
-        t.starts_with("**While muted (now): 2 events on summarised**"),
+        t.starts_with("While muted (now): 2 events on summarised"),
         "{t}"
     );
     assert_eq!(app.readyz().await["webhooks"]["muted"], 4);

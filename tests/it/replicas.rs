@@ -168,7 +168,7 @@ template = "replica"
             .map(|r| {
                 (
                     r.body["chat"].as_str().unwrap_or("").to_string(),
-                    r.body["text"].as_str().unwrap_or("").to_string(),
+                    crate::blockkit::readable(&r.body),
                 )
             })
             .collect();
@@ -184,7 +184,7 @@ template = "replica"
     for r in fake.delivered() {
         let key = (
             r.body["chat"].as_str().unwrap().to_string(),
-            r.body["text"].as_str().unwrap().to_string(),
+            crate::blockkit::readable(&r.body),
         );
         *count.entry(key).or_default() += 1;
     }

@@ -33,7 +33,7 @@ fn hmac_hex(key: &[u8], parts: &[&[u8]]) -> String {
     hex::encode(m.finalize().into_bytes())
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -42,7 +42,7 @@ fn now() -> u64 {
 
 /// How a sender authenticates a body; `ts` lets tests send a stale timestamp.
 #[derive(Clone, Copy)]
-enum Signer {
+pub(crate) enum Signer {
     GitHub,
     GitLabToken,
     GitLabSigned,
@@ -60,7 +60,7 @@ enum Signer {
     Nothing,
 }
 
-fn headers(signer: Signer, secret: &str, body: &[u8], ts: u64) -> Vec<(String, String)> {
+pub(crate) fn headers(signer: Signer, secret: &str, body: &[u8], ts: u64) -> Vec<(String, String)> {
     let h = |k: &str, v: String| (k.to_string(), v);
     match signer {
         Signer::GitHub => vec![h(
@@ -173,14 +173,14 @@ fn headers(signer: Signer, secret: &str, body: &[u8], ts: u64) -> Vec<(String, S
     }
 }
 
-struct Case {
-    fixture: &'static str,
-    source: &'static str,
-    signer: Signer,
-    extra_headers: &'static [(&'static str, &'static str)],
-    event: &'static str,
+pub(crate) struct Case {
+    pub fixture: &'static str,
+    pub source: &'static str,
+    pub signer: Signer,
+    pub extra_headers: &'static [(&'static str, &'static str)],
+    pub event: &'static str,
     /// Lines the posted message must contain (as a user would read it in Roam).
-    expect: &'static [&'static str],
+    pub expect: &'static [&'static str],
 }
 
 const SOURCES: &str = r#"
@@ -286,7 +286,7 @@ source = "gl"
 to = "G-88bebce7-6cbb-4666-96f9-5c02d73e6661"
 "#;
 
-fn secret_of(source: &str) -> &'static str {
+pub(crate) fn secret_of(source: &str) -> &'static str {
     match source {
         "github" => SECRET,
         "gl" => "gitlab-token",
@@ -307,7 +307,13 @@ fn secret_of(source: &str) -> &'static str {
 }
 
 /// One route per source, all to CHAT_A, so each fixture produces one message.
+/// Every source with a route to CHAT_A; the routes send text, as the text templates'
+/// expectations below read (the cards of the same payloads: `cards.rs`).
 fn config(roam: &str, db: &std::path::Path) -> String {
+    config_with(roam, db, "text")
+}
+
+pub(crate) fn config_with(roam: &str, db: &std::path::Path, format: &str) -> String {
     let mut routes = String::new();
     for s in [
         "slack",
@@ -335,10 +341,14 @@ fn config(roam: &str, db: &std::path::Path) -> String {
     routes.push_str(&format!(
         "\n[[routes]]\nname = \"gh\"\nsource = \"github\"\nto = \"{CHAT_A}\"\n"
     ));
-    test_config(roam, db, &format!("{SOURCES}{routes}"))
+    test_config(
+        roam,
+        db,
+        &format!("{SOURCES}{routes}\n[route_defaults]\nformat = \"{format}\"\n"),
+    )
 }
 
-const CASES: &[Case] = &[
+pub(crate) const CASES: &[Case] = &[
     Case {
         fixture: "gitlab/push.json",
         source: "gl",
@@ -573,7 +583,7 @@ const CASES: &[Case] = &[
     },
 ];
 
-async fn post(
+pub(crate) async fn post(
     app: &TestApp,
     source: &str,
     body: &[u8],
@@ -825,7 +835,7 @@ async fn slack_format_bodies_are_converted_and_answered_ok() {
 
 /// (source, body, signer, extra headers, event, status, messages, text expected in the
 /// last message).
-type Delivery = (
+pub(crate) type Delivery = (
     &'static str,
     Vec<u8>,
     Signer,
@@ -844,7 +854,75 @@ async fn github_fixtures_written_payloads_batches_and_soap() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::spawn(&config(&fake.url, &dir.path().join("t.db"))).await;
     let mut expected_messages = 0;
-    let cases: Vec<Delivery> = vec![
+    let cases = written_cases();
+    for (source, body, signer, extra, event, status, messages, expect) in cases {
+        let mut hdrs = headers(
+            signer,
+            if source == "sf" {
+                ""
+            } else {
+                secret_of(source)
+            },
+            &body,
+            now(),
+        );
+        hdrs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let r = post(&app, source, &body, &hdrs).await;
+        assert_eq!(r.status(), status, "{source} {event}");
+        let reply = r.text().await.unwrap();
+        if source == "sf" {
+            // Exactly the Ack body Salesforce documents (shared fixture), so it stops retrying.
+            let ack = String::from_utf8(fixture(
+                "salesforce/outbound-message.ack-response.aspnet.xml",
+            ))
+            .unwrap();
+            assert_eq!(reply.trim(), ack.trim(), "Salesforce needs its SOAP Ack");
+        } else {
+            let j: Value = serde_json::from_str(&reply).unwrap();
+            assert_eq!(j["event"], event, "{reply}");
+        }
+        expected_messages += messages;
+        wait_for(event, Duration::from_secs(10), || {
+            fake.delivered().len() >= expected_messages
+        })
+        .await;
+        if messages > 0 {
+            let text = fake.texts().last().cloned().unwrap();
+            assert!(
+                text.contains(expect),
+                "{source} {event}: expected {expect:?} in:\n{text}"
+            );
+            assert!(!text.contains("template failed"), "{text}");
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        fake.delivered().len(),
+        expected_messages,
+        "ping posted nothing, batches posted one message per event"
+    );
+    // The same HubSpot batch again: both events are duplicates.
+    let body = data("hubspot.events.json");
+    let r = post(
+        &app,
+        "hubspot",
+        &body,
+        &headers(Signer::HubSpot, secret_of("hubspot"), &body, now()),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    // Salesforce from another organization is refused.
+    let other = String::from_utf8(fixture("salesforce/outbound-message.contact.aspnet.xml"))
+        .unwrap()
+        .replace("012345678901234", "00D000000000001");
+    assert_eq!(post(&app, "sf", other.as_bytes(), &[]).await.status(), 401);
+    fake.assert_all_valid();
+    app.stop().await;
+}
+
+/// The cases of `github_fixtures_written_payloads_batches_and_soap`.
+pub(crate) fn written_cases() -> Vec<Delivery> {
+    vec![
         (
             "github",
             fixture("github/push.json"),
@@ -1078,68 +1156,5 @@ async fn github_fixtures_written_payloads_batches_and_soap() {
             2,
             "☁️ Salesforce **Contact** Doug Bunting",
         ),
-    ];
-    for (source, body, signer, extra, event, status, messages, expect) in cases {
-        let mut hdrs = headers(
-            signer,
-            if source == "sf" {
-                ""
-            } else {
-                secret_of(source)
-            },
-            &body,
-            now(),
-        );
-        hdrs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let r = post(&app, source, &body, &hdrs).await;
-        assert_eq!(r.status(), status, "{source} {event}");
-        let reply = r.text().await.unwrap();
-        if source == "sf" {
-            // Exactly the Ack body Salesforce documents (shared fixture), so it stops retrying.
-            let ack = String::from_utf8(fixture(
-                "salesforce/outbound-message.ack-response.aspnet.xml",
-            ))
-            .unwrap();
-            assert_eq!(reply.trim(), ack.trim(), "Salesforce needs its SOAP Ack");
-        } else {
-            let j: Value = serde_json::from_str(&reply).unwrap();
-            assert_eq!(j["event"], event, "{reply}");
-        }
-        expected_messages += messages;
-        wait_for(event, Duration::from_secs(10), || {
-            fake.delivered().len() >= expected_messages
-        })
-        .await;
-        if messages > 0 {
-            let text = fake.texts().last().cloned().unwrap();
-            assert!(
-                text.contains(expect),
-                "{source} {event}: expected {expect:?} in:\n{text}"
-            );
-            assert!(!text.contains("template failed"), "{text}");
-        }
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        fake.delivered().len(),
-        expected_messages,
-        "ping posted nothing, batches posted one message per event"
-    );
-    // The same HubSpot batch again: both events are duplicates.
-    let body = data("hubspot.events.json");
-    let r = post(
-        &app,
-        "hubspot",
-        &body,
-        &headers(Signer::HubSpot, secret_of("hubspot"), &body, now()),
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    // Salesforce from another organization is refused.
-    let other = String::from_utf8(fixture("salesforce/outbound-message.contact.aspnet.xml"))
-        .unwrap()
-        .replace("012345678901234", "00D000000000001");
-    assert_eq!(post(&app, "sf", other.as_bytes(), &[]).await.status(), 401);
-    fake.assert_all_valid();
-    app.stop().await;
+    ]
 }

@@ -167,12 +167,7 @@ async fn pages_live_meetings_and_the_checkpoint(after_compares_end: bool) {
         Some(true),
         "one thread per transcript"
     );
-    assert!(
-        first.body["text"]
-            .as_str()
-            .unwrap()
-            .contains("📝 **Weekly**")
-    );
+    assert!(crate::blockkit::readable(&first.body).contains("📝 Weekly"));
 
     // The meeting ends; the next run posts it, and nothing else again.
     roam.update_transcript(transcript(6, "Long one", 30, true, &[], &[]));
@@ -433,16 +428,16 @@ all = [ {{ field = "action_items_count", gt = 0 }} ]
     let to = |chat: &str| -> Vec<String> {
         sent.iter()
             .filter(|r| r.body["chat"] == chat)
-            .map(|r| r.body["text"].as_str().unwrap().to_string())
+            .map(|r| crate::blockkit::readable(&r.body))
             .collect()
     };
     let a = to(CHAT_A);
-    assert!(a.iter().any(|t| t.contains("**Sales sync**")), "{a:#?}");
+    assert!(a.iter().any(|t| t.contains("📝 Sales sync")), "{a:#?}");
     // The long planning summary is split into the first message and thread replies.
     let planning: Vec<&Recorded> = sent
         .iter()
         .filter(|r| {
-            r.body["chat"] == CHAT_A && !r.body["text"].as_str().unwrap().contains("Sales sync")
+            r.body["chat"] == CHAT_A && !crate::blockkit::readable(&r.body).contains("Sales sync")
         })
         .collect();
     assert!(planning.len() >= 2, "split: {}", planning.len());
@@ -451,15 +446,11 @@ all = [ {{ field = "action_items_count", gt = 0 }} ]
             .iter()
             .all(|r| r.body["threadKey"] == planning[0].body["threadKey"])
     );
-    assert!(
-        planning
-            .iter()
-            .all(|r| r.body["text"].as_str().unwrap().len() <= 8000)
-    );
+    assert!(planning.iter().all(|r| r.body.to_string().len() <= 8000));
     let b = to(CHAT_B);
     assert_eq!(b.len(), 1, "{b:#?}");
     assert!(
-        b[0].contains("**Customer call**") && b[0].contains("Guest kim@client.io (guest)"),
+        b[0].contains("📝 Customer call") && b[0].contains("Guest kim@client.io (guest)"),
         "{}",
         b[0]
     );
@@ -473,7 +464,7 @@ all = [ {{ field = "action_items_count", gt = 0 }} ]
     let alex = to(U_ALEX);
     assert_eq!(alex.len(), 1);
     assert!(
-        alex[0].contains("Your action item from **Standup**") && alex[0].contains("Ship it"),
+        alex[0].contains("Your action item from Standup") && alex[0].contains("Ship it"),
         "{}",
         alex[0]
     );
@@ -486,7 +477,7 @@ all = [ {{ field = "action_items_count", gt = 0 }} ]
     assert!(jordan[0].contains("Write notes"));
     assert!(
         sent.iter()
-            .all(|r| !r.body["text"].as_str().unwrap().contains("Coffee")),
+            .all(|r| !crate::blockkit::readable(&r.body).contains("Coffee")),
         "no route takes the coffee chat"
     );
     roam.assert_all_valid();
@@ -529,8 +520,8 @@ async fn backfill_from_the_command_line_dry_run_then_for_real() {
         "{text}"
     );
     assert!(
-        text.contains("**Old review**")
-            && text.contains("**Older review**")
+        text.contains("📝 Old review")
+            && text.contains("📝 Older review")
             && !text.contains("Recent"),
         "{text}"
     );

@@ -1,5 +1,9 @@
 //! Text helpers every module may use; this module uses nothing of the crate.
 
+mod fit;
+
+pub use fit::{ROAM_MAX_TEXT_BYTES, close_open_fence, fit_message, split_message};
+
 /// Escapes text for Roam markdown: markdown punctuation is backslash-escaped so it shows
 /// literally, and `<` / `>` are escaped so `<@all>` or `<@U-…>` cannot ping anybody.
 pub fn escape_markdown(s: &str) -> String {

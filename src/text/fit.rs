@@ -76,6 +76,15 @@ pub fn split_message(text: &str, limit: usize) -> Vec<String> {
     parts
 }
 
+/// `text` with a code fence it leaves open closed at its end.
+pub fn close_open_fence(text: &str) -> String {
+    if open_fence(text) {
+        format!("{text}\n```")
+    } else {
+        text.to_string()
+    }
+}
+
 /// True when `text` ends inside a fenced code block (an odd number of fence lines).
 fn open_fence(text: &str) -> bool {
     text.lines()
