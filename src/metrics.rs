@@ -240,7 +240,7 @@ impl Metrics {
         c(
             r,
             "template_render_errors",
-            "Messages sent in the fallback form because their template failed, by route",
+            "Messages whose template failed, by route: sent in the plain fallback form, or without the optional card part that failed",
             &self.template_errors,
         );
         c(

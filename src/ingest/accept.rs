@@ -106,7 +106,7 @@ impl Ingest {
             for f in &p.render_errors {
                 self.metrics.template_errors.inc(&[&f.route]);
                 tracing::error!(source = %source.name, delivery_id = %p.event.delivery_id, event = %p.event.name,
-                    route = %f.route, error = %f.error, "template failed; the message is sent in its plain fallback form");
+                    route = %f.route, error = %f.error, "template failed; the message is sent in its plain fallback form (or, for a failing optional card part, without that part)");
             }
             quiet.push(p.quiet.iter().map(ToString::to_string).collect());
             planned.push(p.event);

@@ -134,6 +134,10 @@ thread = true
         "{}",
         update.body
     );
+    // The card turns from red to green in place.
+    assert_eq!(first.body["color"], "danger");
+    assert_eq!(update.body["color"], "good");
+    assert!(update.body.get("text").is_none(), "{}", update.body);
     let reply = &posts[1];
     assert_eq!(
         reply.body["threadKey"].as_str(),
