@@ -476,3 +476,76 @@ fn docs_cards_json_is_current() {
         "docs/cards.json is stale: run UPDATE_DOCS=1 cargo test docs_cards"
     );
 }
+
+/// Any payload, through every built-in card template, gives a card Roam takes: the
+/// samples with their text replaced by arbitrary text (markdown, mentions, quotes,
+/// multi-byte characters, up to 4,000 bytes) and their lists repeated up to 300 times.
+mod any_payload {
+    use proptest::prelude::*;
+    use roam_notify::compose::{Addressing, outbox_messages};
+    use roam_notify::render::{EventMeta, Format, Templates, event_context};
+    use serde_json::Value;
+
+    fn mutate(v: &mut Value, texts: &[String], n: &mut usize, repeat: usize) {
+        match v {
+            Value::String(s) => {
+                // Keep URLs as URLs half the time, so buttons are exercised too.
+                if !(s.starts_with("http") && n.is_multiple_of(2)) {
+                    *s = texts[*n % texts.len()].clone();
+                }
+                *n += 1;
+            }
+            Value::Array(a) => {
+                if let Some(first) = a.first().cloned() {
+                    a.extend(std::iter::repeat_n(first, repeat));
+                }
+                a.iter_mut().for_each(|x| mutate(x, texts, n, 0));
+            }
+            Value::Object(o) => o.values_mut().for_each(|x| mutate(x, texts, n, repeat)),
+            _ => {}
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+        #[test]
+        fn any_payload_yields_a_card_within_roams_limits(
+            texts in proptest::collection::vec("[a-z *_`<>@!#|\\[\\]()\"\\\\\n é日😀]{0,4000}", 1..6),
+            repeat in 0usize..300,
+            split in any::<bool>(),
+        ) {
+            let t = Templates::builtin().unwrap();
+            let names: Vec<String> = t
+                .names()
+                .filter(|(_, i)| i.card.is_some() && i.sample.is_some())
+                .map(|(n, _)| n.clone())
+                .collect();
+            for name in names {
+                let info = t.names().find(|(n, _)| **n == name).unwrap().1;
+                let mut payload = info.sample.clone().unwrap();
+                let kind = name.split('/').next().unwrap();
+                let mut n = 0;
+                mutate(&mut payload, &texts, &mut n, repeat);
+                roam_notify::inbound::prepare_sample(kind, &mut payload);
+                let event = name.replacen('/', ".", 1);
+                let meta = EventMeta { name: &event, source: "p", kind, delivery_id: "d", entity: Some("e") };
+                let rendered = t.render_event(&name, Format::Card, &meta, &event_context(&meta, payload));
+                let to = ["G-1".to_string()];
+                let mentions = ["all".to_string()];
+                let a = Addressing {
+                    route: "r", to: &to, mentions: &mentions, split_long: split,
+                    thread: false, update: true, entity: Some("e"), split_seed: "s",
+                };
+                for m in outbox_messages(&a, &rendered.content, rendered.error.as_deref()) {
+                    let body: Value = serde_json::from_str(&m.request).unwrap();
+                    let errors = crate::blockkit::errors(&body);
+                    prop_assert!(errors.is_empty(), "{name}: {errors:?}\n{body}");
+                    // Roam's cap: a card's whole body (checked by `errors`), a text's text.
+                    if let Some(text) = body["text"].as_str() {
+                        prop_assert!(text.len() <= 8000, "{name}: text of {} bytes", text.len());
+                    }
+                }
+            }
+        }
+    }
+}
