@@ -14,11 +14,13 @@ use crate::config::{AdminAuth, Config, ConfigError};
 use arc_swap::ArcSwap;
 use axum_server::tls_rustls::RustlsConfig;
 
-use crate::delivery::{DeliveryStatus, DeliveryWorker, Outlet, Pacer, RetryPolicy};
+use crate::delivery::{DeliveryStatus, DeliveryWorker, Outlet, RetryPolicy};
+use crate::directory::{Directory, Resolver};
 use crate::grouping::flusher::Flusher;
 use crate::http::{self, AppState, Shared};
 use crate::ingest::{Ingest, Pipeline};
 use crate::metrics::Metrics;
+use crate::pacer::Pacer;
 use crate::reload::Reloader;
 use crate::roam::{RoamClient, RoamError};
 use crate::silences;
@@ -78,6 +80,9 @@ pub struct Application {
     request_timeout: Duration,
     shutdown_timeout: Duration,
     retention: Duration,
+    /// Names and emails: kept fresh every `directory_refresh`.
+    resolver: Resolver,
+    directory_refresh: Duration,
 }
 
 impl Application {
@@ -135,6 +140,18 @@ impl Application {
         )
         .await?;
         let leader = Leader::new(store.clone());
+        let pacer = Arc::new(
+            Pacer::new(cfg.roam.rate_per_second, cfg.roam.burst, metrics.clone()).sharing(&store),
+        );
+        // #Names and emails in the config: from the cache, asked again, and checked.
+        let resolver = Resolver::new(
+            Directory::default(),
+            outlet_client.clone(),
+            pacer.clone(),
+            store.clone(),
+        );
+        resolver.prepare(&cfg).await?;
+        let pipeline = pipeline.with_directory(resolver.directory.clone());
         let recovered = store.recover_in_flight().await?;
         if !recovered.is_empty() {
             tracing::warn!(messages = ?recovered, "messages were in flight when the daemon last stopped; they will be re-sent and may appear twice in Roam");
@@ -180,9 +197,6 @@ impl Application {
             metrics.clone(),
         )
         .with_leader(leader.clone());
-        let pacer = Arc::new(
-            Pacer::new(cfg.roam.rate_per_second, cfg.roam.burst, metrics.clone()).sharing(&store),
-        );
         let delivery = Arc::new(DeliveryStatus::default());
         let retry = RetryPolicy {
             initial: cfg.delivery.retry_initial,
@@ -197,12 +211,12 @@ impl Application {
             wake.clone(),
             delivery.clone(),
             metrics.clone(),
+        )
+        .with_directory(resolver.directory.clone());
+        let reloader = Arc::new(
+            Reloader::new(cfg.clone(), pipeline.clone(), metrics.clone())
+                .with_resolver(resolver.clone()),
         );
-        let reloader = Arc::new(Reloader::new(
-            cfg.clone(),
-            pipeline.clone(),
-            metrics.clone(),
-        ));
         let transcript_status = Arc::new(TranscriptStatus::default());
         let transcript_wake = Arc::new(Notify::new());
         let transcripts = match (schedule, &outlet_client) {
@@ -262,6 +276,8 @@ impl Application {
             request_timeout: cfg.server.request_timeout,
             shutdown_timeout: cfg.server.shutdown_timeout,
             retention: cfg.storage.retention,
+            resolver,
+            directory_refresh: cfg.roam.directory_refresh,
         })
     }
 
@@ -308,6 +324,11 @@ impl Application {
                 .clone()
                 .keep_fresh(self.store.clone(), shutdown.clone()),
         );
+        let directory = tokio::spawn(self.resolver.keep_fresh(
+            self.directory_refresh,
+            self.leader.clone(),
+            shutdown.clone(),
+        ));
         let pruner = tokio::spawn(prune_loop(
             self.store.clone(),
             self.leader.clone(),
@@ -373,6 +394,7 @@ impl Application {
             let _ = tokio::time::timeout_at(deadline, a).await;
         }
         let _ = silences.await;
+        let _ = directory.await;
         for t in transcript_tasks {
             if tokio::time::timeout_at(deadline, t).await.is_err() {
                 tracing::warn!(

@@ -1,5 +1,5 @@
 //! A token bucket: `burst` at once, then `rate` per second. The Roam pacer
-//! (`delivery::Pacer`) and each source's inbound `rate_limit` use it.
+//! (`pacer::Pacer`) and each source's inbound `rate_limit` use it.
 
 use std::time::Duration;
 

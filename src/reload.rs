@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 
 use crate::config::{Config, ConfigError, Origin};
+use crate::directory::Resolver;
 use crate::ingest::Pipeline;
 use crate::metrics::Metrics;
 use crate::transcripts::schedule::Schedule;
@@ -40,6 +41,8 @@ pub struct Reloader {
     metrics: Arc<Metrics>,
     /// The config in effect; also serialises reloads.
     current: tokio::sync::Mutex<Config>,
+    /// Checks the new config's #Names and emails with Roam (none offline).
+    resolver: Option<Resolver>,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -57,7 +60,14 @@ impl Reloader {
             pipeline,
             metrics,
             current: tokio::sync::Mutex::new(cfg),
+            resolver: None,
         }
+    }
+
+    /// Checks names and emails with this resolver before a new config is swapped in.
+    pub fn with_resolver(mut self, resolver: Resolver) -> Reloader {
+        self.resolver = Some(resolver);
+        self
     }
 
     /// Re-reads and compiles the configuration and swaps it in; counted by result.
@@ -73,13 +83,20 @@ impl Reloader {
             return Err(ReloadError::NotReloadable);
         };
         let mut current = self.current.lock().await;
-        // The run-time silences carry over: they are the database's, not the file's.
-        let stored = self.pipeline.load().silences.stored().clone();
-        let result = Config::load(path).and_then(|cfg| {
-            let p = Pipeline::compile(&cfg, stored)?;
+        // The run-time silences and the directory carry over: they are the database's.
+        let current_pipeline = self.pipeline.load();
+        let stored = current_pipeline.silences.stored().clone();
+        let directory = current_pipeline.directory.clone();
+        let mut result = Config::load(path).and_then(|cfg| {
+            let p = Pipeline::compile(&cfg, stored)?.with_directory(directory);
             Schedule::from_config(&cfg)?;
             Ok((cfg, p))
         });
+        if let (Ok((cfg, _)), Some(resolver)) = (&result, &self.resolver)
+            && let Err(e) = resolver.prepare(cfg).await
+        {
+            result = Err(e);
+        }
         let (cfg, next) = match result {
             Ok(x) => x,
             Err(e) => {

@@ -20,11 +20,11 @@ pub struct Report {
 }
 
 impl Report {
-    fn line(&mut self, s: impl AsRef<str>) {
+    pub(super) fn line(&mut self, s: impl AsRef<str>) {
         let _ = writeln!(self.text, "{}", s.as_ref());
     }
 
-    fn fail(&mut self, s: impl AsRef<str>) {
+    pub(super) fn fail(&mut self, s: impl AsRef<str>) {
         self.problems += 1;
         self.line(s);
     }
@@ -73,19 +73,20 @@ pub fn check(config_path: Option<&Path>) -> Report {
     }
     check_templates(&pipeline.templates, &mut r);
     check_field_paths(&pipeline, &mut r);
+    super::names::check_names(&cfg, &mut r);
     run_config_tests(&cfg, &pipeline, &mut r);
     for route in pipeline.router.routes() {
         if let Some(t) = &route.template {
             r.line(format!(
                 "route    ok    {} -> template {t}, {} destination(s)",
                 route.name,
-                route.to.len()
+                route.targets.written()
             ));
         } else {
             r.line(format!(
                 "route    ok    {} -> default template per event, {} destination(s)",
                 route.name,
-                route.to.len()
+                route.targets.written()
             ));
         }
     }

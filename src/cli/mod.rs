@@ -8,6 +8,7 @@
 //! next webhook).
 
 pub mod check;
+mod names;
 mod roam;
 
 use std::fmt::Write as _;
@@ -288,9 +289,9 @@ fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 pub async fn run_transcripts(cfg: &Config, cmd: TranscriptsCommand) -> Result<String, String> {
     use std::sync::Arc;
 
-    use crate::delivery::Pacer;
     use crate::ingest::{Ingest, Pipeline};
     use crate::metrics::Metrics;
+    use crate::pacer::Pacer;
     use crate::roam::RoamClient;
     use crate::storage::committer::CommitHandle;
     use crate::transcripts::sweep::{Range, Sweeper};

@@ -171,6 +171,10 @@ pub struct RoamConfig {
     /// expects (a date, `YYYY-MM-DD`).
     #[serde(deserialize_with = "de::string_like")]
     pub api_version: String,
+    /// How often the chats (`#Name`s) and people (emails) the daemon knows are asked
+    /// about again.
+    #[serde(deserialize_with = "de::duration")]
+    pub directory_refresh: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -328,14 +332,18 @@ pub struct RouteConfig {
     /// Conditions with operators and all / any / not (`routing::when`).
     #[serde(default)]
     pub when: Option<serde_json::Value>,
-    /// Roam ids or `[destinations]` names (or `route_defaults.to`).
+    /// Roam ids, `#Name`s, emails, `{{expressions}}` or `[destinations]` names (or
+    /// `route_defaults.to`).
     #[serde(default)]
     pub to: Option<OneOrMany>,
+    /// Where the message goes when every expression in `to` yields nothing.
+    #[serde(default)]
+    pub fallback: Option<OneOrMany>,
     #[serde(default)]
     pub template: Option<String>,
     #[serde(default, rename = "continue", deserialize_with = "de::opt_bool")]
     pub continue_: Option<bool>,
-    /// Who the message mentions: Roam user ids (`U-…`) or `all`.
+    /// Who the message mentions: Roam user ids (`U-…`), emails, `{{expressions}}` or `all`.
     #[serde(default)]
     pub mentions: Option<Vec<String>>,
     /// A message over Roam's 8,000-byte cap: `cut` (default) or `thread` (split, the rest

@@ -136,6 +136,9 @@ impl Config {
         if !(self.roam.rate_per_second > 0.0 && self.roam.rate_per_second.is_finite()) {
             return Err(self.error("roam.rate_per_second", "must be a number above 0"));
         }
+        if self.roam.directory_refresh < std::time::Duration::from_secs(60) {
+            return Err(self.error("roam.directory_refresh", "must be at least 1m"));
+        }
         if self.roam.burst == 0 {
             return Err(self.error("roam.burst", "must be at least 1"));
         }

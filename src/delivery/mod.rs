@@ -16,7 +16,7 @@
 //! A message is marked `sending` before the request; if the process dies before the
 //! outcome is recorded it is sent again at start-up and logged as a possible duplicate.
 
-pub mod pacer;
+pub mod address;
 pub mod retry;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,10 +27,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::directory::{Directory, Lookup};
 use crate::metrics::Metrics;
+use crate::pacer::Pacer;
 use crate::roam::{RoamClient, RoamError};
 use crate::storage::{EntityMessage, MessageOp, OutboxMessage, Store, StoreError, now_ms};
-pub use pacer::Pacer;
+use address::{Address, address};
 pub use retry::RetryPolicy;
 
 /// Messages looked at per step (at most one per chat).
@@ -87,6 +89,8 @@ pub struct DeliveryWorker {
     status: Arc<DeliveryStatus>,
     metrics: Arc<Metrics>,
     auth_failures: AtomicU64,
+    /// Resolves chats and mentions given by name or email (see `address`).
+    directory: Directory,
 }
 
 impl DeliveryWorker {
@@ -108,7 +112,14 @@ impl DeliveryWorker {
             status,
             metrics,
             auth_failures: AtomicU64::new(0),
+            directory: Directory::default(),
         }
+    }
+
+    /// Resolves names and emails with this directory (the daemon's).
+    pub fn with_directory(mut self, directory: Directory) -> DeliveryWorker {
+        self.directory = directory;
+        self
     }
 
     /// Runs until `shutdown`; finishes the send in progress, starts no new one.
@@ -190,6 +201,28 @@ impl DeliveryWorker {
                     tracing::warn!(message_id = m.id, chat = %m.chat, route = %m.route,
                         "re-sending a message that was in flight when its sender stopped; Roam may show it twice");
                 }
+                let lookup = match &self.outlet {
+                    Outlet::Roam(client) => Some(Lookup {
+                        client,
+                        pacer: &self.pacer,
+                        store: Some(&self.store),
+                    }),
+                    Outlet::DryRun => None,
+                };
+                let m = match address(m.clone(), &self.directory, lookup).await {
+                    Address::Ready(m) => m,
+                    Address::Dead(reason) => {
+                        handled += 1;
+                        tracing::error!(message_id = m.id, route = %m.route, "dead letter: {reason}");
+                        self.store.mark_dead(m.id, &reason).await?;
+                        self.metrics.messages.inc(&[&m.route, "dead"]);
+                        return Ok(false);
+                    }
+                    Address::Later(e) => {
+                        handled += 1;
+                        return self.record(&m, Err(e)).await;
+                    }
+                };
                 // An upsert whose entity already has a message edits that message.
                 let target = match (m.op, m.entity_key.as_deref()) {
                     (MessageOp::Upsert, Some(key)) => self.store.entity_message(key).await?,

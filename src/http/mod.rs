@@ -18,9 +18,10 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use axum::Router;
 
-use crate::delivery::{DeliveryStatus, Pacer};
+use crate::delivery::DeliveryStatus;
 use crate::ingest::{Ingest, Pipeline};
 use crate::metrics::Metrics;
+use crate::pacer::Pacer;
 use crate::reload::Reloader;
 use crate::storage::Store;
 use crate::storage::leader::Leader;

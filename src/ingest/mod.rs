@@ -19,6 +19,7 @@ use arc_swap::access::Map;
 use ipnet::IpNet;
 
 use crate::config::{Config, ConfigError};
+use crate::directory::Directory;
 use crate::grouping::flusher::CurrentTemplates;
 use crate::inbound::{self, Source};
 use crate::render::Templates;
@@ -37,6 +38,8 @@ pub struct Pipeline {
     pub trusted_proxies: Vec<IpNet>,
     /// `[transcripts] internal_domains`, for transcript events built offline.
     pub transcript_domains: Vec<String>,
+    /// What `#Name`s and emails stand for (empty offline), shared like the silences.
+    pub directory: Directory,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -67,7 +70,14 @@ impl Pipeline {
             transcript_domains: inbound::roam::transcript::internal_domains(
                 &cfg.transcripts.internal_domains,
             ),
+            directory: Directory::default(),
         })
+    }
+
+    /// Resolves names with this directory (the daemon's, shared by every reload).
+    pub fn with_directory(mut self, directory: Directory) -> Pipeline {
+        self.directory = directory;
+        self
     }
 
     /// The templates of whichever pipeline is in force, for the group flusher.

@@ -9,7 +9,7 @@ use crate::compose::{Addressing, outbox_messages};
 use crate::grouping::{self, GroupKey, GroupSpec, Hold, Item};
 use crate::inbound::{Event, Source};
 use crate::render::{Content, EventMeta, event_context};
-use crate::routing::Route;
+use crate::routing::{Resolved, Route};
 use crate::storage::{HeldItem, KEY_SEP, NewEvent, NewMessage, now_ms};
 
 /// Why a matched route sends nothing now.
@@ -111,6 +111,7 @@ impl Pipeline {
             // Built once per event, moving the payload in: no copy per route.
             let data = event_context(&meta, payload);
             let now = now_ms();
+            let directory = self.directory.snapshot();
             for route in &routes {
                 if let Some(c) =
                     self.silences
@@ -135,6 +136,7 @@ impl Pipeline {
                         continue;
                     }
                 }
+                let targets = self.router.targets(route, &data, &directory);
                 let template = self.templates.resolve(route.template.as_deref(), &name);
                 let rendered = self
                     .templates
@@ -149,8 +151,8 @@ impl Pipeline {
                     let line = self.item_line(source.kind, &data);
                     held.push(muted_item(
                         route,
-                        &window.name,
-                        until_ms,
+                        &targets,
+                        (&window.name, until_ms),
                         &meta,
                         data.data(),
                         &rendered.content,
@@ -162,6 +164,7 @@ impl Pipeline {
                     let line = self.item_line(source.kind, &data);
                     held.push(held_item(
                         route,
+                        &targets,
                         hold,
                         &meta,
                         data.data(),
@@ -172,8 +175,8 @@ impl Pipeline {
                 }
                 let addressing = Addressing {
                     route: &route.name,
-                    to: &route.to,
-                    mentions: &route.mentions,
+                    to: &targets.to,
+                    mentions: &targets.mentions,
                     split_long: route.split_long,
                     thread: route.thread,
                     update: route.update,
@@ -212,14 +215,14 @@ const ASSIGNEE_TEMPLATE: &str = "roam/assignee";
 /// An event's item in the summary of a mute window, sent when the window ends.
 fn muted_item(
     route: &Route,
-    window: &str,
-    until_ms: i64,
+    targets: &Resolved,
+    (window, until_ms): (&str, i64),
     meta: &EventMeta<'_>,
     payload: &Value,
     content: &Content,
     line: Option<String>,
 ) -> HeldItem {
-    let mut spec = group_spec(route, route.hold.as_ref(), Default::default());
+    let mut spec = group_spec(route, targets, route.hold.as_ref(), Default::default());
     spec.muted = Some(window.to_string());
     let mut item = Item::new(meta.name, meta.entity, content, payload);
     if let Some(line) = line {
@@ -252,6 +255,7 @@ fn muted_item(
 /// An event's item for a held route (see `grouping`).
 fn held_item(
     route: &Route,
+    targets: &Resolved,
     hold: &Hold,
     meta: &EventMeta<'_>,
     payload: &Value,
@@ -264,7 +268,7 @@ fn held_item(
     if let Some(line) = line {
         item.title = line;
     }
-    let spec = group_spec(route, Some(hold), labels);
+    let spec = group_spec(route, targets, Some(hold), labels);
     HeldItem {
         route: route.name.clone(),
         key: key.encode(),
@@ -287,14 +291,15 @@ fn held_item(
 /// What the flusher needs to send a group of this route.
 fn group_spec(
     route: &Route,
+    targets: &Resolved,
     hold: Option<&Hold>,
     labels: std::collections::BTreeMap<String, String>,
 ) -> GroupSpec {
     let d = Hold::default();
     let h = hold.unwrap_or(&d);
     GroupSpec {
-        to: route.to.clone(),
-        mentions: route.mentions.clone(),
+        to: targets.to.clone(),
+        mentions: targets.mentions.clone(),
         template: h.template.clone(),
         format: route.format,
         thread: route.thread,

@@ -4,19 +4,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use regex::Regex;
+use handlebars::Handlebars;
 
 use super::quiet::{self, MuteWindow};
+use super::targets::Targets;
 use super::{Glob, Route, Router, when};
 use crate::config::{Config, ConfigError, RouteConfig};
+use crate::directory::Destination;
 use crate::fieldpath::FieldPath;
 use crate::grouping::Hold;
 use crate::inbound::Source;
 use crate::render::{Format, Templates};
-
-/// Roam's tagged ids: a chat, group or address (`chat.json` `TaggedUUID`).
-const TAGGED_ID: &str =
-    r"^[BUVGMDPC]-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
 
 impl Router {
     pub fn compile(
@@ -24,7 +22,8 @@ impl Router {
         sources: &[Source],
         templates: &Templates,
     ) -> Result<Router, ConfigError> {
-        let tagged = Regex::new(TAGGED_ID).map_err(|e| cfg.error("routes", e.to_string()))?;
+        let mut exprs = Handlebars::new();
+        exprs.register_escape_fn(handlebars::no_escape);
         let windows = compile_mute_windows(cfg)?;
         let mut routes = Vec::with_capacity(cfg.routes.len());
         for (i, rc) in cfg.routes.iter().enumerate() {
@@ -68,43 +67,54 @@ impl Router {
                 return Err(cfg.error(&key("to"), "missing (set it here or in [route_defaults])"));
             };
             if to_names.is_empty() {
-                return Err(cfg.error(&key("to"), "needs at least one Roam chat, group or user id"));
+                return Err(cfg.error(&key("to"), "needs at least one destination"));
             }
-            let mut to = Vec::new();
-            for t in &to_names {
-                if tagged.is_match(t) {
-                    to.push(t.clone());
-                } else if let Some(ids) = cfg.destinations.get(t) {
-                    for id in ids.to_vec() {
-                        if !tagged.is_match(&id) {
-                            return Err(cfg.error(
-                                &format!("destinations.{t}"),
-                                format!("{id:?} is not a Roam id like G-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"),
-                            ));
-                        }
-                        to.push(id);
-                    }
-                } else {
-                    return Err(cfg.error(
-                        &key("to"),
-                        format!("{t:?} is neither a Roam id like G-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (group), C-… (chat) or U-… (user) nor a name in [destinations]"),
-                    ));
-                }
+            let to = destinations(cfg, &to_names, &key("to"))?;
+            let fallback = destinations(
+                cfg,
+                &rc.fallback.as_ref().map(|f| f.to_vec()).unwrap_or_default(),
+                &key("fallback"),
+            )?;
+            if !fallback.is_empty() && !to.iter().any(|d| matches!(d, Destination::Template(_))) {
+                return Err(cfg.error(
+                    &key("fallback"),
+                    "only a route whose `to` has an {{expression}} can have no destination",
+                ));
             }
-            // A chat named twice (directly and through a destination) gets one message.
-            let mut seen = std::collections::HashSet::new();
-            to.retain(|id| seen.insert(id.clone()));
-            let mentions = rc
+            let mention_list = rc
                 .mentions
                 .clone()
                 .or_else(|| d.mentions.clone())
                 .unwrap_or_default();
-            for m in &mentions {
-                if m != "all" && !(m.starts_with("U-") && tagged.is_match(m)) {
-                    return Err(cfg.error(
-                        &key("mentions"),
-                        format!("{m:?}: mention a Roam user id (U-…) or \"all\""),
-                    ));
+            let mut mentions = Vec::new();
+            for m in &mention_list {
+                let parsed = match m.as_str() {
+                    "all" => Ok(Destination::Id("all".into())),
+                    other => Destination::parse(other),
+                };
+                match parsed {
+                    Ok(Destination::Id(id)) if id == "all" || id.starts_with("U-") => {
+                        mentions.push(Destination::Id(id))
+                    }
+                    Ok(d @ (Destination::Email(_) | Destination::Template(_))) => mentions.push(d),
+                    _ => {
+                        return Err(cfg.error(
+                            &key("mentions"),
+                            format!("{m:?}: mention a Roam user id (U-…), an email, an {{{{expression}}}} or \"all\""),
+                        ));
+                    }
+                }
+            }
+            let targets = Targets {
+                to,
+                fallback,
+                mentions,
+            };
+            for t in targets.expressions() {
+                if !exprs.has_template(t) {
+                    exprs
+                        .register_template_string(t, t)
+                        .map_err(|e| cfg.error(&key("to"), format!("{t:?}: {e}")))?;
                 }
             }
             let template = rc.template.clone().or_else(|| d.template.clone());
@@ -173,12 +183,11 @@ impl Router {
                 events,
                 matches,
                 when,
-                to,
+                targets,
                 template,
                 format: Format::parse(rc.format.as_deref().or(d.format.as_deref()))
                     .map_err(|e| cfg.error(&key("format"), e))?,
                 continue_: rc.continue_.or(d.continue_).unwrap_or(false),
-                mentions,
                 split_long: match rc.long.as_deref().or(d.long.as_deref()) {
                     None => transcripts,
                     Some("cut") => false,
@@ -192,8 +201,32 @@ impl Router {
                 },
             });
         }
-        Ok(Router { routes })
+        Ok(Router { routes, exprs })
     }
+}
+
+/// A list of destinations as written: each a Roam id, `#Name`, email or expression, or
+/// a `[destinations]` name standing for several.
+fn destinations(cfg: &Config, list: &[String], key: &str) -> Result<Vec<Destination>, ConfigError> {
+    let mut out = Vec::new();
+    for t in list {
+        if let Some(named) = cfg.destinations.get(t) {
+            for d in named.to_vec() {
+                out.push(
+                    Destination::parse(&d)
+                        .map_err(|e| cfg.error(&format!("destinations.{t}"), e))?,
+                );
+            }
+            continue;
+        }
+        out.push(
+            Destination::parse(t)
+                .map_err(|e| cfg.error(key, format!("{e}, nor a name in [destinations]")))?,
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|d| seen.insert(format!("{d:?}")));
+    Ok(out)
 }
 
 fn compile_mute_windows(cfg: &Config) -> Result<Vec<Arc<MuteWindow>>, ConfigError> {

@@ -8,16 +8,20 @@
 
 mod compile;
 pub mod quiet;
+pub mod targets;
 pub mod when;
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::directory::Snapshot;
 use crate::fieldpath::FieldPath;
 use crate::grouping::Hold;
 use crate::render::Format;
+use handlebars::Handlebars;
 use quiet::MuteWindow;
+pub use targets::{Resolved, Targets};
 
 #[derive(Debug)]
 pub struct Route {
@@ -27,13 +31,12 @@ pub struct Route {
     /// `match`: exact texts or regexes, all of which must hold.
     matches: Option<when::Cond>,
     when: Option<when::Cond>,
-    pub to: Vec<String>,
+    /// `to`, `fallback` and `mentions`, resolved per event with [`Router::targets`].
+    pub targets: Targets,
     pub template: Option<String>,
     /// A card (when the template has one) or text.
     pub format: Format,
     pub continue_: bool,
-    /// Prepended to the message as Roam mentions (`<@U-…>`, `<@all>`).
-    pub mentions: Vec<String>,
     /// Over Roam's size cap: split into a thread (true) instead of cutting.
     pub split_long: bool,
     pub thread: bool,
@@ -126,11 +129,19 @@ pub struct Verdict {
 #[derive(Debug, Default)]
 pub struct Router {
     routes: Vec<Route>,
+    /// The destination expressions of every route, each registered under its text.
+    exprs: Handlebars<'static>,
 }
 
 impl Router {
     pub fn routes(&self) -> &[Route] {
         &self.routes
+    }
+
+    /// Where `route` sends this event: Roam ids, or placeholders the delivery worker
+    /// resolves (see `targets`).
+    pub fn targets(&self, route: &Route, data: &handlebars::Context, dir: &Snapshot) -> Resolved {
+        route.targets.resolve(&self.exprs, data, dir)
     }
 
     /// Routes that take this event, in order, honouring `continue`.

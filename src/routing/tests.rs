@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::{Config, ConfigError};
+use crate::directory::Destination;
 use crate::render::Templates;
 use proptest::prelude::*;
 use regex::Regex;
@@ -110,15 +111,19 @@ continue = false
     .unwrap();
     let rs = r.routes();
     assert_eq!(
-        (rs[0].source.as_str(), rs[0].to.clone(), rs[0].continue_),
-        ("gh", vec![G.to_string()], true)
+        (
+            rs[0].source.as_str(),
+            rs[0].targets.to.clone(),
+            rs[0].continue_
+        ),
+        ("gh", vec![Destination::Id(G.to_string())], true)
     );
-    assert_eq!(rs[0].mentions, ["all"]);
+    assert_eq!(rs[0].targets.mentions, [Destination::Id("all".into())]);
     assert_eq!(
-        rs[1].to,
+        rs[1].targets.to,
         vec![
-            "C-11111111-2222-4333-8444-555555555555".to_string(),
-            G.to_string()
+            Destination::Id("C-11111111-2222-4333-8444-555555555555".to_string()),
+            Destination::Id(G.to_string())
         ]
     );
     assert!(!rs[1].continue_);

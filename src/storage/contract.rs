@@ -42,7 +42,7 @@ macro_rules! contract {
 
             use super::$store;
             use crate::storage::{
-                Committed, DueGroup, EntityMessage, GroupFlush, MessageRecord, NewEvent,
+                Committed, DirEntry, DueGroup, EntityMessage, GroupFlush, MessageRecord, NewEvent,
                 OutboxMessage, OutboxStats, QueuedTranscript, Silence, StoreError, StoredItem,
             };
 
@@ -181,6 +181,12 @@ contract! {
     fn transcript_state(&self, key: &str) -> Option<String>;
 
     fn set_transcript_state(&self, pairs: &[(&str, String)]) -> ();
+
+    /// The whole directory cache (chat names, user emails).
+    fn directory(&self) -> Vec<DirEntry>;
+
+    /// Adds or updates directory rows (by kind and key), in one transaction.
+    fn put_directory(&self, entries: &[DirEntry]) -> ();
 
     /// Takes or renews the lease `name` for `holder` for `ttl`. True while `holder` holds
     /// it. Background work that must run on one replica at a time (the group flusher, the

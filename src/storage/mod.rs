@@ -266,6 +266,23 @@ pub struct Silence {
     pub expired: bool,
 }
 
+/// A row of the directory cache: what a chat name or an email stands for in Roam.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// `chat` (key: the chat id) or `user` (key: the email, lowercase).
+    pub kind: String,
+    pub key: String,
+    pub id: String,
+    /// A chat's name; a user's email.
+    pub label: String,
+    /// A channel's group id.
+    pub group: Option<String>,
+    /// `channel`, `dm`, `multi-dm` (chats).
+    pub chat_kind: Option<String>,
+    /// When Roam last confirmed it (unix ms).
+    pub seen_at: i64,
+}
+
 /// A transcript announced by webhook, not yet turned into an event.
 #[derive(Debug, Clone)]
 pub struct QueuedTranscript {

@@ -354,6 +354,47 @@ macro_rules! portable {
                     .await?)
             }
 
+            pub async fn directory(
+                &self,
+            ) -> Result<Vec<crate::storage::DirEntry>, crate::storage::StoreError> {
+                let rows = sqlx::query(
+                    "SELECT kind, key, id, label, grp, chat_kind, seen_at FROM directory ORDER BY kind, key",
+                )
+                .fetch_all(&self.$r)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map(crate::storage::row::dir_entry)
+                    .collect::<Result<_, _>>()?)
+            }
+
+            pub async fn put_directory(
+                &self,
+                entries: &[crate::storage::DirEntry],
+            ) -> Result<(), crate::storage::StoreError> {
+                let mut tx = self.$w.begin().await?;
+                for e in entries {
+                    sqlx::query(
+                        "INSERT INTO directory (kind, key, id, label, grp, chat_kind, seen_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)
+                         ON CONFLICT (kind, key) DO UPDATE SET id = excluded.id,
+                           label = excluded.label, grp = excluded.grp,
+                           chat_kind = excluded.chat_kind, seen_at = excluded.seen_at",
+                    )
+                    .bind($clean(&e.kind))
+                    .bind($clean(&e.key))
+                    .bind($clean(&e.id))
+                    .bind($clean(&e.label))
+                    .bind(e.group.as_deref().map(|g| $clean(g).to_string()))
+                    .bind(e.chat_kind.as_deref().map(|k| $clean(k).to_string()))
+                    .bind(e.seen_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
             pub async fn set_transcript_state(
                 &self,
                 pairs: &[(&str, String)],

@@ -6,7 +6,8 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
 use super::{
-    DueGroup, MessageOp, MessageRecord, OutboxMessage, QueuedTranscript, Silence, StoredItem,
+    DirEntry, DueGroup, MessageOp, MessageRecord, OutboxMessage, QueuedTranscript, Silence,
+    StoredItem,
 };
 
 /// Typed column access by position.
@@ -124,6 +125,18 @@ pub(crate) fn silence(r: &impl Cols) -> Result<Silence, sqlx::Error> {
 }
 
 /// Columns: id, attempts.
+pub(crate) fn dir_entry(r: &impl Cols) -> Result<DirEntry, sqlx::Error> {
+    Ok(DirEntry {
+        kind: r.text(0)?,
+        key: r.text(1)?,
+        id: r.text(2)?,
+        label: r.text(3)?,
+        group: r.opt_text(4)?,
+        chat_kind: r.opt_text(5)?,
+        seen_at: r.int(6)?,
+    })
+}
+
 pub(crate) fn queued_transcript(r: &impl Cols) -> Result<QueuedTranscript, sqlx::Error> {
     Ok(QueuedTranscript {
         id: r.text(0)?,

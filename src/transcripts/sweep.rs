@@ -7,8 +7,7 @@
 //! nothing unfinished falls behind the window; already-committed transcripts in the
 //! overlap are recognised (`events`) without a `transcript.info` call.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -19,17 +18,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::schedule::Schedule;
 use super::{Settings, TranscriptStatus};
-use crate::delivery::Pacer;
+use crate::directory::{Lookup, user_id};
 use crate::inbound::roam::transcript::{delivery_id, known_user, transcript_event};
 use crate::ingest::{Ingest, Pipeline};
 use crate::metrics::Metrics;
+use crate::pacer::Pacer;
 use crate::roam::blocks::readable;
 use crate::roam::{RoamClient, RoamError};
 use crate::storage::leader::Leader;
 use crate::storage::{Store, StoreError};
 
-/// 429s in a row on one call before the run gives up on it.
-const MAX_RATE_LIMITED: u32 = 5;
 /// A queued transcript still failing after this many tries is dropped (the sweep's
 /// listing remains the safety net).
 const MAX_QUEUE_ATTEMPTS: i64 = 100;
@@ -98,8 +96,6 @@ pub struct Sweeper {
     metrics: Arc<Metrics>,
     /// Held for the length of a sweep: runs never overlap.
     running: tokio::sync::Mutex<()>,
-    /// Assignee email -> Roam user id (None: no such user), for direct messages.
-    users: Mutex<HashMap<String, Option<String>>>,
 }
 
 impl std::fmt::Debug for Sweeper {
@@ -136,7 +132,6 @@ impl Sweeper {
             settings,
             status,
             running: tokio::sync::Mutex::new(()),
-            users: Mutex::new(HashMap::new()),
         }
     }
 
@@ -518,24 +513,16 @@ impl Sweeper {
         }
     }
 
+    /// The Roam user with this email, through the daemon's directory (cached durably).
     async fn lookup(&self, email: &str) -> Option<String> {
-        let key = email.to_ascii_lowercase();
-        if let Some(hit) = self
-            .users
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            return hit.clone();
-        }
-        match self.api(|| self.client.user_lookup(email)).await {
-            Ok(found) => {
-                self.users
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key, found.clone());
-                found
-            }
+        let directory = self.pipeline.load().directory.clone();
+        let lookup = Lookup {
+            client: &self.client,
+            pacer: &self.pacer,
+            store: Some(&self.store),
+        };
+        match user_id(&directory, lookup, email).await {
+            Ok(found) => found,
             Err(e) => {
                 tracing::warn!(error = %e, "user.lookup failed; the assignee gets no direct message this time");
                 None
@@ -543,28 +530,12 @@ impl Sweeper {
         }
     }
 
-    /// One Roam API call through the shared pacer; a 429 pauses all calls (posting too)
-    /// for its `Retry-After` and the call is tried again.
-    async fn api<T, F, Fut>(&self, mut call: F) -> Result<T, RoamError>
+    /// One Roam API call through the shared pacer (a 429 pauses every call).
+    async fn api<T, F, Fut>(&self, call: F) -> Result<T, RoamError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, RoamError>>,
     {
-        let mut limited = 0;
-        loop {
-            self.pacer.acquire().await;
-            match call().await {
-                Err(e @ RoamError::RateLimited { .. }) if limited < MAX_RATE_LIMITED => {
-                    limited += 1;
-                    let wait = e.rate_limit_wait().unwrap_or_default();
-                    tracing::warn!(
-                        wait_s = wait.as_secs_f64(),
-                        "429 from Roam during transcript processing; all calls paused"
-                    );
-                    self.pacer.pause_for(wait);
-                }
-                other => return other,
-            }
-        }
+        self.pacer.call("transcript processing", call).await
     }
 }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-fn chats() -> Vec<Value> {
+pub(crate) fn chats() -> Vec<Value> {
     vec![
         json!({"id": "C-295155ae-7df5-4ed5-9ebc-89a170559c81", "started": "2025-12-13T05:07:54Z", "name": "Engineering Team", "group": "G-88bebce7-6cbb-4666-96f9-5c02d73e6661"}),
         json!({"id": "C-f2976612-ffdc-4240-8ff6-6dda54bc4917", "started": "2025-11-13T22:21:51Z", "name": "Sales Team", "group": "G-c6040d77-a61c-4834-a939-fe3e687ffd72"}),

@@ -147,6 +147,8 @@ struct FakeState {
     chat_page: usize,
     /// webhook.subscribe: live subscriptions (id, event, url).
     subscriptions: Vec<Value>,
+    /// chat.list and user.lookup answer 503 (Roam's directory is unreachable).
+    directory_down: bool,
 }
 
 /// The fake's meeting transcripts (`transcript.list` / `transcript.info`).
@@ -315,6 +317,11 @@ impl FakeRoam {
         } else {
             s.transcripts.failing.remove(id);
         }
+    }
+
+    /// chat.list and user.lookup answer 503 while `down`.
+    pub fn set_directory_down(&self, down: bool) {
+        self.state.lock().unwrap().directory_down = down;
     }
 
     pub fn add_user(&self, email: &str, id: &str) {
@@ -882,6 +889,10 @@ async fn user_lookup(
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
     let email = q.get("email").cloned().unwrap_or_default();
+    if state.lock().unwrap().directory_down {
+        record_get(&state, "/v0/user.lookup", &headers, &q, 503);
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     let found = state.lock().unwrap().transcripts.users.get(&email).cloned();
     let (status, resp) = match found {
         Some(id) => (
@@ -1025,6 +1036,10 @@ async fn chat_list(
     headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
+    if state.lock().unwrap().directory_down {
+        record_get(&state, "/v0/chat.list", &headers, &q, 503);
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     let body = {
         let s = state.lock().unwrap();
         let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(10);

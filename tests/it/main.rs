@@ -4,6 +4,7 @@
 
 mod blockkit;
 mod helpers;
+mod names;
 
 mod admin;
 mod admin_auth;

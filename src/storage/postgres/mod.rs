@@ -32,6 +32,7 @@ use super::{
 
 /// Version 4: the same tables as SQLite's versions 1-4, plus the replica tables.
 const SCHEMA_V4: &str = include_str!("schema.sql");
+const SCHEMA_V5: &str = include_str!("../schema_v5.sql");
 
 /// The database's clock, unix ms.
 macro_rules! db_now {
@@ -164,6 +165,16 @@ impl PgStore {
                 .await
                 .map_err(StoreError::Migrate)?;
             sqlx::query("INSERT INTO schema_version (version) VALUES (4)")
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Migrate)?;
+        }
+        if version.unwrap_or(0) < 5 {
+            sqlx::raw_sql(SCHEMA_V5)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Migrate)?;
+            sqlx::query("INSERT INTO schema_version (version) VALUES (5)")
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::Migrate)?;

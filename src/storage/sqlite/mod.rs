@@ -27,6 +27,7 @@ use super::{
 const SCHEMA_V1: &str = include_str!("schema.sql");
 const SCHEMA_V2: &str = include_str!("schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("schema_v3.sql");
+const SCHEMA_V5: &str = include_str!("../schema_v5.sql");
 
 /// SQLite allows 32,766 bound values per statement; an event row binds 7.
 const EVENT_ROWS_PER_STATEMENT: usize = 1000;
@@ -219,6 +220,16 @@ impl SqliteStore {
         if version.unwrap_or(0) < 4 {
             rekey_v4(&mut tx).await.map_err(StoreError::Migrate)?;
             sqlx::query("INSERT INTO schema_version (version) VALUES (4)")
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Migrate)?;
+        }
+        if version.unwrap_or(0) < 5 {
+            sqlx::raw_sql(SCHEMA_V5)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Migrate)?;
+            sqlx::query("INSERT INTO schema_version (version) VALUES (5)")
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::Migrate)?;
@@ -486,11 +497,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/t.db", dir.path().display());
         let s = SqliteStore::open(&url).await.unwrap();
-        // Rows as version 3 wrote them, and the store set back to version 3.
+        // Rows as version 3 wrote them, and the store set back to version 3 (version 5's
+        // table goes too, to be made again).
         sqlx::raw_sql(
             "INSERT INTO entity_messages VALUES ('r' || char(0) || 'C' || char(0) || 'e', 'C', 5, 1);
              INSERT INTO groups (route, key, spec) VALUES ('r', 'a=1' || char(0) || 'b=2', '{}');
-             DELETE FROM schema_version WHERE version = 4;",
+             DELETE FROM schema_version WHERE version >= 4;
+             DROP TABLE directory;",
         )
         .execute(&s.writer)
         .await

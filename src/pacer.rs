@@ -1,4 +1,5 @@
-//! Outbound pacing: a token bucket shared by every call to Roam, plus a global pause.
+//! Outbound pacing: a token bucket shared by every call to Roam (posting, transcripts,
+//! name lookups), plus a global pause.
 //!
 //! The bucket allows `burst` requests at once and `rate` per second after that (Roam's
 //! documented pace is 1/s with a burst of 10). A 429 pauses *all* sending until its
@@ -15,7 +16,11 @@ use tokio::time::Instant;
 
 use crate::metrics::Metrics;
 use crate::ratelimit::TokenBucket;
+use crate::roam::RoamError;
 use crate::storage::Store;
+
+/// 429s in a row on one call before [`Pacer::call`] gives up on it.
+const MAX_RATE_LIMITED: u32 = 5;
 
 #[derive(Debug)]
 pub struct Pacer {
@@ -129,6 +134,32 @@ impl Pacer {
         s.paused_until
             .and_then(|u| u.checked_duration_since(Instant::now()))
             .filter(|d| !d.is_zero())
+    }
+
+    /// One Roam API call that is not a message (a lookup, a list): paced, and on a 429
+    /// all calls pause for its `Retry-After` and the call is tried again, up to
+    /// `MAX_RATE_LIMITED` times. `what` names the work in the log.
+    pub async fn call<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, RoamError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, RoamError>>,
+    {
+        let mut limited = 0;
+        loop {
+            self.acquire().await;
+            match call().await {
+                Err(e @ RoamError::RateLimited { .. }) if limited < MAX_RATE_LIMITED => {
+                    limited += 1;
+                    let wait = e.rate_limit_wait().unwrap_or_default();
+                    tracing::warn!(
+                        wait_s = wait.as_secs_f64(),
+                        "429 from Roam during {what}; all calls paused"
+                    );
+                    self.pause_for(wait);
+                }
+                other => return other,
+            }
+        }
     }
 }
 
