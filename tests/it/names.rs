@@ -288,3 +288,39 @@ async fn the_daemon_refuses_to_start_with_an_unknown_name() {
         "{e}"
     );
 }
+
+/// A reload asks Roam about new names: a known one takes effect, an unknown one is
+/// refused with the key and the closest names, and the running config stays.
+#[tokio::test]
+async fn a_reload_checks_new_names() {
+    let fake = FakeRoam::start().await;
+    fake_with_directory(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let base = test_config(&fake.url, &dir.path().join("t.db"), "");
+    let route = |to: &str| {
+        format!("{base}\n[[routes]]\nname = \"r\"\nsource = \"github\"\nto = \"{to}\"\n")
+    };
+    std::fs::write(&path, route(CHAT_A)).unwrap();
+    let app = TestApp::spawn_file(&path).await;
+    let http = reqwest::Client::new();
+    std::fs::write(&path, route("#Deploy")).unwrap();
+    let r = http.post(app.admin_url("/-/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    let msg = body["message"].as_str().unwrap();
+    assert!(
+        msg.contains("routes[0].to") && msg.contains("closest: #Deploys"),
+        "{msg}"
+    );
+    std::fs::write(&path, route("#Deploys")).unwrap();
+    let r = http.post(app.admin_url("/-/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    app.push_accepted("r1").await;
+    wait_for("the message", Duration::from_secs(10), || {
+        fake.delivered().len() == 1
+    })
+    .await;
+    assert_eq!(fake.delivered()[0].body["chat"], DEPLOYS);
+    app.stop().await;
+}
