@@ -15,6 +15,7 @@ pub mod compose;
 pub mod config;
 pub mod delivery;
 pub mod directory;
+pub mod enrich;
 pub mod fieldpath;
 pub mod grouping;
 pub mod http;

@@ -140,6 +140,8 @@ pub struct Metrics {
     pub transcript_runs: Counters,
     /// outcome (processed, skipped_live, failed).
     pub transcripts: Counters,
+    /// source, result (fetched, cached, failed).
+    pub enrichments: Counters,
     pub rate_limited: Counter,
     pub roam_pauses: Counter,
     pub roam_paused_seconds: Counter<f64, AtomicU64>,
@@ -178,6 +180,7 @@ impl Default for Metrics {
             reloads: Counters::new(&["result"]),
             transcript_runs: Counters::new(&["result"]),
             transcripts: Counters::new(&["outcome"]),
+            enrichments: Counters::new(&["source", "result"]),
             rate_limited: Counter::default(),
             roam_pauses: Counter::default(),
             roam_paused_seconds: Counter::default(),
@@ -250,6 +253,12 @@ impl Metrics {
             &self.quiet,
         );
         c(r, "config_reloads", "Reloads by result", &self.reloads);
+        c(
+            r,
+            "enrichments",
+            "CRM records looked up for events, by source and result (fetched, cached, failed)",
+            &self.enrichments,
+        );
         c(
             r,
             "transcript_runs",

@@ -305,6 +305,20 @@ pub struct SourceConfig {
     /// Burst for `rate_limit` (default: one second's worth, at least 1).
     #[serde(default, deserialize_with = "de::opt_u32")]
     pub rate_limit_burst: Option<u32>,
+    /// HubSpot: a private app token; with it each event's record (deal, contact,
+    /// company, ticket) and its owner are read from HubSpot's CRM API.
+    #[serde(default)]
+    pub api_token: Option<Secret>,
+    /// HubSpot: the API's base URL (default `https://api.hubapi.com`).
+    #[serde(default)]
+    pub api_url: Option<String>,
+    /// HubSpot: how long the answer to a webhook may wait for the CRM API (default 2s).
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    pub enrich_timeout: Option<Duration>,
+    /// HubSpot: how long a record read from the CRM API is used without asking again
+    /// (default 10m; pipelines and owners: 1h).
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    pub enrich_ttl: Option<Duration>,
 }
 
 impl SourceConfig {

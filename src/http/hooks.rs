@@ -126,7 +126,7 @@ async fn handle(
             retry_after: wait,
         });
     }
-    let parsed = verify_and_parse(st, source, req)?;
+    let mut parsed = verify_and_parse(st, source, req)?;
     match parsed.ack {
         Ack::Pong { event } => {
             tracing::info!(source = %source.name, event = %event, "connectivity check answered");
@@ -140,6 +140,10 @@ async fn handle(
             Ok(((StatusCode::OK, Json(body)).into_response(), "ping"))
         }
         ack => {
+            pipeline
+                .enrichers
+                .enrich(&source.name, &mut parsed.events, &st.store, &st.metrics)
+                .await;
             let outcome = st
                 .ingest
                 .accept(&pipeline, source, parsed.events)

@@ -3,8 +3,8 @@
 //! body is an array of events; each becomes its own event:
 //! `hubspot.<subscriptionType>` (`hubspot.deal.creation`, `hubspot.deal.propertychange`),
 //! delivery id `<subscriptionId>:<eventId>:<occurredAt>` (HubSpot's `eventId` alone is
-//! not unique). Events name objects by id only; fetching the deal's name would need the
-//! HubSpot API (not done).
+//! not unique). Events name objects by id only; a source with an `api_token` adds the
+//! record, its labels and its owner from HubSpot's CRM API (`enrich::hubspot`).
 
 use serde_json::Value;
 

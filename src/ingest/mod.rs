@@ -20,6 +20,7 @@ use ipnet::IpNet;
 
 use crate::config::{Config, ConfigError};
 use crate::directory::Directory;
+use crate::enrich::Enrichers;
 use crate::grouping::flusher::CurrentTemplates;
 use crate::inbound::{self, Source};
 use crate::render::Templates;
@@ -40,6 +41,8 @@ pub struct Pipeline {
     pub transcript_domains: Vec<String>,
     /// What `#Name`s and emails stand for (empty offline), shared like the silences.
     pub directory: Directory,
+    /// Sources whose events are completed from the sender's API (HubSpot).
+    pub enrichers: Enrichers,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -71,6 +74,7 @@ impl Pipeline {
                 &cfg.transcripts.internal_domains,
             ),
             directory: Directory::default(),
+            enrichers: Enrichers::build(cfg)?,
         })
     }
 

@@ -188,6 +188,12 @@ contract! {
     /// Adds or updates directory rows (by kind and key), in one transaction.
     fn put_directory(&self, entries: &[DirEntry]) -> ();
 
+    /// A cached enrichment answer and when it was fetched (unix ms).
+    fn cached(&self, key: &str) -> Option<(String, i64)>;
+
+    /// Stores (or replaces) a cached enrichment answer.
+    fn put_cached(&self, key: &str, value: &str, fetched_at: i64) -> ();
+
     /// Takes or renews the lease `name` for `holder` for `ttl`. True while `holder` holds
     /// it. Background work that must run on one replica at a time (the group flusher, the
     /// transcript queue, pruning) runs only while its replica holds the lease.

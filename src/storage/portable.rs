@@ -395,6 +395,34 @@ macro_rules! portable {
                 Ok(())
             }
 
+            pub async fn cached(
+                &self,
+                key: &str,
+            ) -> Result<Option<(String, i64)>, crate::storage::StoreError> {
+                Ok(sqlx::query_as("SELECT value, fetched_at FROM enrichment_cache WHERE key = $1")
+                    .bind($clean(key))
+                    .fetch_optional(&self.$r)
+                    .await?)
+            }
+
+            pub async fn put_cached(
+                &self,
+                key: &str,
+                value: &str,
+                fetched_at: i64,
+            ) -> Result<(), crate::storage::StoreError> {
+                sqlx::query(
+                    "INSERT INTO enrichment_cache (key, value, fetched_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, fetched_at = excluded.fetched_at",
+                )
+                .bind($clean(key))
+                .bind($clean(value))
+                .bind(fetched_at)
+                .execute(&self.$w)
+                .await?;
+                Ok(())
+            }
+
             pub async fn set_transcript_state(
                 &self,
                 pairs: &[(&str, String)],

@@ -16,6 +16,7 @@ mod container;
 mod delivery;
 mod hardening;
 mod hooks;
+mod hubspot;
 mod noise;
 mod process;
 mod quiet;

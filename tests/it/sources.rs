@@ -13,7 +13,7 @@ use sha2::Sha256;
 use crate::helpers::*;
 
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-const HUBSPOT_URL: &str = "https://hooks.example.com/hooks/hubspot";
+pub(crate) const HUBSPOT_URL: &str = "https://hooks.example.com/hooks/hubspot";
 
 /// A payload the repository wrote (tests/data), for senders tests/fixtures lacks.
 fn data(name: &str) -> Vec<u8> {

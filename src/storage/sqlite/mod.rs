@@ -28,6 +28,7 @@ const SCHEMA_V1: &str = include_str!("schema.sql");
 const SCHEMA_V2: &str = include_str!("schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("schema_v3.sql");
 const SCHEMA_V5: &str = include_str!("../schema_v5.sql");
+const SCHEMA_V6: &str = include_str!("../schema_v6.sql");
 
 /// SQLite allows 32,766 bound values per statement; an event row binds 7.
 const EVENT_ROWS_PER_STATEMENT: usize = 1000;
@@ -230,6 +231,16 @@ impl SqliteStore {
                 .await
                 .map_err(StoreError::Migrate)?;
             sqlx::query("INSERT INTO schema_version (version) VALUES (5)")
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Migrate)?;
+        }
+        if version.unwrap_or(0) < 6 {
+            sqlx::raw_sql(SCHEMA_V6)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Migrate)?;
+            sqlx::query("INSERT INTO schema_version (version) VALUES (6)")
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::Migrate)?;
@@ -503,7 +514,8 @@ mod tests {
             "INSERT INTO entity_messages VALUES ('r' || char(0) || 'C' || char(0) || 'e', 'C', 5, 1);
              INSERT INTO groups (route, key, spec) VALUES ('r', 'a=1' || char(0) || 'b=2', '{}');
              DELETE FROM schema_version WHERE version >= 4;
-             DROP TABLE directory;",
+             DROP TABLE directory;
+             DROP TABLE enrichment_cache;",
         )
         .execute(&s.writer)
         .await

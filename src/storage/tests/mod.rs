@@ -72,8 +72,9 @@ on_both_backends!(
     outbox_admin_and_silences,
     transcript_queue_and_state,
     text_with_nul_from_a_payload_is_stored,
-    the_directory_cache_keeps_and_updates_rows,
 );
+
+mod caches;
 
 /// Claims last 1 ms here, so a reopened store sees the earlier one's sends as cut short.
 fn short_lease() -> ReplicaSettings {
@@ -307,41 +308,6 @@ async fn transcript_queue_and_state(url: String) {
     assert!(!s.has_event("gh", "a").await.unwrap());
     s.commit_events(&[ev("a", &[])]).await.unwrap();
     assert!(s.has_event("gh", "a").await.unwrap());
-    s.close().await;
-}
-
-/// The directory cache: rows are added and updated by kind and key, never deleted, and
-/// survive reopening.
-async fn the_directory_cache_keeps_and_updates_rows(url: String) {
-    let s = Store::open(&url).await.unwrap();
-    let chat = |name: &str, seen_at: i64| DirEntry {
-        kind: "chat".into(),
-        key: "C-1".into(),
-        id: "C-1".into(),
-        label: name.into(),
-        group: Some("G-1".into()),
-        chat_kind: Some("channel".into()),
-        seen_at,
-    };
-    let user = DirEntry {
-        kind: "user".into(),
-        key: "ann@example.com".into(),
-        id: "U-1".into(),
-        label: "ann@example.com".into(),
-        group: None,
-        chat_kind: None,
-        seen_at: 1,
-    };
-    s.put_directory(&[chat("Deploys", 1), user.clone()])
-        .await
-        .unwrap();
-    s.put_directory(&[chat("Deploys (old)", 2)]).await.unwrap();
-    s.close().await;
-    let s = Store::open(&url).await.unwrap();
-    assert_eq!(
-        s.directory().await.unwrap(),
-        vec![chat("Deploys (old)", 2), user]
-    );
     s.close().await;
 }
 

@@ -1,0 +1,465 @@
+//! HubSpot enrichment against a fake HubSpot CRM API: deals, contacts and companies read
+//! with their labels and owners, cached durably; a deleted record, a 429 with
+//! Retry-After and a slow API still give a message (with the ids) and a fast 202.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::sources::{HUBSPOT_URL, Signer, headers, now, post};
+
+const TOKEN: &str = "pat-na1-test-token";
+const SECRET_HS: &str = "hubspot-client-secret";
+
+/// How the fake answers the next calls.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// 429 with this Retry-After (seconds).
+    RateLimited(u64),
+    /// Answers after this long.
+    Slow(Duration),
+}
+
+#[derive(Default)]
+struct Hs {
+    /// (path, authorization) of every call.
+    calls: Vec<(String, Option<String>)>,
+    script: VecDeque<Answer>,
+}
+
+#[derive(Clone)]
+struct FakeHubSpot {
+    url: String,
+    state: Arc<Mutex<Hs>>,
+}
+
+impl FakeHubSpot {
+    async fn start() -> FakeHubSpot {
+        let state = Arc::new(Mutex::new(Hs::default()));
+        let app = Router::new()
+            .route("/crm/v3/objects/{kind}/{id}", get(object))
+            .route("/crm/v3/pipelines/{kind}", get(pipelines))
+            .route("/crm/v3/owners/{id}", get(owner))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeHubSpot { url, state }
+    }
+
+    fn script(&self, answers: impl IntoIterator<Item = Answer>) {
+        self.state.lock().unwrap().script.extend(answers);
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .map(|c| c.0.clone())
+            .collect()
+    }
+}
+
+type Hst = State<Arc<Mutex<Hs>>>;
+
+/// Records the call and plays the script: Some(response) to answer with instead.
+async fn scripted(state: &Arc<Mutex<Hs>>, path: String, headers: &HeaderMap) -> Option<Response> {
+    let answer = {
+        let mut s = state.lock().unwrap();
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        s.calls.push((path, auth));
+        s.script.pop_front()
+    };
+    match answer {
+        Some(Answer::RateLimited(secs)) => Some(
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", secs.to_string())],
+                Json(json!({"status": "error", "category": "RATE_LIMITS"})),
+            )
+                .into_response(),
+        ),
+        Some(Answer::Slow(d)) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+        None => None,
+    }
+}
+
+/// The CRM records the fake knows (HubSpot's v3 object shape: id and string properties).
+fn records() -> HashMap<(&'static str, &'static str), Value> {
+    HashMap::from([
+        (
+            ("deals", "1246965"),
+            json!({"id": "1246965", "properties": {
+            "dealname": "ACME Corp renewal", "amount": "48000", "deal_currency_code": "USD",
+            "dealstage": "closedwon", "pipeline": "default", "closedate": "2026-11-28T17:00:00Z",
+            "hubspot_owner_id": "31"}}),
+        ),
+        (
+            ("deals", "777"),
+            json!({"id": "777", "properties": {
+            "dealname": "Tiny pilot", "amount": "900", "deal_currency_code": "JPY",
+            "dealstage": "appointmentscheduled", "pipeline": "default", "hubspot_owner_id": "31"}}),
+        ),
+        (
+            ("contacts", "501"),
+            json!({"id": "501", "properties": {
+            "firstname": "Kim", "lastname": "Lee", "email": "kim@client.example", "company": "Client Ltd",
+            "hubspot_owner_id": "31"}}),
+        ),
+        (
+            ("companies", "601"),
+            json!({"id": "601", "properties": {"name": "Client Ltd", "domain": "client.example"}}),
+        ),
+    ])
+}
+
+async fn object(
+    State(state): Hst,
+    Path((kind, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = scripted(&state, format!("objects/{kind}/{id}"), &headers).await {
+        return r;
+    }
+    match records()
+        .into_iter()
+        .find(|((k, i), _)| *k == kind && *i == id)
+    {
+        Some((_, v)) => Json(v).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"status": "error", "category": "OBJECT_NOT_FOUND"})),
+        )
+            .into_response(),
+    }
+}
+
+async fn pipelines(State(state): Hst, Path(kind): Path<String>, headers: HeaderMap) -> Response {
+    if let Some(r) = scripted(&state, format!("pipelines/{kind}"), &headers).await {
+        return r;
+    }
+    Json(
+        json!({"results": [{"id": "default", "label": "Sales Pipeline", "stages": [
+        {"id": "appointmentscheduled", "label": "Appointment Scheduled"},
+        {"id": "closedwon", "label": "Closed Won"},
+        {"id": "closedlost", "label": "Closed Lost"}]}]}),
+    )
+    .into_response()
+}
+
+async fn owner(State(state): Hst, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Some(r) = scripted(&state, format!("owners/{id}"), &headers).await {
+        return r;
+    }
+    match id.as_str() {
+        "31" => Json(json!({"id": "31", "email": "jane.doe@acme.example", "firstName": "Jane", "lastName": "Doe"})).into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// A HubSpot source reading the fake CRM, a sales route for big deals and a DM to the
+/// owner, by the email HubSpot gives.
+fn config(roam: &FakeRoam, hs: &FakeHubSpot, db: &std::path::Path, timeout: &str) -> String {
+    test_config(
+        &roam.url,
+        db,
+        &format!(
+            r#"
+[[sources]]
+name = "hubspot"
+kind = "hubspot"
+secret = "{SECRET_HS}"
+public_url = "{HUBSPOT_URL}"
+api_token = "{TOKEN}"
+api_url = "{}"
+enrich_timeout = "{timeout}"
+
+[[routes]]
+name = "big-deals"
+source = "hubspot"
+to = "{CHAT_A}"
+continue = true
+[routes.when]
+field = "deal.amount"
+gte = 10000
+
+[[routes]]
+name = "owner"
+source = "hubspot"
+to = "{{{{owner.email}}}}"
+fallback = "{CHAT_B}"
+"#,
+            hs.url
+        ),
+    )
+}
+
+fn event(sub: &str, object: u64, event_id: u64, extra: Value) -> Vec<u8> {
+    let mut e = json!({"eventId": event_id, "subscriptionId": 2881778, "portalId": 62515, "appId": 1160452,
+        "occurredAt": 1764318000000u64 + event_id, "subscriptionType": sub, "attemptNumber": 0,
+        "objectId": object, "changeSource": "CRM_UI"});
+    if let (Some(o), Value::Object(x)) = (e.as_object_mut(), extra) {
+        o.extend(x);
+    }
+    serde_json::to_vec(&json!([e])).unwrap()
+}
+
+async fn send(app: &TestApp, body: &[u8]) -> (reqwest::StatusCode, Duration) {
+    let started = Instant::now();
+    let r = post(
+        app,
+        "hubspot",
+        body,
+        &headers(Signer::HubSpot, SECRET_HS, body, now()),
+    )
+    .await;
+    (r.status(), started.elapsed())
+}
+
+const JANE: &str = "U-cccccccc-cccc-4ccc-8ccc-cccccccccccc";
+
+#[tokio::test]
+async fn a_closed_won_deal_is_celebrated_with_its_name_amount_stage_and_owner() {
+    let roam = FakeRoam::start().await;
+    roam.add_user("jane.doe@acme.example", JANE);
+    let hs = FakeHubSpot::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&config(&roam, &hs, &dir.path().join("t.db"), "2s")).await;
+    let body = event(
+        "deal.propertyChange",
+        1246965,
+        1,
+        json!({"propertyName": "dealstage", "propertyValue": "closedwon"}),
+    );
+    assert_eq!(send(&app, &body).await.0, 202);
+    wait_for("channel and owner", Duration::from_secs(10), || {
+        roam.delivered().len() == 2
+    })
+    .await;
+    let sent = roam.delivered();
+    let channel = &sent
+        .iter()
+        .find(|r| r.body["chat"] == CHAT_A)
+        .expect("over 10,000: the big-deals route")
+        .body;
+    assert_eq!(
+        channel["blocks"][0]["text"]["text"],
+        "🎉 ACME Corp renewal — 48,000 USD — Closed Won"
+    );
+    assert_eq!(channel["color"], "good");
+    let text = crate::blockkit::readable(channel);
+    assert!(
+        text.contains("**Owner:** Jane Doe") && text.contains("Sales Pipeline"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Open in HubSpot https://app.hubspot.com/contacts/62515/record/0-3/1246965"),
+        "{text}"
+    );
+    assert!(
+        sent.iter().any(|r| r.body["chat"] == JANE),
+        "the owner gets a DM"
+    );
+    // The token went to HubSpot as a bearer token.
+    let auth = hs.state.lock().unwrap().calls[0].1.clone();
+    assert_eq!(auth.as_deref(), Some(format!("Bearer {TOKEN}").as_str()));
+    // A small deal: not on the big-deals route; JPY has no decimals.
+    let body = event("deal.creation", 777, 2, json!({}));
+    assert_eq!(send(&app, &body).await.0, 202);
+    wait_for("the owner's DM", Duration::from_secs(10), || {
+        roam.delivered().len() == 3
+    })
+    .await;
+    let dm = &roam.delivered()[2].body;
+    assert_eq!(dm["chat"], JANE);
+    assert_eq!(
+        dm["blocks"][0]["text"]["text"],
+        "Tiny pilot — 900 JPY — Appointment Scheduled"
+    );
+    // Pipelines and the owner were cached: asked once for both deals.
+    let calls = hs.calls();
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("pipelines/")).count(),
+        1,
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("owners/")).count(),
+        1,
+        "{calls:?}"
+    );
+    roam.assert_all_valid();
+    app.stop().await;
+    // The cache is durable: a restart asks HubSpot nothing for the same deal.
+    let app = TestApp::spawn(&config(&roam, &hs, &dir.path().join("t.db"), "2s")).await;
+    let before = hs.calls().len();
+    let body = event(
+        "deal.propertyChange",
+        1246965,
+        3,
+        json!({"propertyName": "amount", "propertyValue": "48000"}),
+    );
+    assert_eq!(send(&app, &body).await.0, 202);
+    wait_for("after restart", Duration::from_secs(10), || {
+        roam.delivered().len() == 5
+    })
+    .await;
+    assert_eq!(hs.calls().len(), before, "answered from the durable cache");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn contacts_and_companies_are_named() {
+    let roam = FakeRoam::start().await;
+    roam.add_user("jane.doe@acme.example", JANE);
+    let hs = FakeHubSpot::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&config(&roam, &hs, &dir.path().join("t.db"), "2s")).await;
+    assert_eq!(
+        send(&app, &event("contact.creation", 501, 1, json!({})))
+            .await
+            .0,
+        202
+    );
+    assert_eq!(
+        send(&app, &event("company.creation", 601, 2, json!({})))
+            .await
+            .0,
+        202
+    );
+    wait_for("two messages", Duration::from_secs(10), || {
+        roam.delivered().len() == 2
+    })
+    .await;
+    let headers: Vec<String> = roam
+        .delivered()
+        .iter()
+        .map(|r| {
+            r.body["blocks"][0]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(headers, ["👤 Kim Lee", "🏢 Client Ltd"]);
+    let contact = crate::blockkit::readable(&roam.delivered()[0].body);
+    assert!(
+        contact.contains("kim@client.example") && contact.contains("**Owner:** Jane Doe"),
+        "{contact}"
+    );
+    app.stop().await;
+}
+
+/// A deleted record, a 429 and a slow API: the 202 stays fast, the message still goes out
+/// with the ids and says why the details are missing, and each failure is counted.
+#[tokio::test]
+async fn when_hubspot_fails_the_message_still_goes_out_and_says_so() {
+    let roam = FakeRoam::start().await;
+    let hs = FakeHubSpot::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&config(&roam, &hs, &dir.path().join("t.db"), "700ms")).await;
+    // Deleted: 404.
+    assert_eq!(
+        send(&app, &event("deal.deletion", 999, 1, json!({})))
+            .await
+            .0,
+        202
+    );
+    wait_for("the message", Duration::from_secs(10), || {
+        roam.delivered().len() == 1
+    })
+    .await;
+    let text = crate::blockkit::readable(&roam.delivered()[0].body);
+    assert!(
+        text.contains("HubSpot details unavailable: HubSpot has no deal 999 (deleted?)"),
+        "{text}"
+    );
+    assert!(text.contains("#999"), "the ids are still shown: {text}");
+    // Slow: the answer waits at most enrich_timeout.
+    hs.script([Answer::Slow(Duration::from_secs(3))]);
+    let (status, took) = send(&app, &event("deal.creation", 1246965, 2, json!({}))).await;
+    assert_eq!(status, 202);
+    assert!(took < Duration::from_millis(2000), "the 202 took {took:?}");
+    wait_for("the second message", Duration::from_secs(10), || {
+        roam.delivered().len() == 2
+    })
+    .await;
+    let text = crate::blockkit::readable(&roam.delivered()[1].body);
+    assert!(text.contains("no answer within 700ms"), "{text}");
+    // Rate-limited beyond the bound: Retry-After is respected, no call until it passes.
+    hs.script([Answer::RateLimited(30)]);
+    assert_eq!(
+        send(&app, &event("deal.creation", 777, 3, json!({})))
+            .await
+            .0,
+        202
+    );
+    let calls = hs.calls().len();
+    assert_eq!(
+        send(&app, &event("contact.creation", 501, 4, json!({})))
+            .await
+            .0,
+        202
+    );
+    assert_eq!(
+        hs.calls().len(),
+        calls,
+        "no call during HubSpot's Retry-After"
+    );
+    wait_for("four messages", Duration::from_secs(10), || {
+        roam.delivered().len() == 4
+    })
+    .await;
+    for r in &roam.delivered()[2..] {
+        let text = crate::blockkit::readable(&r.body);
+        assert!(
+            text.contains("HubSpot rate-limits us; retry after"),
+            "{text}"
+        );
+    }
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("roam_notify_enrichments_total{source=\"hubspot\",result=\"failed\"} 4"),
+        "{metrics}"
+    );
+    roam.assert_all_valid();
+    app.stop().await;
+}
+
+/// A 429 whose Retry-After ends within the bound is waited out, then the call succeeds.
+#[tokio::test]
+async fn a_short_retry_after_is_waited_out() {
+    let roam = FakeRoam::start().await;
+    let hs = FakeHubSpot::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&config(&roam, &hs, &dir.path().join("t.db"), "3s")).await;
+    hs.script([Answer::RateLimited(1)]);
+    let (status, took) = send(&app, &event("company.creation", 601, 1, json!({}))).await;
+    assert_eq!(status, 202);
+    assert!(took >= Duration::from_secs(1), "waited {took:?}");
+    wait_for("the message", Duration::from_secs(10), || {
+        roam.delivered().len() == 1
+    })
+    .await;
+    assert_eq!(
+        roam.delivered()[0].body["blocks"][0]["text"]["text"],
+        "🏢 Client Ltd"
+    );
+    app.stop().await;
+}
