@@ -186,6 +186,10 @@ impl SourceKind for Salesforce {
             if let (Some(base), Some(id)) = (&instance, &record) {
                 payload.insert("record_url".into(), Value::String(format!("{base}/{id}")));
             }
+            payload.insert("field_list".into(), field_list(&n.fields));
+            if let Some(owner) = owner(&n.fields) {
+                payload.insert("owner".into(), owner);
+            }
             payload.insert("fields".into(), Value::Object(n.fields));
             events.push(Event {
                 name: format!("salesforce.{}", name_part(&n.sobject_type)),
@@ -211,3 +215,92 @@ pub const SOAP_ACK: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
  </soapenv:Body>
 </soapenv:Envelope>
 "#;
+
+/// The fields the admin selected, in order, with readable labels: `[{name, label,
+/// value}]` (`LastModifiedDate` is "Last Modified Date", `Renewal_Date__c` "Renewal
+/// Date", `AccountId` "Account ID"); the record's own `Id` is left out.
+fn field_list(fields: &Map<String, Value>) -> Value {
+    Value::Array(
+        fields
+            .iter()
+            .filter(|(k, _)| k.as_str() != "Id")
+            .map(|(k, v)| serde_json::json!({"name": k, "label": label(k), "value": v}))
+            .collect(),
+    )
+}
+
+/// A readable label for a Salesforce API field name.
+pub fn label(api_name: &str) -> String {
+    let name = api_name
+        .strip_suffix("__c")
+        .or_else(|| api_name.strip_suffix("__r"))
+        .unwrap_or(api_name);
+    let chars: Vec<char> = name.chars().collect();
+    let mut words: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if c == '_' || c == ' ' {
+            if !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
+            }
+            continue;
+        }
+        let prev = i.checked_sub(1).map(|j| chars[j]);
+        let next = chars.get(i + 1).copied();
+        let boundary = c.is_uppercase()
+            && prev.is_some_and(|p| {
+                p.is_lowercase()
+                    || p.is_ascii_digit()
+                    || (p.is_uppercase() && next.is_some_and(|n| n.is_lowercase()))
+            });
+        if boundary && !cur.is_empty() {
+            words.push(std::mem::take(&mut cur));
+        }
+        cur.push(c);
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    if words.len() > 1
+        && let Some(last) = words.last_mut()
+        && last == "Id"
+    {
+        *last = "ID".into();
+    }
+    words.join(" ")
+}
+
+/// The record's owner: `OwnerId`, and an email when the message carries one (a formula
+/// field such as `Owner_Email__c` = `Owner.Email`, since outbound messages only send the
+/// object's own fields).
+fn owner(fields: &Map<String, Value>) -> Option<Value> {
+    let id = fields.get("OwnerId").and_then(Value::as_str)?;
+    let email = [
+        "Owner_Email__c",
+        "OwnerEmail__c",
+        "OwnerEmail",
+        "Owner_Email",
+    ]
+    .iter()
+    .find_map(|k| fields.get(*k).and_then(Value::as_str));
+    Some(serde_json::json!({"id": id, "email": email}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label;
+
+    #[test]
+    fn api_names_become_readable_labels() {
+        for (api, shown) in [
+            ("LastModifiedDate", "Last Modified Date"),
+            ("Renewal_Date__c", "Renewal Date"),
+            ("AccountId", "Account ID"),
+            ("SLAExpirationDate__c", "SLA Expiration Date"),
+            ("Name", "Name"),
+            ("Amount2__c", "Amount2"),
+        ] {
+            assert_eq!(label(api), shown, "{api}");
+        }
+    }
+}

@@ -324,3 +324,59 @@ async fn a_reload_checks_new_names() {
     assert_eq!(fake.delivered()[0].body["chat"], DEPLOYS);
     app.stop().await;
 }
+
+/// A Salesforce outbound message names its record's owner: `OwnerId`, and the email a
+/// formula field such as `Owner_Email__c` carries; a route sends to `{{owner.email}}`,
+/// and the card shows the fields the admin selected with readable labels.
+#[tokio::test]
+async fn a_salesforce_owner_gets_a_direct_message_with_readable_fields() {
+    let fake = FakeRoam::start().await;
+    fake.add_user("owner@acme.example", ANN);
+    let dir = tempfile::tempdir().unwrap();
+    let extra = r#"
+[[sources]]
+name = "sf"
+kind = "salesforce"
+organization_id = "012345678901234"
+
+[[routes]]
+name = "owner"
+source = "sf"
+to = "{{owner.email}}"
+"#;
+    let app = TestApp::spawn(&test_config(&fake.url, &dir.path().join("t.db"), extra)).await;
+    let body = String::from_utf8(fixture("salesforce/outbound-message.contact.aspnet.xml"))
+        .unwrap()
+        .replacen(
+            "<sf:Title>White</sf:Title>",
+            "<sf:Title>White</sf:Title><sf:OwnerId>0051I000000abcDQAQ</sf:OwnerId><sf:Owner_Email__c>owner@acme.example</sf:Owner_Email__c><sf:Renewal_Date__c>2027-01-31</sf:Renewal_Date__c>",
+            1,
+        );
+    let r = app
+        .http
+        .post(app.url("/hooks/sf"))
+        .header("content-type", "text/xml; charset=utf-8")
+        .header("SOAPAction", "\"\"")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Two notifications: the first (with the owner fields) to its owner; the second has
+    // no owner, so no destination: a dead letter, never dropped.
+    wait_for("the owner's DM", Duration::from_secs(10), || {
+        fake.delivered().len() == 1
+    })
+    .await;
+    let dm = &fake.delivered()[0].body;
+    assert_eq!(dm["chat"], ANN);
+    let text = crate::blockkit::readable(dm);
+    assert!(
+        text.contains("**Renewal Date:** 2027-01-31")
+            && text.contains("**Owner ID:** 0051I000000abcDQAQ"),
+        "{text}"
+    );
+    assert!(text.contains("Open record https://"), "{text}");
+    app.wait_ready(|r| r["outbox"]["dead"] == 1).await;
+    app.stop().await;
+}
