@@ -108,6 +108,9 @@ pub struct Item {
     /// alerts, not notifications.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerts: Option<BTreeMap<String, u64>>,
+    /// Alert kinds: the alert's labels, for a digest's counts by label value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
 }
 
 impl Item {
@@ -143,6 +146,7 @@ impl Item {
                 Content::Text(_) => None,
             },
             alerts,
+            labels: alerts_labels(payload),
         }
     }
 
@@ -150,6 +154,22 @@ impl Item {
         self.status == "resolved"
     }
 }
+
+/// An alert event's labels (as text), for [`Item::labels`].
+fn alerts_labels(payload: &Value) -> Option<BTreeMap<String, String>> {
+    payload.get("_counts")?;
+    let labels = payload.get("labels")?.as_object()?;
+    Some(
+        labels
+            .iter()
+            .filter_map(|(k, v)| scalar_text(v).map(|v| (k.clone(), v)))
+            .collect(),
+    )
+}
+
+/// Labels shown in a digest's counts: those with 2 to this many distinct values (one
+/// value says nothing; a value per alert, like `instance`, is the list itself).
+const LABEL_VALUES_SHOWN: usize = 6;
 
 /// Which group of a route an item joins. Stored as text (`encode`); the kinds that are
 /// not `group_by` values start with a control character no label text can produce.
@@ -290,7 +310,24 @@ pub fn group_context(
         ""
     };
     let shown: Vec<&Line> = lines.iter().take(spec.shown).collect();
+    // Counts by label value, for labels that tell the alerts apart in a few ways.
+    let mut by_label: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
+    for l in lines {
+        for (k, v) in l.item.labels.iter().flatten() {
+            *by_label.entry(k).or_default().entry(v).or_default() += l.repeats;
+        }
+    }
+    let by_label: Vec<serde_json::Value> = by_label
+        .into_iter()
+        .filter(|(_, values)| (2..=LABEL_VALUES_SHOWN).contains(&values.len()))
+        .map(|(label, values)| {
+            let mut values: Vec<(&str, u64)> = values.into_iter().collect();
+            values.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            serde_json::json!({"label": label, "values": values.into_iter().map(|(v, n)| serde_json::json!({"value": v, "count": n})).collect::<Vec<_>>()})
+        })
+        .collect();
     serde_json::json!({
+        "by_label": by_label,
         "route": route,
         "count": count,
         "total": total,

@@ -119,6 +119,18 @@ handlebars_helper!(outcome: |*args| {
         .unwrap_or("")
         .to_string()
 });
+// An integer with thousands separators: 1995 as "1,995".
+handlebars_helper!(number: |n: u64| {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+});
 handlebars_helper!(plural: |n: u64, one: str, many: str| if n == 1 { one.to_string() } else { many.to_string() });
 // RFC 3339 as "2026-01-21 17:32 UTC"; anything else as it is.
 handlebars_helper!(datetime: |s: str| {
@@ -141,6 +153,7 @@ pub fn register_helpers(hbs: &mut Handlebars<'static>) {
     hbs.register_helper("silence_url", Box::new(silence_url));
     hbs.register_helper("hubspot_record_url", Box::new(hubspot_record_url));
     hbs.register_helper("plural", Box::new(plural));
+    hbs.register_helper("number", Box::new(number));
     hbs.register_helper("datetime", Box::new(datetime));
 }
 

@@ -527,7 +527,8 @@ contains = ["**Action items (2)**", "Your action item from Meeting"]
 }
 
 /// `check` warns about a path that no sample payload of the route's kind has, naming the
-/// route, the key and the path (what `group_by = ["alertname"]` on Alertmanager is).
+/// route, the key and the path; an alert's label by its bare name (`alertname`) is found,
+/// as at run time.
 #[test]
 fn check_warns_about_paths_no_sample_has() {
     let dir = tempfile::tempdir().unwrap();
@@ -546,7 +547,7 @@ secret = "u:p"
 name = "by-alert"
 source = "am"
 to = "{CHAT_A}"
-group_by = ["alertname", "commonLabels.alertname"]
+group_by = ["alertname", "commonLabels.alertname", "alertnme"]
 fingerprint = ["commonLabels.instnace"]
 [routes.match]
 status = "firing"
@@ -565,7 +566,7 @@ all = [ {{ field = "commonLabels.severity", equals = "critical" }}, {{ field = "
     let text = stdout_ok(&out);
     let warns: Vec<&str> = text.lines().filter(|l| l.contains(" warn ")).collect();
     for (key, path) in [
-        ("group_by", "alertname"),
+        ("group_by", "alertnme"),
         ("fingerprint", "commonLabels.instnace"),
         ("when", "labels.team"),
     ] {

@@ -8,6 +8,7 @@ mod names;
 
 mod admin;
 mod admin_auth;
+mod alerts;
 mod architecture;
 mod cards;
 mod chats;

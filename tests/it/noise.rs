@@ -23,7 +23,7 @@ secret = "{AM_AUTH}"
 }
 
 /// The `am` source and one route from it to CHAT_A with `keys`.
-fn am_route(name: &str, keys: &str) -> String {
+pub(crate) fn am_route(name: &str, keys: &str) -> String {
     format!(
         "{}\n[[routes]]\nname = \"{name}\"\nsource = \"am\"\nto = \"{CHAT_A}\"\n{keys}",
         am_source()
@@ -51,13 +51,14 @@ fn alert(name: &str, instance: &str, status: &str) -> Vec<u8> {
             "startsAt": "2026-11-29T10:00:00Z",
             "endsAt": if status == "resolved" { "2026-11-29T10:05:00Z" } else { "0001-01-01T00:00:00Z" },
             "generatorURL": "http://prometheus:9090/graph",
-            "fingerprint": format!("{:016x}", instance.len() * 7919 + name.len()),
+            // As Alertmanager's: one per label set (FNV-1a of the labels here).
+            "fingerprint": format!("{:016x}", format!("{name}\u{0}{instance}").bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))),
         }]
     }))
     .unwrap()
 }
 
-async fn post_alert(app: &TestApp, body: Vec<u8>) -> reqwest::Response {
+pub(crate) async fn post_alert(app: &TestApp, body: Vec<u8>) -> reqwest::Response {
     let basic = base64::engine::general_purpose::STANDARD.encode(AM_AUTH);
     app.http
         .post(app.url("/hooks/am"))
@@ -91,13 +92,14 @@ thread = true
 "#,
     );
     let app = TestApp::spawn(&test_config(&roam.url, &dir.path().join("t.db"), &extra)).await;
+    // Two alerts: one message each, each its own entity (the alert's fingerprint).
     let firing = fixture("alertmanager/firing.two-alerts.zulip.json");
     assert_eq!(post_alert(&app, firing).await.status(), 202);
-    wait_for("the firing message", Duration::from_secs(10), || {
-        roam.delivered().len() == 1
+    wait_for("the firing messages", Duration::from_secs(10), || {
+        roam.delivered().len() == 2
     })
     .await;
-    // Same alert group (receiver + groupKey) now resolved.
+    // The same two alerts (same fingerprints) now resolved.
     let resolved = std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/data/alertmanager.resolved.json"),
@@ -105,46 +107,62 @@ thread = true
     .unwrap();
     assert_eq!(post_alert(&app, resolved).await.status(), 202);
     wait_for(
-        "the update and the thread reply",
+        "the updates and the thread replies",
         Duration::from_secs(10),
-        || roam.updates().len() == 1 && roam.delivered().len() == 2,
+        || roam.updates().len() == 2 && roam.delivered().len() == 4,
     )
     .await;
     roam.assert_all_valid();
 
     let posts = roam.delivered();
-    let first = &posts[0];
-    assert_eq!(
-        first.body["sync"], true,
-        "the first post must be sync to learn its timestamp"
-    );
-    let key = first.body["threadKey"]
-        .as_str()
-        .expect("threaded route posts with a threadKey");
-    assert!(key.len() <= 64);
-    let update = &roam.updates()[0];
-    assert_eq!(update.body["chat"], CHAT_A);
-    assert_eq!(
-        update.body["timestamp"].as_i64(),
-        first.given_ts,
-        "edits the message Roam gave us"
-    );
-    assert!(
-        crate::blockkit::readable(&update.body).contains("RESOLVED"),
-        "{}",
-        update.body
-    );
-    // The card turns from red to green in place.
-    assert_eq!(first.body["color"], "danger");
-    assert_eq!(update.body["color"], "good");
-    assert!(update.body.get("text").is_none(), "{}", update.body);
-    let reply = &posts[1];
-    assert_eq!(
-        reply.body["threadKey"].as_str(),
-        Some(key),
-        "the change is also a reply in the thread"
-    );
-    assert!(reply.body.get("sync").is_none());
+    let keys: Vec<&str> = posts[..2]
+        .iter()
+        .map(|p| {
+            assert_eq!(
+                p.body["sync"], true,
+                "the first post must be sync to learn its timestamp"
+            );
+            // The card is red while the alert fires.
+            assert_eq!(p.body["color"], "danger");
+            p.body["threadKey"]
+                .as_str()
+                .expect("threaded route posts with a threadKey")
+        })
+        .collect();
+    assert_ne!(keys[0], keys[1], "one thread per alert");
+    assert!(keys.iter().all(|k| k.len() <= 64));
+    for update in roam.updates() {
+        assert_eq!(update.body["chat"], CHAT_A);
+        // Each update edits the message Roam gave for that alert, and turns it green.
+        let first = posts[..2]
+            .iter()
+            .find(|p| p.given_ts == update.body["timestamp"].as_i64())
+            .expect("edits a message Roam gave us");
+        assert!(
+            crate::blockkit::readable(&update.body).contains("RESOLVED"),
+            "{}",
+            update.body
+        );
+        assert_eq!(update.body["color"], "good");
+        assert!(update.body.get("text").is_none(), "{}", update.body);
+        let host = |b: &Value| {
+            crate::blockkit::readable(b)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .replace("RESOLVED", "")
+                .replace("FIRING", "")
+                .replace(['🔥', '✅'], "")
+        };
+        assert_eq!(host(&first.body), host(&update.body), "the same alert");
+    }
+    for reply in &posts[2..] {
+        assert!(
+            keys.contains(&reply.body["threadKey"].as_str().unwrap()),
+            "the change is also a reply in the alert's thread"
+        );
+        assert!(reply.body.get("sync").is_none());
+    }
     app.stop().await;
 }
 
@@ -256,13 +274,13 @@ group_interval = "3s"
         "{} messages for a {storm:?} storm",
         texts.len()
     );
-    let header = regex::Regex::new(r"(?m)^(\d+) alerts? on storm$").unwrap();
+    let header = regex::Regex::new(r"(?m)^([\d,]+) alerts? on storm$").unwrap();
     for (n, name) in names.iter().enumerate() {
         let expected = ALERTS / 3 + usize::from(n < ALERTS % 3);
         let mut got = 0;
         for t in texts.iter().filter(|t| t.contains(name)) {
             got += match header.captures(t) {
-                Some(c) => c[1].parse::<usize>().unwrap(),
+                Some(c) => c[1].replace(',', "").parse::<usize>().unwrap(),
                 None => 1, // a group of one is sent as the alert's own message
             };
         }
