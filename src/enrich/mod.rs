@@ -1,31 +1,66 @@
 //! Enrichment: what a sender's webhook only names by id, read from the sender's API and
-//! added to the event before it is routed and rendered. Today: HubSpot (`hubspot.rs`).
+//! added to the event before it is routed and rendered: HubSpot records with their labels
+//! and owners (`hubspot.rs`), PagerDuty assignees and Pipedrive deal owners by email
+//! (`people.rs`), each through `api.rs`.
 //!
 //! It happens in the request, before the commit, bounded by the source's
 //! `enrich_timeout`: routes can then match on what was read (`deal.amount >= 10000`) and
-//! the message says it. The 202 never waits longer than that bound; when the API fails,
-//! is slow, or rate-limits, the event goes on with its ids and `enrichment_error` saying
-//! why, and the failure is logged and counted. Answers are cached durably
-//! (`enrichment_cache`), so a burst of events about one deal asks once.
+//! send to who was found (`{{owner.email}}`). The 202 never waits longer than that
+//! bound; when the API fails, is slow, or rate-limits, the event goes on with its ids and
+//! `enrichment_error` saying why, and the failure is logged and counted. Answers are
+//! cached durably (`enrichment_cache`), so a burst of events about one record asks once.
 
+mod api;
 mod hubspot;
+mod people;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use crate::config::{Config, ConfigError};
 use crate::inbound::Event;
 use crate::metrics::Metrics;
 use crate::storage::Store;
+use api::{Api, Call, Failure};
 pub use hubspot::HubSpot;
+pub use people::People;
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_TTL: Duration = Duration::from_secs(600);
+
+/// One source's enricher.
+#[derive(Debug)]
+pub enum Enricher {
+    HubSpot(HubSpot),
+    People(People),
+}
+
+impl Enricher {
+    fn api(&self) -> &Api {
+        match self {
+            Enricher::HubSpot(h) => h.api(),
+            Enricher::People(p) => p.api(),
+        }
+    }
+
+    async fn fields(&self, payload: &Value, c: Call<'_>) -> Option<Result<Value, Failure>> {
+        match self {
+            Enricher::HubSpot(h) => h.fields(payload, c).await,
+            Enricher::People(p) => p.fields(payload, c).await,
+        }
+    }
+}
 
 /// The enrichers of the configured sources, by source name.
 #[derive(Debug, Default)]
-pub struct Enrichers(HashMap<String, Arc<HubSpot>>);
+pub struct Enrichers(HashMap<String, Enricher>);
 
 impl Enrichers {
-    /// From `[[sources]]`: a `hubspot` source with an `api_token` gets an enricher. The
-    /// enrichment keys on any other kind are refused, naming the key.
+    /// From `[[sources]]`: a `hubspot`, `pagerduty` or `pipedrive` source with an
+    /// `api_token` gets an enricher. The enrichment keys on any other kind, or without a
+    /// token, are refused, naming the key.
     pub fn build(cfg: &Config) -> Result<Enrichers, ConfigError> {
         let mut out = HashMap::new();
         for (i, s) in cfg.sources.iter().enumerate() {
@@ -36,27 +71,38 @@ impl Enrichers {
                 ("enrich_timeout", s.enrich_timeout.is_some()),
                 ("enrich_ttl", s.enrich_ttl.is_some()),
             ];
-            if s.kind != "hubspot" {
-                if let Some((k, _)) = set.iter().find(|(_, on)| *on) {
-                    return Err(cfg.error(&key(k), "only hubspot sources read a CRM API"));
+            let first_set = set.iter().find(|(_, on)| *on).map(|(k, _)| *k);
+            if !matches!(s.kind.as_str(), "hubspot" | "pagerduty" | "pipedrive") {
+                if let Some(k) = first_set {
+                    return Err(cfg.error(
+                        &key(k),
+                        "only hubspot, pagerduty and pipedrive sources read their sender's API",
+                    ));
                 }
                 continue;
             }
-            let Some(token) = &s.api_token else {
-                if let Some((k, _)) = set.iter().find(|(_, on)| *on) {
-                    return Err(cfg.error(&key(k), "needs api_token (a HubSpot private app token)"));
+            let Some(token) = s.api_token.clone() else {
+                if let Some(k) = first_set {
+                    return Err(cfg.error(&key(k), "needs api_token (the sender's API token)"));
                 }
                 continue;
             };
-            let hubspot =
-                HubSpot::new(s, token.clone()).map_err(|e| cfg.error(&key("api_url"), e))?;
-            out.insert(s.name.clone(), Arc::new(hubspot));
+            let timeout = s.enrich_timeout.unwrap_or(DEFAULT_TIMEOUT);
+            let e = match s.kind.as_str() {
+                "hubspot" => HubSpot::new(s, token, timeout, s.enrich_ttl.unwrap_or(DEFAULT_TTL))
+                    .map(Enricher::HubSpot),
+                "pagerduty" => People::pagerduty(s, token, timeout).map(Enricher::People),
+                _ => People::pipedrive(s, token, timeout).map(Enricher::People),
+            }
+            .map_err(|e| cfg.error(&key("api_url"), e))?;
+            out.insert(s.name.clone(), e);
         }
         Ok(Enrichers(out))
     }
 
-    /// Adds what the source's API says to each event, within its bound. Never fails: a
-    /// failure is written into the event (`enrichment_error`), logged and counted.
+    /// Adds what the source's API says to each event, all within the source's bound.
+    /// Never fails: a failure is written into the event (`enrichment_error`), logged and
+    /// counted.
     pub async fn enrich(
         &self,
         source: &str,
@@ -64,8 +110,37 @@ impl Enrichers {
         store: &Store,
         metrics: &Metrics,
     ) {
-        if let Some(h) = self.0.get(source) {
-            h.enrich(source, events, store, metrics).await;
+        let Some(e) = self.0.get(source) else {
+            return;
+        };
+        let api = e.api();
+        let call = Call {
+            deadline: Instant::now() + api.timeout,
+            store,
+            metrics,
+            source,
+        };
+        for ev in events.iter_mut() {
+            let result =
+                tokio::time::timeout_at(call.deadline.into(), e.fields(&ev.payload, call)).await;
+            let result = match result {
+                Ok(None) => continue,
+                Ok(Some(r)) => r,
+                Err(_) => Err(api.too_slow()),
+            };
+            let Some(obj) = ev.payload.as_object_mut() else {
+                continue;
+            };
+            match result {
+                Ok(Value::Object(fields)) => obj.extend(fields),
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(source, api = api.name, delivery_id = %ev.delivery_id, error = %err,
+                        "enrichment failed; the message shows the ids");
+                    metrics.enrichments.inc(&[source, "failed"]);
+                    obj.insert("enrichment_error".into(), Value::String(err.to_string()));
+                }
+            }
         }
     }
 }

@@ -47,7 +47,10 @@ impl FakeHubSpot {
         let app = Router::new()
             .route("/crm/v3/objects/{kind}/{id}", get(object))
             .route("/crm/v3/pipelines/{kind}", get(pipelines))
-            .route("/crm/v3/owners/{id}", get(owner))
+            .route("/crm/v3/owners", get(owners))
+            // PagerDuty's and Pipedrive's users APIs, for the same kind of lookup.
+            .route("/users/{id}", get(pagerduty_user))
+            .route("/api/v1/users/{id}", get(pipedrive_user))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -163,13 +166,66 @@ async fn pipelines(State(state): Hst, Path(kind): Path<String>, headers: HeaderM
     .into_response()
 }
 
-async fn owner(State(state): Hst, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    if let Some(r) = scripted(&state, format!("owners/{id}"), &headers).await {
+/// The owners list, one owner per page (`paging.next.after`), so paging is exercised.
+async fn owners(
+    State(state): Hst,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let after: usize = q.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
+    if let Some(r) = scripted(&state, format!("owners?after={after}"), &headers).await {
+        return r;
+    }
+    let all = [
+        json!({"id": "30", "email": "sam@acme.example", "firstName": "Sam", "lastName": "Roe"}),
+        json!({"id": "31", "email": "jane.doe@acme.example", "firstName": "Jane", "lastName": "Doe"}),
+        json!({"id": "32", "email": "lee@acme.example", "firstName": "Lee", "lastName": "Poe"}),
+    ];
+    let mut body = json!({"results": [all[after].clone()]});
+    if after + 1 < all.len() {
+        body["paging"] = json!({"next": {"after": (after + 1).to_string()}});
+    }
+    Json(body).into_response()
+}
+
+/// PagerDuty's `GET /users/{id}` (`Authorization: Token token=…`).
+async fn pagerduty_user(State(state): Hst, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Some(r) = scripted(&state, format!("pagerduty/users/{id}"), &headers).await {
         return r;
     }
     match id.as_str() {
-        "31" => Json(json!({"id": "31", "email": "jane.doe@acme.example", "firstName": "Jane", "lastName": "Doe"})).into_response(),
-        _ => StatusCode::NOT_FOUND.into_response(),
+        "PJ0LVEB" => Json(
+            json!({"user": {"id": "PJ0LVEB", "name": "PIG 208", "email": "pig208@acme.example"}}),
+        )
+        .into_response(),
+        _ => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": {"message": "Not Found", "code": 2100}})),
+        )
+            .into_response(),
+    }
+}
+
+/// Pipedrive's `GET /api/v1/users/{id}?api_token=…`.
+async fn pipedrive_user(
+    State(state): Hst,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let token = q.get("api_token").cloned().unwrap_or_default();
+    if let Some(r) = scripted(
+        &state,
+        format!("pipedrive/users/{id}?api_token={token}"),
+        &headers,
+    )
+    .await
+    {
+        return r;
+    }
+    match id.as_str() {
+        "1234567" => Json(json!({"success": true, "data": {"id": 1234567, "name": "Pat Seller", "email": "pat@acme.example"}})).into_response(),
+        _ => (StatusCode::NOT_FOUND, Json(json!({"success": false, "error": "User not found"}))).into_response(),
     }
 }
 
@@ -299,9 +355,13 @@ async fn a_closed_won_deal_is_celebrated_with_its_name_amount_stage_and_owner() 
         1,
         "{calls:?}"
     );
+    // The owners list was read page by page, once.
     assert_eq!(
-        calls.iter().filter(|c| c.starts_with("owners/")).count(),
-        1,
+        calls
+            .iter()
+            .filter(|c| c.starts_with("owners"))
+            .collect::<Vec<_>>(),
+        ["owners?after=0", "owners?after=1", "owners?after=2"],
         "{calls:?}"
     );
     roam.assert_all_valid();
@@ -463,3 +523,94 @@ async fn a_short_retry_after_is_waited_out() {
     );
     app.stop().await;
 }
+
+/// PagerDuty assignees and Pipedrive deal owners come as user ids; with an `api_token`
+/// their emails are read from the sender's users API, so `{{assignee.email}}` and
+/// `{{owner.email}}` reach the person in Roam.
+#[tokio::test]
+async fn pagerduty_assignees_and_pipedrive_owners_are_reached_by_email() {
+    let roam = FakeRoam::start().await;
+    roam.add_user("pig208@acme.example", JANE);
+    roam.add_user("pat@acme.example", ANN);
+    let api = FakeHubSpot::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        r#"
+[[sources]]
+name = "pd"
+kind = "pagerduty"
+secret = "pd-secret"
+api_token = "pd-api-token"
+api_url = "{url}"
+
+[[sources]]
+name = "pipedrive"
+kind = "pipedrive"
+secret = "pd-user:pd-pw"
+api_token = "pipedrive-token"
+api_url = "{url}"
+
+[[routes]]
+name = "assignee"
+source = "pd"
+to = "{{{{assignee.email}}}}"
+
+[[routes]]
+name = "deal-owner"
+source = "pipedrive"
+to = "{{{{owner.email}}}}"
+"#,
+        url = api.url
+    );
+    let app = TestApp::spawn(&test_config(&roam.url, &dir.path().join("t.db"), &extra)).await;
+    let incident = fixture("pagerduty/incident.triggered.zulip.json");
+    let r = post(
+        &app,
+        "pd",
+        &incident,
+        &headers(Signer::PagerDuty, "pd-secret", &incident, now()),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    wait_for("the assignee's DM", Duration::from_secs(10), || {
+        roam.delivered().len() == 1
+    })
+    .await;
+    assert_eq!(roam.delivered()[0].body["chat"], JANE);
+    let deal = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/pipedrive.deal.change.json"),
+    )
+    .unwrap();
+    let r = post(
+        &app,
+        "pipedrive",
+        &deal,
+        &headers(Signer::Basic, "pd-user:pd-pw", &deal, now()),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    wait_for("the owner's DM", Duration::from_secs(10), || {
+        roam.delivered().len() == 2
+    })
+    .await;
+    assert_eq!(roam.delivered()[1].body["chat"], ANN);
+    // Each API was asked as it documents: PagerDuty with a Token header, Pipedrive with
+    // its api_token parameter.
+    let calls = api.state.lock().unwrap().calls.clone();
+    let pd = calls
+        .iter()
+        .find(|c| c.0 == "pagerduty/users/PJ0LVEB")
+        .expect("PagerDuty asked");
+    assert_eq!(pd.1.as_deref(), Some("Token token=pd-api-token"));
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.0 == "pipedrive/users/1234567?api_token=pipedrive-token"),
+        "{calls:?}"
+    );
+    roam.assert_all_valid();
+    app.stop().await;
+}
+
+const ANN: &str = "U-dddddddd-dddd-4ddd-8ddd-dddddddddddd";
