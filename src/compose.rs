@@ -27,6 +27,22 @@ pub struct Addressing<'a> {
     pub split_seed: &'a str,
 }
 
+impl<'a> Addressing<'a> {
+    /// A plain post to `to`: no mentions, thread or edit (a direct message, a preview).
+    pub fn plain(route: &'a str, to: &'a [String]) -> Addressing<'a> {
+        Addressing {
+            route,
+            to,
+            mentions: &[],
+            split_long: false,
+            thread: false,
+            update: false,
+            entity: None,
+            split_seed: route,
+        }
+    }
+}
+
 /// The outbox rows for one rendered message: one per destination chat, or several when
 /// it is continued in thread replies.
 pub fn outbox_messages(

@@ -243,17 +243,7 @@ pub fn render(
         .render(template, format, &context(&meta, &payload))
         .map_err(|e| e.to_string())?;
     let to = [RENDER_CHAT.to_string()];
-    let addressing = Addressing {
-        route: "render",
-        to: &to,
-        mentions: &[],
-        split_long: false,
-        thread: false,
-        update: false,
-        entity: None,
-        split_seed: "render",
-    };
-    let requests: Vec<String> = outbox_messages(&addressing, &content, None)
+    let requests: Vec<String> = outbox_messages(&Addressing::plain("render", &to), &content, None)
         .into_iter()
         .map(|m| m.request)
         .collect();

@@ -369,17 +369,11 @@ impl Pipeline {
                 }
             };
             let to = [user];
-            let addressing = Addressing {
-                route: &route.name,
-                to: &to,
-                mentions: &[],
-                split_long: false,
-                thread: false,
-                update: false,
-                entity: None,
-                split_seed: "",
-            };
-            out.extend(outbox_messages(&addressing, &content, None));
+            out.extend(outbox_messages(
+                &Addressing::plain(&route.name, &to),
+                &content,
+                None,
+            ));
         }
         out
     }

@@ -266,6 +266,13 @@ pub struct Silence {
     pub expired: bool,
 }
 
+/// Schema versions whose SQL is the same on both backends, applied in order after each
+/// backend's own (SQLite 1-4, PostgreSQL 4).
+pub(crate) const SHARED_SCHEMA: &[(i64, &str)] = &[
+    (5, include_str!("schema_v5.sql")),
+    (6, include_str!("schema_v6.sql")),
+];
+
 /// A row of the directory cache: what a chat name or an email stands for in Roam.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {

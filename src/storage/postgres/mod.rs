@@ -32,8 +32,6 @@ use super::{
 
 /// Version 4: the same tables as SQLite's versions 1-4, plus the replica tables.
 const SCHEMA_V4: &str = include_str!("schema.sql");
-const SCHEMA_V5: &str = include_str!("../schema_v5.sql");
-const SCHEMA_V6: &str = include_str!("../schema_v6.sql");
 
 /// The database's clock, unix ms.
 macro_rules! db_now {
@@ -170,25 +168,18 @@ impl PgStore {
                 .await
                 .map_err(StoreError::Migrate)?;
         }
-        if version.unwrap_or(0) < 5 {
-            sqlx::raw_sql(SCHEMA_V5)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::Migrate)?;
-            sqlx::query("INSERT INTO schema_version (version) VALUES (5)")
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::Migrate)?;
-        }
-        if version.unwrap_or(0) < 6 {
-            sqlx::raw_sql(SCHEMA_V6)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::Migrate)?;
-            sqlx::query("INSERT INTO schema_version (version) VALUES (6)")
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::Migrate)?;
+        for &(n, sql) in super::SHARED_SCHEMA {
+            if version.unwrap_or(0) < n {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::Migrate)?;
+                sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
+                    .bind(n)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::Migrate)?;
+            }
         }
         // The bucket starts full (the first take clamps it to the burst).
         sqlx::query(concat!(

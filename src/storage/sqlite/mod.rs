@@ -27,8 +27,6 @@ use super::{
 const SCHEMA_V1: &str = include_str!("schema.sql");
 const SCHEMA_V2: &str = include_str!("schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("schema_v3.sql");
-const SCHEMA_V5: &str = include_str!("../schema_v5.sql");
-const SCHEMA_V6: &str = include_str!("../schema_v6.sql");
 
 /// SQLite allows 32,766 bound values per statement; an event row binds 7.
 const EVENT_ROWS_PER_STATEMENT: usize = 1000;
@@ -225,25 +223,18 @@ impl SqliteStore {
                 .await
                 .map_err(StoreError::Migrate)?;
         }
-        if version.unwrap_or(0) < 5 {
-            sqlx::raw_sql(SCHEMA_V5)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::Migrate)?;
-            sqlx::query("INSERT INTO schema_version (version) VALUES (5)")
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::Migrate)?;
-        }
-        if version.unwrap_or(0) < 6 {
-            sqlx::raw_sql(SCHEMA_V6)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::Migrate)?;
-            sqlx::query("INSERT INTO schema_version (version) VALUES (6)")
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::Migrate)?;
+        for &(n, sql) in super::SHARED_SCHEMA {
+            if version.unwrap_or(0) < n {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::Migrate)?;
+                sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
+                    .bind(n)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::Migrate)?;
+            }
         }
         tx.commit().await.map_err(StoreError::Migrate)
     }
