@@ -222,13 +222,13 @@ fn routes_test_explains_matches_misses_and_the_messages() {
         ),
         "{text}"
     );
-    // That route of config.toml.example sends text (format = "text").
+    // The card as it reads, then the exact body.
     assert!(
-        text.contains("| ⚪ Closed [#2 Update the README with new information.]"),
+        text.contains("| **⚪ Closed: #2 Update the README with new information.**"),
         "{text}"
     );
     assert!(
-        text.contains("chat.post {\"chat\":\"G-00000000-0000-4000-8000-000000000002\",\"markdown\":true,\"text\":\"⚪ Closed"),
+        text.contains("chat.post {\"blocks\":[{\"text\":{\"text\":\"⚪ Closed: #2"),
         "the exact body: {text}"
     );
 
