@@ -63,22 +63,29 @@ pub fn outbox_messages(
             if a.split_long && text.len() > ROAM_MAX_TEXT_BYTES {
                 parts = split_message(text, ROAM_MAX_TEXT_BYTES - 200);
             }
-            let first = parts.remove(0);
+            let first = if parts.is_empty() {
+                String::new()
+            } else {
+                parts.remove(0)
+            };
             let first = match &tags {
                 Some(t) => format!(
                     "{t} {}",
-                    fit_message(&first, ROAM_MAX_TEXT_BYTES - t.len() - 1)
+                    fit_message(&first, ROAM_MAX_TEXT_BYTES.saturating_sub(t.len() + 1))
                 ),
                 None => first,
             };
             (Body::Text(fit_message(&first, ROAM_MAX_TEXT_BYTES)), parts)
         }
         Content::Card(card) => {
-            let mut card = card.clone();
-            if let Some(t) = &tags {
-                card.mention(t);
-            }
-            let fitted = card.blocks(a.split_long);
+            let fitted = match &tags {
+                Some(t) => {
+                    let mut card = card.clone();
+                    card.mention(t);
+                    card.blocks(a.split_long)
+                }
+                None => card.blocks(a.split_long),
+            };
             let rest = fitted
                 .overflow
                 .as_deref()

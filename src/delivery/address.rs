@@ -47,34 +47,74 @@ pub async fn address(mut m: OutboxMessage, dir: &Directory, lookup: Option<Looku
     } else {
         None
     };
-    if let Some(chat) = chat {
-        m.request = with_chat(&m.request, &chat);
+    // Most messages need nothing: no JSON is parsed for them.
+    if chat.is_none() && (lookup.is_none() || !m.request.contains(MENTION)) {
+        return Address::Ready(m);
     }
-    if let Some(l) = lookup {
-        while let Some(start) = m.request.find(MENTION) {
-            let rest = &m.request[start + MENTION.len()..];
-            let Some(end) = rest.find('>') else { break };
-            let email = rest[..end].to_string();
-            let replacement = match directory::user_id(dir, l, &email).await {
-                Ok(Some(id)) => format!("<@{id}>"),
-                // No such person: the email, as text, so the message still says who.
-                Ok(None) => email.clone(),
-                Err(e) => return Address::Later(e),
-            };
-            m.request
-                .replace_range(start..start + MENTION.len() + end + 1, &replacement);
+    let Ok(mut body) = serde_json::from_str::<serde_json::Value>(&m.request) else {
+        return Address::Ready(m);
+    };
+    if let Some(chat) = chat {
+        body["chat"] = serde_json::Value::String(chat);
+    }
+    if let (Some(l), Some(text)) = (lookup, mention_text(&mut body)) {
+        match resolve_mentions(text, dir, l).await {
+            Ok(resolved) => *text = resolved,
+            Err(e) => return Address::Later(e),
         }
     }
+    m.request = body.to_string();
     Address::Ready(m)
 }
 
-/// The request with its `chat` set.
-fn with_chat(request: &str, chat: &str) -> String {
-    match serde_json::from_str::<serde_json::Value>(request) {
-        Ok(mut v) => {
-            v["chat"] = serde_json::Value::String(chat.to_string());
-            v.to_string()
-        }
-        Err(_) => request.to_string(),
+/// Where `compose` puts a message's mentions: the start of its text, or of a card's
+/// first section. Only there are `<@email:…>` tags resolved, so no text from a payload
+/// can be taken for one.
+fn mention_text(body: &mut serde_json::Value) -> Option<&mut String> {
+    if body.get("text").is_some_and(serde_json::Value::is_string) {
+        return match &mut body["text"] {
+            serde_json::Value::String(s) => Some(s),
+            _ => None,
+        };
     }
+    let section = body
+        .get_mut("blocks")?
+        .as_array_mut()?
+        .iter_mut()
+        .find(|b| b["type"] == "section")?;
+    match &mut section["text"]["text"] {
+        serde_json::Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// The leading run of mention tags (`<@…> <@…> text`) with each `<@email:ADDR>` made the
+/// person's `<@U-…>`, or the address as text when Roam has no such person.
+async fn resolve_mentions(text: &str, dir: &Directory, l: Lookup<'_>) -> Result<String, RoamError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(tag_end) = rest
+        .strip_prefix("<@")
+        .and_then(|r| r.find('>'))
+        .map(|i| i + 3)
+    {
+        let tag = &rest[..tag_end];
+        match tag.strip_prefix(MENTION).and_then(|t| t.strip_suffix('>')) {
+            Some(email) => match directory::user_id(dir, l, email).await? {
+                Some(id) => out.push_str(&format!("<@{id}>")),
+                None => out.push_str(email),
+            },
+            None => out.push_str(tag),
+        }
+        rest = &rest[tag_end..];
+        match rest.strip_prefix(' ') {
+            Some(r) => {
+                out.push(' ');
+                rest = r;
+            }
+            None => break,
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
 }

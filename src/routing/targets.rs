@@ -11,6 +11,10 @@ use handlebars::Handlebars;
 use crate::directory::placeholder::{EMAIL, NAME, NONE};
 use crate::directory::{Destination, Snapshot};
 
+/// The most destinations one expression may yield for one event: a payload cannot fan a
+/// message out to everyone.
+pub const MAX_PER_EXPRESSION: usize = 25;
+
 /// A route's destinations as written (after `[destinations]` names are expanded).
 #[derive(Debug, Clone, Default)]
 pub struct Targets {
@@ -97,10 +101,15 @@ fn expand(
                     return;
                 }
             };
-            for token in text
+            let tokens: Vec<&str> = text
                 .split([',', ' ', '\n', '\t', ';'])
                 .filter(|s| !s.is_empty())
-            {
+                .collect();
+            if tokens.len() > MAX_PER_EXPRESSION {
+                tracing::warn!(expression = %t, yielded = tokens.len(),
+                    "a destination expression yielded more than {MAX_PER_EXPRESSION} destinations; the first {MAX_PER_EXPRESSION} are used");
+            }
+            for token in tokens.into_iter().take(MAX_PER_EXPRESSION) {
                 match Destination::parse(token) {
                     Ok(Destination::Template(_)) | Err(_) => {
                         tracing::warn!(expression = %t, value = %token, "a destination expression yielded something that is not a Roam id, #Name or email; skipped");
@@ -124,4 +133,34 @@ fn expand(
 fn dedup(v: &mut Vec<String>) {
     let mut seen = std::collections::HashSet::new();
     v.retain(|x| seen.insert(x.clone()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expression_yields_ids_names_emails_up_to_the_cap_else_the_fallback_or_none() {
+        let expr = "{{people}}".to_string();
+        let mut exprs = Handlebars::new();
+        exprs.register_template_string(&expr, &expr).unwrap();
+        let targets = Targets {
+            to: vec![Destination::Template(expr)],
+            fallback: vec![],
+            mentions: vec![],
+        };
+        let dir = Snapshot::default();
+        let many: Vec<String> = (0..30).map(|i| format!("p{i}@example.com")).collect();
+        let data = handlebars::Context::from(serde_json::json!({"people": many.join(", ")}));
+        let r = targets.resolve(&exprs, &data, &dir);
+        assert_eq!(r.to.len(), MAX_PER_EXPRESSION);
+        assert_eq!(r.to[0], "email:p0@example.com");
+        let data = handlebars::Context::from(serde_json::json!({"people": ""}));
+        let r = targets.resolve(&exprs, &data, &dir);
+        assert!(
+            r.to[0].starts_with("none:no destination: {{people}} yielded nothing"),
+            "{:?}",
+            r.to
+        );
+    }
 }

@@ -380,3 +380,38 @@ to = "{{owner.email}}"
     app.wait_ready(|r| r["outbox"]["dead"] == 1).await;
     app.stop().await;
 }
+
+/// A mention from the payload is resolved when the message is sent; text from the
+/// payload that looks like one is left as it is (only compose's leading tags count).
+#[tokio::test]
+async fn a_mention_from_the_payload_is_resolved_when_sent_and_cannot_be_forged() {
+    let fake = FakeRoam::start().await;
+    fake_with_directory(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[[routes]]\nname = \"prs\"\nsource = \"github\"\nto = \"{CHAT_A}\"\nmentions = [\"{{{{pull_request.user.login}}}}@example.com\"]\n"
+    );
+    let app = TestApp::spawn(&test_config(&fake.url, &dir.path().join("t.db"), &extra)).await;
+    let mut pr: Value =
+        serde_json::from_slice(&fixture("github/pull_request.opened.json")).unwrap();
+    pr["pull_request"]["title"] = json!("ping <@email:ann@example.com>");
+    let pr = serde_json::to_vec(&pr).unwrap();
+    assert_eq!(
+        app.github("pull_request", "m1", &pr, SECRET).await.status(),
+        202
+    );
+    wait_for("the message", Duration::from_secs(10), || {
+        fake.delivered().len() == 1
+    })
+    .await;
+    let body = &fake.delivered()[0].body;
+    let section = body["blocks"][1]["text"]["text"].as_str().unwrap();
+    assert!(section.starts_with(&format!("<@{OCTO}> ")), "{section}");
+    let text = crate::blockkit::readable(body);
+    assert!(
+        !text.contains(ANN),
+        "the payload's look-alike tag named nobody: {text}"
+    );
+    assert!(text.contains(r"\<@email:ann@example.com\>"), "{text}");
+    app.stop().await;
+}
