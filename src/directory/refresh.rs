@@ -17,8 +17,9 @@ pub struct Lookup<'a> {
 }
 
 /// Asks Roam about the names and emails written in the config (`written`): `chat.list`
-/// (every page) when there is a `#Name` or `relist` is set, `user.lookup` for each email
-/// (and, with `relist`, each email already known). What Roam confirms is stored with the
+/// (every page) when there is a `#Name` or, with `relist`, when chats are known;
+/// `user.lookup` for each email (and, with `relist`, each email already known). With
+/// nothing written and nothing known, no call is made. What Roam confirms is stored with the
 /// time; nothing is deleted, so a name Roam stops listing keeps its last known id.
 pub async fn refresh(
     dir: &Directory,
@@ -28,10 +29,13 @@ pub async fn refresh(
 ) -> Result<(), RoamError> {
     let now = now_ms();
     let mut entries = Vec::new();
+    let snapshot = dir.snapshot();
     let names = written
         .iter()
         .any(|(_, d)| matches!(d, Destination::Name(_)));
-    if names || relist {
+    // A periodic refresh lists chats only for a daemon that uses names (chat.list needs
+    // the chat:read scope, which a key used without names may lack).
+    if names || (relist && !snapshot.chats().is_empty()) {
         let chats = l
             .pacer
             .call("listing chats", || l.client.chat_list_all())
@@ -46,7 +50,6 @@ pub async fn refresh(
             seen_at: now,
         }));
     }
-    let snapshot = dir.snapshot();
     let mut emails: BTreeSet<String> = written
         .iter()
         .filter_map(|(_, d)| match d {
@@ -56,6 +59,9 @@ pub async fn refresh(
         .collect();
     if relist {
         emails.extend(snapshot.emails().map(str::to_string));
+    }
+    if entries.is_empty() && emails.is_empty() {
+        return Ok(());
     }
     for email in emails {
         if let Some(id) = l

@@ -64,10 +64,20 @@ impl Resolver {
         if wanted.is_empty() {
             return Ok(());
         }
-        if let Err(e) = refresh(&self.directory, lookup, &wanted, false).await {
+        let asked = refresh(&self.directory, lookup, &wanted, false).await;
+        if let Err(e) = &asked {
             tracing::warn!(error = %e, "cannot ask Roam about the names in the config; using the cached directory");
         }
-        verify(cfg, &self.directory.snapshot())
+        verify(cfg, &self.directory.snapshot()).map_err(|mut e| {
+            // Not "unknown" when Roam could not be asked: say so.
+            if let Err(roam) = &asked {
+                e.problem = format!(
+                    "{} (Roam could not be asked: {roam}; the directory cache does not know it either)",
+                    e.problem
+                );
+            }
+            e
+        })
     }
 
     /// Every `every`, on the replica that leads: lists chats again and looks up every

@@ -29,6 +29,9 @@ pub use people::People;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_TTL: Duration = Duration::from_secs(600);
+/// What `enrich_timeout` may be: the webhook's sender waits for its answer meanwhile.
+const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+const MAX_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One source's enricher.
 #[derive(Debug)]
@@ -88,6 +91,12 @@ impl Enrichers {
                 continue;
             };
             let timeout = s.enrich_timeout.unwrap_or(DEFAULT_TIMEOUT);
+            if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&timeout) {
+                return Err(cfg.error(
+                    &key("enrich_timeout"),
+                    "must be between 100ms and 10s: the sender waits for the answer meanwhile (HubSpot gives up after 5s)",
+                ));
+            }
             let e = match s.kind.as_str() {
                 "hubspot" => HubSpot::new(s, token, timeout, s.enrich_ttl.unwrap_or(DEFAULT_TTL))
                     .map(Enricher::HubSpot),

@@ -614,3 +614,30 @@ to = "{{{{owner.email}}}}"
 }
 
 const ANN: &str = "U-dddddddd-dddd-4ddd-8ddd-dddddddddddd";
+
+/// The sender waits while its API is asked: `enrich_timeout` is bounded, and only the
+/// kinds that read an API take the keys.
+#[test]
+fn enrichment_settings_are_checked_by_key() {
+    let roam = "http://127.0.0.1:9";
+    let db = std::path::Path::new("/tmp/unused.db");
+    for (source, key) in [
+        (
+            "kind = \"hubspot\"\nsecret = \"s\"\npublic_url = \"https://x.example/h\"\napi_token = \"t\"\nenrich_timeout = \"1h\"",
+            "sources[1].enrich_timeout",
+        ),
+        (
+            "kind = \"github\"\nsecret = \"s\"\napi_token = \"t\"",
+            "sources[1].api_token",
+        ),
+        (
+            "kind = \"pipedrive\"\nsecret = \"u:p\"\napi_token = \"t\"",
+            "sources[1].api_url",
+        ),
+    ] {
+        let toml = test_config(roam, db, &format!("[[sources]]\nname = \"x\"\n{source}\n"));
+        let cfg = roam_notify::config::Config::from_toml_str(&toml, "test.toml").unwrap();
+        let e = roam_notify::ingest::Pipeline::compile(&cfg, Default::default()).unwrap_err();
+        assert_eq!(e.key, key, "{e}");
+    }
+}

@@ -415,3 +415,26 @@ async fn a_mention_from_the_payload_is_resolved_when_sent_and_cannot_be_forged()
     assert!(text.contains(r"\<@email:ann@example.com\>"), "{text}");
     app.stop().await;
 }
+
+/// A name neither Roam (unreachable) nor the cache knows stops the start with that said,
+/// not as if the chat did not exist.
+#[tokio::test]
+async fn an_uncached_name_while_roam_is_down_says_roam_could_not_be_asked() {
+    let fake = FakeRoam::start().await;
+    fake.set_directory_down(true);
+    let dir = tempfile::tempdir().unwrap();
+    let toml = test_config(
+        &fake.url,
+        &dir.path().join("t.db"),
+        "[[routes]]\nname = \"x\"\nsource = \"github\"\nto = \"#Deploys\"\n",
+    );
+    let cfg = roam_notify::config::Config::from_toml_str(&toml, "test.toml").unwrap();
+    let e = match roam_notify::app::Application::build(cfg).await {
+        Ok(_) => panic!("started with a name nobody could resolve"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains("routes[0].to") && e.contains("Roam could not be asked"),
+        "{e}"
+    );
+}
