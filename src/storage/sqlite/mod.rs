@@ -69,6 +69,24 @@ crate::storage::portable::portable!(
 );
 
 /// SQLite stores text as given.
+/// Runs a schema version's SQL (none for a version done in code) and records it.
+async fn apply_version(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    n: i64,
+    sql: &'static str,
+) -> Result<(), sqlx::Error> {
+    if !sql.is_empty() {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut **tx)
+            .await?;
+    }
+    sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
+        .bind(n)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 fn keep(s: &str) -> &str {
     s
 }
@@ -193,45 +211,25 @@ impl SqliteStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(StoreError::Migrate)?;
-        if version.unwrap_or(0) < 1 {
-            sqlx::raw_sql(SCHEMA_V1)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::Migrate)?;
-            sqlx::query("INSERT INTO schema_version (version) VALUES (1)")
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::Migrate)?;
-        }
-        for (n, sql) in [(2, SCHEMA_V2), (3, SCHEMA_V3)] {
-            if version.unwrap_or(0) < n {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::Migrate)?;
-                sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
-                    .bind(n)
-                    .execute(&mut *tx)
+        let version = version.unwrap_or(0);
+        // Versions 1-3 are SQLite's own SQL, 4 rewrites keys, the rest are shared.
+        let own: [(i64, &str); 3] = [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3)];
+        for (n, sql) in own {
+            if version < n {
+                apply_version(&mut tx, n, sql)
                     .await
                     .map_err(StoreError::Migrate)?;
             }
         }
-        if version.unwrap_or(0) < 4 {
+        if version < 4 {
             rekey_v4(&mut tx).await.map_err(StoreError::Migrate)?;
-            sqlx::query("INSERT INTO schema_version (version) VALUES (4)")
-                .execute(&mut *tx)
+            apply_version(&mut tx, 4, "")
                 .await
                 .map_err(StoreError::Migrate)?;
         }
         for &(n, sql) in super::SHARED_SCHEMA {
-            if version.unwrap_or(0) < n {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::Migrate)?;
-                sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
-                    .bind(n)
-                    .execute(&mut *tx)
+            if version < n {
+                apply_version(&mut tx, n, sql)
                     .await
                     .map_err(StoreError::Migrate)?;
             }
