@@ -11,6 +11,12 @@ use crate::config::Secret;
 use crate::metrics::Metrics;
 use crate::storage::{Store, now_ms};
 
+/// An id from a payload as one URL path segment: `/`, `?`, `#`, `&` cannot reach
+/// another endpoint or query.
+pub fn segment(id: &str) -> String {
+    form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}
+
 /// How the token is presented.
 #[derive(Debug, Clone, Copy)]
 pub enum Auth {
@@ -188,5 +194,15 @@ impl Api {
             }
         }
         Err(Failure::RateLimited(self.name, 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_payload_id_stays_one_path_segment() {
+        let s = super::segment("12/../owners?after=1#x&y");
+        assert!(!s.contains(['/', '?', '#', '&']), "{s}");
+        assert_eq!(super::segment("1246965"), "1246965");
     }
 }

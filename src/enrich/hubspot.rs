@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::api::{Api, Auth, Call, Failure};
+use super::api::{Api, Auth, Call, Failure, segment};
 use crate::config::{Secret, SourceConfig};
 use crate::fieldpath::scalar_text;
 use crate::storage::now_ms;
@@ -83,7 +83,8 @@ impl HubSpot {
             _ => (TICKET, "tickets"),
         };
         let path = format!(
-            "/crm/v3/objects/{plural}/{id}?properties={}",
+            "/crm/v3/objects/{plural}/{}?properties={}",
+            segment(id),
             props.join(",")
         );
         let object = self
@@ -252,7 +253,10 @@ impl HubSpot {
         // A cursor that never ends would loop forever; a portal has finitely many owners.
         for _ in 0..1000 {
             let path = match &after {
-                Some(a) => format!("/crm/v3/owners?limit=100&after={a}"),
+                Some(a) => format!(
+                    "/crm/v3/owners?limit=100&after={}",
+                    form_urlencoded::byte_serialize(a.as_bytes()).collect::<String>()
+                ),
                 None => "/crm/v3/owners?limit=100".to_string(),
             };
             let page = self.api.get(&path, "owners", deadline).await?;

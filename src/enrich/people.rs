@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::api::{Api, Auth, Call, Failure};
+use super::api::{Api, Auth, Call, Failure, segment};
 use crate::config::{Secret, SourceConfig};
 use crate::fieldpath::scalar_text;
 
@@ -90,7 +90,7 @@ impl People {
                 .api
                 .cached_get(
                     &format!("pagerduty:user:{id}"),
-                    &format!("/users/{id}"),
+                    &format!("/users/{}", segment(id)),
                     TTL,
                     &format!("user {id}"),
                     c,
@@ -106,7 +106,7 @@ impl People {
             .api
             .cached_get(
                 &format!("pipedrive:user:{id}"),
-                &format!("/api/v1/users/{id}"),
+                &format!("/api/v1/users/{}", segment(id)),
                 TTL,
                 &format!("user {id}"),
                 c,
