@@ -6,10 +6,13 @@
 //! - [`Pipeline::plan`] (`plan.rs`): one event into the rows to commit, in memory;
 //! - [`Ingest::accept`] (`accept.rs`): plans a request's events, commits them durably
 //!   (group commit), and does the bookkeeping every way in shares: logs, counters,
-//!   silenced and muted routes, template failures.
+//!   silenced and muted routes, template failures;
+//! - [`simulate`]: the same without committing, for `routes test`, `[[tests]]` and the
+//!   console's explain form.
 
 mod accept;
 mod plan;
+pub mod simulate;
 
 use std::collections::HashMap;
 use std::sync::Arc;
