@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 
 use crate::config::Config;
 use crate::silences::{self, SilenceRequest};
-use crate::storage::{MessageRecord, Store, now_ms, status_filter};
+use crate::storage::{MessageQuery, MessageRecord, Store, now_ms, status_filter};
 pub use roam::{RoamCommand, run_chats, run_roam};
 
 #[derive(Debug)]
@@ -47,9 +47,13 @@ pub async fn run(cfg: &Config, cmd: OutboxCommand) -> Result<String, String> {
             limit,
             json,
         } => {
-            let status = status_filter(status.as_deref())?;
+            let query = MessageQuery {
+                status: status_filter(status.as_deref())?,
+                limit,
+                ..Default::default()
+            };
             let rows = store
-                .list_messages(status, limit)
+                .list_messages(&query)
                 .await
                 .map_err(|e| e.to_string())?;
             if json {

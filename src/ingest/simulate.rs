@@ -100,7 +100,6 @@ pub fn simulate(
     Ok(Some(out))
 }
 
-
 /// The events `source` makes of a request (no signature check), and the source.
 /// `Ok((_, None))`: the source answers it as a connectivity check.
 pub fn parse_events<'p>(

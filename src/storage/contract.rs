@@ -42,7 +42,8 @@ macro_rules! contract {
 
             use super::$store;
             use crate::storage::{
-                Committed, DirEntry, DueGroup, EntityMessage, GroupFlush, MessageRecord, NewEvent,
+                Activity, Committed, DirEntry, DueGroup, EntityMessage, GroupFlush, MessageQuery,
+                MessageRecord, NewEvent,
                 OutboxMessage, OutboxStats, QueuedTranscript, Silence, StoreError, StoredItem,
             };
 
@@ -103,9 +104,9 @@ contract! {
 
     fn mark_dead(&self, id: i64, error: &str) -> ();
 
-    /// Messages with `status` (`pending` includes those claimed and being sent; None:
-    /// any), newest first.
-    fn list_messages(&self, status: Option<&str>, limit: i64) -> Vec<MessageRecord>;
+    /// Messages as `q` says, newest first (`pending` includes those claimed and being
+    /// sent).
+    fn list_messages(&self, q: &MessageQuery) -> Vec<MessageRecord>;
 
     fn get_message(&self, id: i64) -> Option<MessageRecord>;
 
@@ -126,6 +127,10 @@ contract! {
     fn prune(&self, cutoff_ms: i64) -> (u64, u64);
 
     fn stats(&self) -> OutboxStats;
+
+    /// Deliveries and dead letters in `periods` periods of `period_ms` back from `now`
+    /// (a dead letter counts when its last attempt was due).
+    fn activity(&self, now: i64, period_ms: i64, periods: i64) -> Activity;
 
     /// Groups due at `now`, by route.
     fn due_groups(&self, now: i64, limit: i64) -> Vec<DueGroup>;

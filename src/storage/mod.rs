@@ -90,6 +90,27 @@ pub fn status_filter(s: Option<&str>) -> Result<Option<&'static str>, String> {
     }
 }
 
+/// Which messages to list, newest first: each filter that is set must hold. `before`
+/// pages back (keyset: only ids below it), so a page costs the same at any depth.
+#[derive(Debug, Clone, Default)]
+pub struct MessageQuery {
+    /// From [`status_filter`]; None: any.
+    pub status: Option<&'static str>,
+    pub route: Option<String>,
+    pub source: Option<String>,
+    pub chat: Option<String>,
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+/// Messages delivered and messages that went dead, counted per period back from `now`
+/// (`delivered[0]`: the most recent period).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Activity {
+    pub delivered: Vec<i64>,
+    pub dead: Vec<i64>,
+}
+
 /// How a message reaches Roam.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MessageOp {

@@ -76,24 +76,66 @@ macro_rules! portable {
 
             pub async fn list_messages(
                 &self,
-                status: Option<&str>,
-                limit: i64,
+                q: &crate::storage::MessageQuery,
             ) -> Result<Vec<crate::storage::MessageRecord>, crate::storage::StoreError> {
                 let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT {} FROM messages m JOIN events e ON e.id = m.event_id
-                     WHERE $1 IS NULL OR m.status = $1
-                        OR ($1 = 'pending' AND m.status IN ('claimed', 'sending'))
-                     ORDER BY m.id DESC LIMIT $2",
+                     WHERE ($1 IS NULL OR m.status = $1
+                            OR ($1 = 'pending' AND m.status IN ('claimed', 'sending')))
+                       AND ($2 IS NULL OR m.route = $2)
+                       AND ($3 IS NULL OR e.source = $3)
+                       AND ($4 IS NULL OR m.chat = $4)
+                       AND ($5 IS NULL OR m.id < $5)
+                     ORDER BY m.id DESC LIMIT $6",
                     crate::storage::row::RECORD_COLUMNS
                 )))
-                .bind(status)
-                .bind(limit)
+                .bind(q.status)
+                .bind(q.route.as_deref().map($clean))
+                .bind(q.source.as_deref().map($clean))
+                .bind(q.chat.as_deref().map($clean))
+                .bind(q.before)
+                .bind(q.limit)
                 .fetch_all(&self.$r)
                 .await?;
                 Ok(rows
                     .iter()
                     .map(crate::storage::row::record)
                     .collect::<Result<_, _>>()?)
+            }
+
+            pub async fn activity(
+                &self,
+                now: i64,
+                period_ms: i64,
+                periods: i64,
+            ) -> Result<crate::storage::Activity, crate::storage::StoreError> {
+                let since = now - period_ms * periods;
+                let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+                    "SELECT status, ($1 - COALESCE(delivered_at, next_attempt_at)) / $2 AS period,
+                            COUNT(*)
+                     FROM messages
+                     WHERE (status = 'delivered' AND delivered_at > $3)
+                        OR (status = 'dead' AND next_attempt_at > $3)
+                     GROUP BY status, period",
+                )
+                .bind(now)
+                .bind(period_ms.max(1))
+                .bind(since)
+                .fetch_all(&self.$r)
+                .await?;
+                let n = periods.max(0) as usize;
+                let mut out = crate::storage::Activity {
+                    delivered: vec![0; n],
+                    dead: vec![0; n],
+                };
+                for (status, period, count) in rows {
+                    let list = if status == "delivered" { &mut out.delivered } else { &mut out.dead };
+                    // A clock step back puts a row in the future: count it as now.
+                    if let Some(slot) = usize::try_from(period.max(0)).ok().and_then(|p| list.get_mut(p)) {
+                        *slot += count;
+                    }
+                }
+                Ok(out)
             }
 
             pub async fn get_message(

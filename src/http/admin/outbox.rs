@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::storage;
 use crate::http::{ApiError, AppState};
-use crate::storage::status_filter;
+use crate::storage::{MessageQuery, status_filter};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -25,22 +25,34 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, serde::Deserialize)]
 struct ListQuery {
     status: Option<String>,
+    route: Option<String>,
+    source: Option<String>,
+    chat: Option<String>,
+    before: Option<i64>,
     limit: Option<i64>,
 }
 
-/// `GET /api/outbox?status=pending|dead|delivered|dropped|all&limit=50`, newest first.
+/// `GET /api/outbox?status=pending|dead|delivered|dropped|all&route=&source=&chat=&before=&limit=50`,
+/// newest first; `next_before` pages back.
 async fn outbox_list(
     State(st): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let status = status_filter(q.status.as_deref()).map_err(ApiError::BadQuery)?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
-    let rows = st
-        .store
-        .list_messages(status, limit)
-        .await
-        .map_err(storage)?;
-    Ok(Json(json!({ "messages": rows })))
+    let query = MessageQuery {
+        status: status_filter(q.status.as_deref()).map_err(ApiError::BadQuery)?,
+        route: q.route.filter(|s| !s.is_empty()),
+        source: q.source.filter(|s| !s.is_empty()),
+        chat: q.chat.filter(|s| !s.is_empty()),
+        before: q.before,
+        limit: q.limit.unwrap_or(50).clamp(1, 1000),
+    };
+    let rows = st.store.list_messages(&query).await.map_err(storage)?;
+    let next_before = (rows.len() as i64 == query.limit)
+        .then(|| rows.last().map(|m| m.id))
+        .flatten();
+    Ok(Json(
+        json!({ "messages": rows, "next_before": next_before }),
+    ))
 }
 
 async fn outbox_show(
