@@ -260,6 +260,7 @@ impl Application {
             max_body: cfg.server.max_body,
             pacer,
             delivery,
+            recent: Default::default(),
         });
         Ok(Application {
             listener,

@@ -21,6 +21,7 @@ use serde_json::json;
 use super::{ApiError, AppState, client_ip};
 use crate::inbound::{Ack, Inbound, Parsed, Source};
 use crate::ingest::Outcome;
+use crate::ingest::recent::Received;
 
 pub fn router(max_body: usize) -> Router<AppState> {
     Router::new()
@@ -126,7 +127,7 @@ async fn handle(
             retry_after: wait,
         });
     }
-    let mut parsed = verify_and_parse(st, source, req)?;
+    let (mut parsed, kept) = verify_and_parse(st, source, req)?;
     match parsed.ack {
         Ack::Pong { event } => {
             tracing::info!(source = %source.name, event = %event, "connectivity check answered");
@@ -150,6 +151,12 @@ async fn handle(
                 .await
                 .map_err(|e| ApiError::Storage(e.to_string()))?;
             let result = if outcome.any_new() {
+                st.recent.record(Received {
+                    at_ms: crate::storage::now_ms(),
+                    source: source.name.clone(),
+                    headers: kept.0,
+                    body: kept.1,
+                });
                 "accepted"
             } else {
                 "duplicate"
@@ -160,8 +167,13 @@ async fn handle(
 }
 
 /// The body within its limit, the signature over its raw bytes, then the sender's
-/// format. Every refusal is logged with the delivery id the sender gave.
-fn verify_and_parse(st: &AppState, source: &Source, req: Request) -> Result<Parsed, ApiError> {
+/// format. Every refusal is logged with the delivery id the sender gave. Gives back the
+/// headers and body too (kept for the console's silence preview).
+fn verify_and_parse(
+    st: &AppState,
+    source: &Source,
+    req: Request,
+) -> Result<(Parsed, (HeaderMap, Bytes)), ApiError> {
     let hint = delivery_hint(&req.headers);
     let body = req.body.map_err(|e| {
         let err = ApiError::from_body(e, st.max_body);
@@ -179,11 +191,12 @@ fn verify_and_parse(st: &AppState, source: &Source, req: Request) -> Result<Pars
         tracing::warn!(source = %source.name, delivery_id = %hint, reason = %r, "refused: authentication failed");
         return Err(r.into());
     }
-    source.parse(&inbound).map_err(|r| {
+    let parsed = source.parse(&inbound).map_err(|r| {
         tracing::warn!(source = %source.name, delivery_id = %hint, bytes = body.len(), reason = %r,
             "refused: verified request could not be parsed; nothing stored");
         ApiError::from(r)
-    })
+    })?;
+    Ok((parsed, (req.headers, body)))
 }
 
 /// The answer once committed: the sender's own acknowledgement (Slack's `ok`, a SOAP

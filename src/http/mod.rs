@@ -19,6 +19,7 @@ use arc_swap::ArcSwap;
 use axum::Router;
 
 use crate::delivery::DeliveryStatus;
+use crate::ingest::recent::Recent;
 use crate::ingest::{Ingest, Pipeline};
 use crate::metrics::Metrics;
 use crate::pacer::Pacer;
@@ -53,6 +54,8 @@ pub struct Shared {
     pub wake_delivery: Arc<Notify>,
     /// Wakes the transcript queue after a `transcript:saved` webhook.
     pub transcript_wake: Arc<Notify>,
+    /// The last webhooks accepted, for the console's silence preview.
+    pub recent: Arc<Recent>,
 }
 
 pub type AppState = Arc<Shared>;

@@ -12,6 +12,7 @@
 
 mod accept;
 mod plan;
+pub mod recent;
 pub mod simulate;
 
 use std::collections::HashMap;
