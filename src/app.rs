@@ -68,6 +68,8 @@ pub struct Application {
     admin: Option<TcpListener>,
     /// How the admin listener is guarded.
     admin_auth: AdminAuth,
+    /// The console's session length; None: the console is off.
+    console: Option<Duration>,
     state: AppState,
     worker: DeliveryWorker,
     flusher: Flusher,
@@ -267,6 +269,7 @@ impl Application {
             tls,
             admin,
             admin_auth,
+            console: cfg.server.console.then_some(cfg.server.console_session),
             state,
             worker,
             flusher,
@@ -337,8 +340,9 @@ impl Application {
             shutdown.clone(),
         ));
         let admin = self.admin.map(|l| {
-            let router = http::admin_router(self.state.clone(), self.admin_auth.clone())
-                .into_make_service_with_connect_info::<SocketAddr>();
+            let router =
+                http::admin_router(self.state.clone(), self.admin_auth.clone(), self.console)
+                    .into_make_service_with_connect_info::<SocketAddr>();
             tokio::spawn(
                 axum::serve(l, router)
                     .with_graceful_shutdown(shutdown.clone().cancelled_owned())

@@ -64,6 +64,11 @@ impl Reloader {
         }
     }
 
+    /// A copy of the configuration in effect (for the console's routing page).
+    pub async fn config(&self) -> Config {
+        self.current.lock().await.clone()
+    }
+
     /// Checks names and emails with this resolver before a new config is swapped in.
     pub fn with_resolver(mut self, resolver: Resolver) -> Reloader {
         self.resolver = Some(resolver);

@@ -139,6 +139,11 @@ pub struct ServerConfig {
     pub admin_auth: Option<String>,
     /// Whether `/metrics` needs the admin token too (Prometheus can send it).
     pub metrics_auth: bool,
+    /// The browser console at the admin listener's `/` (`false`: the JSON API only).
+    pub console: bool,
+    /// How long a console sign-in lasts.
+    #[serde(deserialize_with = "de::duration")]
+    pub console_session: Duration,
 }
 
 /// How the admin endpoints are protected, as the config says.

@@ -7,6 +7,7 @@
 
 mod admin;
 mod client;
+mod console;
 pub mod error;
 mod health;
 mod hooks;
@@ -82,8 +83,12 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .with_state(state)
 }
 
-/// The admin listener's router (`/metrics`, `/-/reload`, the operator API), guarded as
-/// `auth` says.
-pub fn admin_router(state: AppState, auth: crate::config::AdminAuth) -> Router {
-    admin::router(state, auth)
+/// The admin listener's router (`/metrics`, `/-/reload`, the operator API and, with a
+/// session length, the console), guarded as `auth` says.
+pub fn admin_router(
+    state: AppState,
+    auth: crate::config::AdminAuth,
+    console: Option<Duration>,
+) -> Router {
+    admin::router(state, auth, console)
 }

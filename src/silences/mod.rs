@@ -21,7 +21,7 @@ use crate::config::{Config, ConfigError};
 use crate::routing::when;
 use crate::storage::{Store, StoreError};
 pub use matcher::{CompiledSilence, Matcher, parse_instant};
-pub use request::{SilenceRequest, create};
+pub use request::{SilenceRequest, Validated, create, validate};
 
 /// How often a daemon re-reads the stored silences (another replica, or the command
 /// line, may have added one).

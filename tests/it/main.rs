@@ -13,6 +13,7 @@ mod architecture;
 mod cards;
 mod chats;
 mod cli;
+mod console;
 mod container;
 mod delivery;
 mod hardening;

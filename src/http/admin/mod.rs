@@ -9,6 +9,7 @@ mod silences;
 use axum::Json;
 use axum::Router;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
@@ -23,14 +24,14 @@ use crate::reload::ReloadError;
 
 /// Every admin endpoint but `/healthz` behind `auth` (and `/metrics` only when the
 /// config says so).
-pub fn router(state: AppState, auth: AdminAuth) -> Router {
+pub fn router(state: AppState, auth: AdminAuth, console: Option<Duration>) -> Router {
     let operator = Router::new()
         .route("/-/reload", post(reload))
         .route("/-/transcripts/run", post(run_transcripts))
         .merge(silences::router())
         .merge(outbox::router());
     let scrape = Router::new().route("/metrics", get(metrics));
-    let (operator, scrape) = match auth {
+    let (operator, scrape) = match &auth {
         AdminAuth::Token { token, metrics } => {
             let guard = {
                 let token = token.clone();
@@ -38,7 +39,7 @@ pub fn router(state: AppState, auth: AdminAuth) -> Router {
                     auth::require_token(token.clone(), req, next)
                 })
             };
-            let scrape = if metrics {
+            let scrape = if *metrics {
                 scrape.route_layer(guard.clone())
             } else {
                 scrape
@@ -47,9 +48,14 @@ pub fn router(state: AppState, auth: AdminAuth) -> Router {
         }
         AdminAuth::LoopbackOnly | AdminAuth::Open => (operator, scrape),
     };
+    let console = match console {
+        Some(ttl) => super::console::router(state.clone(), &auth, ttl),
+        None => Router::new(),
+    };
     Router::new()
         // For `roam-notify healthcheck` when the webhook port speaks TLS.
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .merge(console)
         .merge(operator)
         .merge(scrape)
         .fallback(|| async { ApiError::NotFound })

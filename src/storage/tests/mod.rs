@@ -75,6 +75,7 @@ on_both_backends!(
 );
 
 mod caches;
+mod listing;
 
 /// Claims last 1 ms here, so a reopened store sees the earlier one's sends as cut short.
 fn short_lease() -> ReplicaSettings {
@@ -274,33 +275,6 @@ async fn outbox_admin_and_silences(url: String) {
     let all = s.list_messages(&list(None)).await.unwrap();
     assert_eq!(all.len(), 2);
     assert!(all[0].id > all[1].id, "newest first");
-    // Filters and keyset paging.
-    let by = |chat: Option<&str>, source: Option<&str>, before: Option<i64>| MessageQuery {
-        chat: chat.map(String::from),
-        source: source.map(String::from),
-        route: Some("r".into()),
-        before,
-        limit: 1,
-        ..Default::default()
-    };
-    let b = s.list_messages(&by(Some("B"), None, None)).await.unwrap();
-    assert_eq!((b.len(), b[0].chat.as_str()), (1, "B"));
-    let page2 = s
-        .list_messages(&by(None, Some("gh"), Some(all[0].id)))
-        .await
-        .unwrap();
-    assert_eq!(page2[0].id, all[1].id);
-    assert!(
-        s.list_messages(&by(None, Some("other"), None))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    // One dead letter in the latest hour; nothing delivered yet.
-    let act = s.activity(now_ms() + 10, 3_600_000, 24).await.unwrap();
-    assert_eq!((act.dead[0], act.dead.iter().sum::<i64>()), (1, 1));
-    assert_eq!(act.delivered.iter().sum::<i64>(), 0);
-    assert_eq!(act.delivered.len(), 24);
     assert!(s.requeue(due[0].id).await.unwrap());
     assert!(!s.requeue(due[0].id).await.unwrap(), "not dead any more");
     assert!(s.drop_message(due[0].id).await.unwrap());
