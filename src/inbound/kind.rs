@@ -52,3 +52,45 @@ impl Kind {
         self
     }
 }
+
+/// How a source of this kind proves who sent a request, in words, for the console's
+/// routing page: `configured` is the source's `auth`, if written.
+pub fn auth_summary(kind: &str, configured: Option<&str>) -> String {
+    use super::auth::HmacStyle;
+    let Some(Build::Simple { auth, .. }) = super::KINDS
+        .iter()
+        .find(|k| k.name == kind)
+        .map(|k| &k.build)
+    else {
+        return match configured {
+            Some("none") => "none: anyone who reaches the URL can post".into(),
+            Some(a) => a.to_string(),
+            None => format!("{kind}'s own signature scheme"),
+        };
+    };
+    let scheme = configured.or(auth.default).unwrap_or("none");
+    match (scheme, &auth.hmac) {
+        ("none", _) => "none: anyone who reaches the URL can post".into(),
+        ("hmac-sha256", HmacStyle::Hex { header, prefix }) => {
+            format!("HMAC-SHA256 of the body in {header} ({prefix}…)")
+        }
+        ("hmac-sha256", HmacStyle::HexList { header, version }) => {
+            format!("HMAC-SHA256 of the body in {header} ({version}=…)")
+        }
+        ("hmac-sha256", HmacStyle::Grafana { header }) => {
+            format!("HMAC-SHA256 in {header}, with an optional signed timestamp")
+        }
+        ("hmac-sha256", HmacStyle::Buildkite) => {
+            "HMAC-SHA256 of timestamp and body in X-Buildkite-Signature".into()
+        }
+        ("hmac-sha256", HmacStyle::HubSpot) => {
+            "HubSpot v3 signature over method, public_url, body and timestamp".into()
+        }
+        ("token", _) => format!("shared token in {}", auth.token_header),
+        ("basic-or-bearer", _) => "HTTP Basic or a Bearer token".into(),
+        ("basic", _) => "HTTP Basic".into(),
+        ("bearer", _) => "a Bearer token".into(),
+        ("url-token", _) => "a token in the URL (/hooks/<source>/<token>)".into(),
+        (other, _) => other.to_string(),
+    }
+}

@@ -45,7 +45,7 @@ use crate::ratelimit::TokenBucket;
 pub use auth::{AuthSpec, Authenticator, BASIC_OR_BEARER, HmacStyle};
 use build::reject_unused;
 pub use build::{build_sources, parse_cidrs, prepare_sample};
-pub use kind::Kind;
+pub use kind::{Kind, auth_summary};
 use parse::{body_digest, delivery_from_headers, name_part, parse_json};
 
 /// Every sender kind this build knows: one entry each (see `kind.rs`).

@@ -14,6 +14,7 @@ mod cards;
 mod chats;
 mod cli;
 mod console;
+mod console_browser;
 mod container;
 mod delivery;
 mod hardening;

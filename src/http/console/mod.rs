@@ -205,7 +205,7 @@ fn shell(title: &str, nav: Option<(&Viewer, Nav)>, body: Markup) -> Html<String>
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
+                meta name="referrer" content="same-origin";
                 title { (title) " · roam-notify" }
                 link rel="stylesheet" href="/assets/console.css";
                 link rel="icon" href="/assets/icon.svg" type="image/svg+xml";

@@ -165,9 +165,9 @@ fn chart(a: &Activity) -> Markup {
                     @let dead = a.dead[i] as f64 / max as f64 * h;
                     g {
                         title { (if i == 0 { "the last hour".to_string() } else { format!("{}–{} hours ago", i, i + 1) }) ": " (a.delivered[i]) " sent, " (a.dead[i]) " failed" }
-                        rect.bg x=(x) y="0" width=(w) height=(h);
-                        rect.sent x=(x) y=(h - sent) width=(w) height=(sent);
-                        rect.dead x=(x) y=(h - sent - dead) width=(w) height=(dead);
+                        rect.bg x=(x) y="0" width=(w) height=(h) {}
+                        rect.sent x=(x) y=(h - sent) width=(w) height=(sent) {}
+                        rect.dead x=(x) y=(h - sent - dead) width=(w) height=(dead) {}
                     }
                 }
                 text x="0" y=(h + 12.0) { "24 h ago" }

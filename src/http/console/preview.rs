@@ -3,7 +3,8 @@
 //! escaped by `maud`; a colour reaches the page only as one of Roam's three names or a
 //! checked hex value; a button links out only for http(s) URLs.
 
-use maud::{Markup, html};
+use maud::{Markup, PreEscaped, html};
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 use serde_json::Value;
 
 use crate::roam::blocks::{color, link_url};
@@ -23,6 +24,50 @@ fn text(v: &Value) -> &str {
     v["text"].as_str().unwrap_or("")
 }
 
+/// Message markdown (GitHub-flavoured, as Roam reads it) as HTML: raw HTML in the text
+/// is shown as text, images as their description (nothing is fetched), and a link
+/// keeps its target only when it is http(s) or mailto.
+pub fn markdown(md: &str) -> Markup {
+    let safe_link = |url: &str| {
+        let lower = url.trim().to_ascii_lowercase();
+        ["http://", "https://", "mailto:"]
+            .iter()
+            .any(|p| lower.starts_with(p))
+    };
+    let mut dropped_links = Vec::new();
+    let events = Parser::new_ext(md, Options::ENABLE_STRIKETHROUGH).filter_map(|e| match e {
+        Event::Html(h) | Event::InlineHtml(h) => Some(Event::Text(h)),
+        Event::SoftBreak => Some(Event::HardBreak),
+        Event::Start(Tag::Image { .. }) | Event::End(TagEnd::Image) => None,
+        Event::Start(Tag::Link { dest_url, .. }) if !safe_link(&dest_url) => {
+            dropped_links.push(true);
+            None
+        }
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => {
+            dropped_links.push(false);
+            Some(Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }))
+        }
+        Event::End(TagEnd::Link) => match dropped_links.pop() {
+            Some(true) => None,
+            _ => Some(Event::End(TagEnd::Link)),
+        },
+        other => Some(other),
+    });
+    let mut out = String::new();
+    pulldown_cmark::html::push_html(&mut out, events);
+    PreEscaped(out)
+}
+
 /// The message as it will look; the exact JSON is shown beside it by the caller.
 pub fn message(request: &str) -> Markup {
     let Ok(v) = serde_json::from_str::<Value>(request) else {
@@ -33,12 +78,12 @@ pub fn message(request: &str) -> Markup {
     html! {
         div.message style=[style] {
             @if let Some(t) = v.get("text").and_then(Value::as_str) {
-                p.body { (t) }
+                div.body { (markdown(t)) }
             }
             @for b in v.get("blocks").and_then(Value::as_array).into_iter().flatten() {
                 @match b["type"].as_str() {
                     Some("header") => { p.header { (text(&b["text"])) } }
-                    Some("section") => { p.body { (text(&b["text"])) } }
+                    Some("section") => { div.body { (markdown(text(&b["text"]))) } }
                     Some("context") => {
                         p.context {
                             @for (i, e) in b["elements"].as_array().into_iter().flatten().enumerate() {
@@ -98,6 +143,22 @@ mod tests {
         );
         assert!(!html.contains("<script>"));
         assert!(html.contains("a &amp; b"));
+        let md = markdown("**Deal** [won](https://x.example/d?a=1&b=2) <b>x</b> [bad](javascript:alert(1)) ![t](https://img.example/p.png)\nnext").into_string();
+        assert!(md.contains("<strong>Deal</strong>"), "{md}");
+        assert!(
+            md.contains("<a href=\"https://x.example/d?a=1&amp;b=2\">won</a>"),
+            "{md}"
+        );
+        assert!(
+            md.contains("&lt;b&gt;x&lt;/b&gt;") && !md.contains("<b>"),
+            "{md}"
+        );
+        assert!(!md.contains("javascript") && md.contains("bad"), "{md}");
+        assert!(
+            !md.contains("<img") && md.contains("bad t<br"),
+            "image as its text: {md}"
+        );
+        assert!(md.contains("<br />"), "{md}");
         assert!(html.contains("border-left-color: #e01e5a"));
         assert!(html.contains("href=\"https://x.example/1\""));
         assert!(!html.contains("javascript:"));

@@ -13,7 +13,7 @@ use maud::{Markup, html};
 
 use super::session::Viewer;
 use super::{Console, Nav, Problem, csrf, page, preview, span};
-use crate::config::{Config, RouteConfig, SourceConfig};
+use crate::config::{RouteConfig, SourceConfig};
 use crate::directory::{Destination, Snapshot};
 use crate::ingest::Pipeline;
 use crate::ingest::simulate::simulate;
@@ -54,7 +54,7 @@ async fn tree(State(c): State<Console>, v: Viewer) -> Html<String> {
             p.muted { "An event goes down this list; the first route that matches takes it, and the search stops there unless that route says continue." }
             ol.routes {
                 @for r in pipeline.router.routes() {
-                    li { (route_card(r, cfg.routes.iter().find(|x| x.name == r.name), &cfg, &dir)) }
+                    li { (route_card(r, cfg.routes.iter().find(|x| x.name == r.name), &dir)) }
                 }
             }
         }
@@ -77,11 +77,7 @@ async fn tree(State(c): State<Console>, v: Viewer) -> Html<String> {
 }
 
 fn auth_of(s: &SourceConfig) -> String {
-    match s.auth.as_deref() {
-        Some("none") => "none: anyone who reaches the URL can post".into(),
-        Some(a) => a.to_string(),
-        None => format!("{}'s own signature or token", s.kind),
-    }
+    crate::inbound::auth_summary(&s.kind, s.auth.as_deref())
 }
 
 fn limits_of(s: &SourceConfig) -> String {
@@ -100,28 +96,34 @@ fn limits_of(s: &SourceConfig) -> String {
 }
 
 /// One destination as written, with what it stands for now.
-fn destination(expr: &str, dir: &Snapshot) -> Markup {
-    let resolved = match Destination::parse(expr) {
-        Ok(Destination::Name(n)) => match dir.chat(&n) {
-            Ok(hit) if hit.stale => Some(format!(
-                "{} (last known id; not in Roam's latest listing)",
-                hit.id
-            )),
-            Ok(hit) => Some(hit.id.to_string()),
-            Err(e) => Some(format!("unresolved: {e}")),
-        },
-        Ok(Destination::Email(e)) => Some(
-            dir.user(&e)
-                .map_or_else(|| "resolved when sent".to_string(), String::from),
+fn destination(d: &Destination, dir: &Snapshot) -> Markup {
+    let (written, resolved) = match d {
+        Destination::Id(id) => (id.clone(), None),
+        Destination::Name(n) => (
+            format!("#{n}"),
+            Some(match dir.chat(n) {
+                Ok(hit) if hit.stale => {
+                    format!("{} (last known id; not in Roam's latest listing)", hit.id)
+                }
+                Ok(hit) => hit.id.to_string(),
+                Err(e) => format!("unresolved: {e}"),
+            }),
         ),
-        _ => None,
+        Destination::Email(e) => (
+            e.clone(),
+            Some(
+                dir.user(e)
+                    .map_or_else(|| "looked up when sent".to_string(), String::from),
+            ),
+        ),
+        Destination::Template(t) => (t.clone(), Some("per event".to_string())),
     };
     html! {
-        li { code { (expr) } @if let Some(r) = resolved { " → " code { (r) } } }
+        li { code { (written) } @if let Some(r) = resolved { " → " (r) } }
     }
 }
 
-fn route_card(r: &Route, raw: Option<&RouteConfig>, cfg: &Config, dir: &Snapshot) -> Markup {
+fn route_card(r: &Route, raw: Option<&RouteConfig>, dir: &Snapshot) -> Markup {
     let now = Utc::now();
     let muted: Vec<String> = r
         .mute
@@ -141,7 +143,6 @@ fn route_card(r: &Route, raw: Option<&RouteConfig>, cfg: &Config, dir: &Snapshot
         })
         .unwrap_or_default();
     let when = raw.and_then(|x| x.when.as_ref()).map(|w| w.to_string());
-    let _ = cfg;
     html! {
         article.route id=(format!("route-{}", r.name)) {
             h3 { (r.name) @if r.continue_ { " " span.pill { "continue" } } }
@@ -152,7 +153,13 @@ fn route_card(r: &Route, raw: Option<&RouteConfig>, cfg: &Config, dir: &Snapshot
                     dt { "Match" } dd { ul { @for (k, v) in &matches { li { code { (k) " = " (v) } } } } }
                 }
                 @if let Some(w) = &when { dt { "When" } dd { code { (w) } } }
-                dt { "To" } dd { ul.plain { @for e in r.targets.expressions() { (destination(e, dir)) } } }
+                dt { "To" } dd { ul.plain { @for d in &r.targets.to { (destination(d, dir)) } } }
+                @if !r.targets.fallback.is_empty() {
+                    dt { "Fallback" } dd { ul.plain { @for d in &r.targets.fallback { (destination(d, dir)) } } }
+                }
+                @if !r.targets.mentions.is_empty() {
+                    dt { "Mentions" } dd { ul.plain { @for d in &r.targets.mentions { (destination(d, dir)) } } }
+                }
                 dt { "Message" } dd {
                     (r.template.as_deref().unwrap_or("the event's default template"))
                     " as " (format!("{:?}", r.format).to_lowercase())
