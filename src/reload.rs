@@ -149,6 +149,11 @@ fn restart_keys(old: &Config, new: &Config) -> Vec<&'static str> {
             || old.server.metrics_auth != new.server.metrics_auth,
         "server.admin_token/admin_auth/metrics_auth",
     );
+    check(
+        old.server.console != new.server.console
+            || old.server.console_session != new.server.console_session,
+        "server.console/console_session",
+    );
     check(old.storage.url != new.storage.url, "storage.url");
     check(
         old.storage.retention != new.storage.retention,

@@ -61,6 +61,19 @@ pub struct Shared {
 
 pub type AppState = Arc<Shared>;
 
+impl Shared {
+    /// Applies the stored silences now (after one was added or expired here) rather than
+    /// at the next periodic refresh.
+    pub async fn apply_silences(&self) {
+        self.pipeline
+            .load()
+            .silences
+            .stored()
+            .refresh(&self.store)
+            .await;
+    }
+}
+
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
     let max_body = state.max_body;
     Router::new()

@@ -60,7 +60,7 @@ async fn silences_add(
     let (id, starts_at, ends_at) = silences::create(&st.store, req)
         .await
         .map_err(ApiError::BadQuery)?;
-    apply_now(&st).await;
+    st.apply_silences().await;
     tracing::info!(silence = id, created_by = %by, client = %client, starts_at, ends_at, comment = %comment,
         matcher = %what, "silence added by the admin API");
     Ok((
@@ -78,17 +78,7 @@ async fn silences_expire(
     if !st.store.expire_silence(id).await.map_err(storage)? {
         return Err(ApiError::Conflict(format!("no active silence {id}")));
     }
-    apply_now(&st).await;
+    st.apply_silences().await;
     tracing::info!(silence = id, client = %client, "silence expired by the admin API");
     Ok(Json(json!({"status": "expired", "id": id})))
-}
-
-/// Applies the stored silences now rather than at the next periodic refresh.
-async fn apply_now(st: &AppState) {
-    st.pipeline
-        .load()
-        .silences
-        .stored()
-        .refresh(&st.store)
-        .await;
 }

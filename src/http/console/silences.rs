@@ -229,7 +229,7 @@ async fn add(
     let (by, comment) = (req.created_by.clone(), req.comment.clone());
     match silences::create(&c.app.store, req).await {
         Ok((id, starts_at, ends_at)) => {
-            apply_now(&c).await;
+            c.app.apply_silences().await;
             tracing::info!(silence = id, created_by = %by, client = %client, starts_at, ends_at, comment = %comment,
                 matcher = %what, "silence added from the console");
             Ok(Redirect::to(&format!("/silences?notice=added&id={id}")).into_response())
@@ -303,17 +303,7 @@ async fn expire(
             "There is no active silence {id}."
         )));
     }
-    apply_now(&c).await;
+    c.app.apply_silences().await;
     tracing::info!(silence = id, client = %client, "silence expired from the console");
     Ok(Redirect::to(&format!("/silences?notice=expired&id={id}")))
-}
-
-async fn apply_now(c: &Console) {
-    c.app
-        .pipeline
-        .load()
-        .silences
-        .stored()
-        .refresh(&c.app.store)
-        .await;
 }
