@@ -31,6 +31,15 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// GETs a console page, with a session cookie (`name=value`) when given.
+async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> reqwest::Response {
+    let mut req = client().get(app.admin_url(path));
+    if let Some(c) = cookie {
+        req = req.header(COOKIE, c);
+    }
+    req.send().await.unwrap()
+}
+
 /// Signs in and returns the `name=value` cookie to send back.
 async fn sign_in(app: &TestApp, http: &reqwest::Client, headers: &[(&str, &str)]) -> String {
     let mut req = http
@@ -59,17 +68,13 @@ async fn sign_in_sets_a_strict_cookie_and_sign_out_ends_the_session() {
     let (app, _roam, _dir) = console_app(Some(TOKEN)).await;
     let http = client();
 
-    let r = http
-        .get(app.admin_url("/outbox?status=dead"))
-        .send()
-        .await
-        .unwrap();
+    let r = get(&app, "/outbox?status=dead", None).await;
     assert_eq!(r.status(), 303, "not signed in");
     assert_eq!(
         r.headers()[LOCATION],
         "/sign-in?next=%2Foutbox%3Fstatus%3Ddead"
     );
-    let page = http.get(app.admin_url("/sign-in")).send().await.unwrap();
+    let page = get(&app, "/sign-in", None).await;
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("type=\"password\""));
 
@@ -94,24 +99,14 @@ async fn sign_in_sets_a_strict_cookie_and_sign_out_ends_the_session() {
     }
     assert!(!cookie.contains("Secure"), "plain HTTP, no proxy: {cookie}");
     let pair = cookie.split(';').next().unwrap().to_string();
-    let page = http
-        .get(app.admin_url("/"))
-        .header(COOKIE, &pair)
-        .send()
-        .await
-        .unwrap();
+    let page = get(&app, "/", Some(&pair)).await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("<h1>Overview</h1>") && html.contains("Sign out"));
     assert!(!html.contains("Open console"));
 
     // The JSON API still wants the bearer token, not the cookie.
-    let api = http
-        .get(app.admin_url("/api/outbox"))
-        .header(COOKIE, &pair)
-        .send()
-        .await
-        .unwrap();
+    let api = get(&app, "/api/outbox", Some(&pair)).await;
     assert_eq!(api.status(), 401);
 
     let out = http
@@ -128,12 +123,7 @@ async fn sign_in_sets_a_strict_cookie_and_sign_out_ends_the_session() {
             .unwrap()
             .contains("Max-Age=0")
     );
-    let after = http
-        .get(app.admin_url("/"))
-        .header(COOKIE, &pair)
-        .send()
-        .await
-        .unwrap();
+    let after = get(&app, "/", Some(&pair)).await;
     assert_eq!(after.status(), 303, "the old cookie no longer admits");
     app.stop().await;
 }
@@ -159,12 +149,8 @@ async fn forms_without_the_csrf_token_or_from_another_site_change_nothing() {
         .next()
         .unwrap()
         .to_string();
-    let html = http
-        .get(app.admin_url("/outbox?status=dead"))
-        .header(COOKIE, &pair)
-        .send()
+    let html = get(&app, "/outbox?status=dead", Some(&pair))
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -221,7 +207,7 @@ async fn an_open_console_says_so_on_every_page_and_still_wants_csrf() {
         "/routing/explain",
         "/transcripts",
     ] {
-        let r = http.get(app.admin_url(path)).send().await.unwrap();
+        let r = get(&app, path, None).await;
         assert_eq!(r.status(), 200, "{path}");
         let html = r.text().await.unwrap();
         assert!(html.contains("Open console."), "{path} lacks the warning");
@@ -259,15 +245,7 @@ async fn payload_values_are_escaped_in_the_outbox() {
     let r = app.github("issues", "xss-1", body.as_bytes(), SECRET).await;
     assert_eq!(r.status(), 202);
     app.wait_ready(|r| r["outbox"]["dead"] == 1).await;
-    let http = client();
-    let list = http
-        .get(app.admin_url("/outbox"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let list = get(&app, "/outbox", None).await.text().await.unwrap();
     assert!(list.contains("&lt;b&gt;not a member&lt;/b&gt;"), "{list}");
     let id = list
         .split("href=\"/outbox/")
@@ -276,11 +254,8 @@ async fn payload_values_are_escaped_in_the_outbox() {
         .split('"')
         .next()
         .unwrap();
-    let html = http
-        .get(app.admin_url(&format!("/outbox/{id}")))
-        .send()
+    let html = get(&app, &format!("/outbox/{id}"), None)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -302,11 +277,12 @@ async fn the_outbox_pages_back_by_id_and_filters() {
     for n in 0..55 {
         app.push_accepted(&format!("page-{n}")).await;
     }
-    let http = client();
-    let get = |q: String| {
-        let http = http.clone();
-        let url = app.admin_url(&format!("/outbox{q}"));
-        async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+    let outbox = |q: String| {
+        let app = &app;
+        async move {
+            let path = format!("/outbox{q}");
+            get(app, &path, None).await.text().await.unwrap()
+        }
     };
     let ids = |html: &str| -> Vec<i64> {
         html.split("<td><a href=\"/outbox/")
@@ -314,7 +290,7 @@ async fn the_outbox_pages_back_by_id_and_filters() {
             .filter_map(|s| s.split('"').next()?.parse().ok())
             .collect()
     };
-    let first = get("?status=pending".into()).await;
+    let first = outbox("?status=pending".into()).await;
     let page1 = ids(&first);
     assert_eq!(page1.len(), 50);
     assert!(page1.windows(2).all(|w| w[0] > w[1]), "newest first");
@@ -324,19 +300,15 @@ async fn the_outbox_pages_back_by_id_and_filters() {
         .and_then(|s| s.split('"').next())
         .expect("an Older link")
         .replace("&amp;", "&");
-    let page2 = ids(&get(older.trim_start_matches("/outbox").to_string()).await);
+    let page2 = ids(&outbox(older.trim_start_matches("/outbox").to_string()).await);
     assert_eq!(page2.len(), 5);
     assert!(page2[0] < *page1.last().unwrap());
     assert_eq!(
-        ids(&get("?route=all-github&source=github".into()).await).len(),
+        ids(&outbox("?route=all-github&source=github".into()).await).len(),
         50
     );
-    assert!(ids(&get("?chat=G-none".into()).await).is_empty());
-    let bad = http
-        .get(app.admin_url("/outbox?status=weird"))
-        .send()
-        .await
-        .unwrap();
+    assert!(ids(&outbox("?chat=G-none".into()).await).is_empty());
+    let bad = get(&app, "/outbox?status=weird", None).await;
     assert_eq!(bad.status(), 400);
     assert!(bad.text().await.unwrap().contains("unknown status"));
     app.stop().await;

@@ -51,18 +51,15 @@ fn browser_ready() -> bool {
     false
 }
 
+/// A JSON API answer, with the admin token.
+async fn api(app: &TestApp, path: &str) -> Value {
+    let r = app.http.get(app.admin_url(path)).bearer_auth(TOKEN).send();
+    r.await.unwrap().json().await.unwrap()
+}
+
 /// The id of the newest message of a delivery, from the JSON API.
 async fn message_id(app: &TestApp, delivery: &str) -> i64 {
-    let list: Value = app
-        .http
-        .get(app.admin_url("/api/outbox?limit=100"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = api(app, "/api/outbox?limit=100").await;
     list["messages"]
         .as_array()
         .unwrap()
@@ -149,28 +146,10 @@ async fn the_console_works_in_a_real_browser() {
     // What the clicks did: the dead letter reached Roam on its retry.
     let delivered = roam.delivered();
     assert_eq!(delivered.len(), 3, "the retried message was posted once");
-    let again = app
-        .http
-        .get(app.admin_url(&format!("/api/outbox/{dead}")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+    let again = api(&app, &format!("/api/outbox/{dead}")).await;
     assert_eq!(again["status"], "delivered");
     // The silence was stored and then expired.
-    let silences: Value = app
-        .http
-        .get(app.admin_url("/api/silences?all=true"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let silences: Value = api(&app, "/api/silences?all=true").await;
     let list = silences["silences"].as_array().unwrap();
     assert_eq!(list.len(), 1, "{silences}");
     assert_eq!(list[0]["comment"], "browser test: maintenance");

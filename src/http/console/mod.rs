@@ -16,15 +16,16 @@ pub mod session;
 mod silences;
 mod transcripts;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{FromRequestParts, OriginalUri, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::{Form, Router};
 use maud::{DOCTYPE, Markup, html};
 
 use super::AppState;
@@ -151,6 +152,33 @@ impl FromRequestParts<Console> for Viewer {
             };
             Problem::SignIn { next }
         })
+    }
+}
+
+/// A confirmed action: a form from this site carrying this viewer's CSRF token (the
+/// last argument of a handler that changes something), and who sent it, for the log.
+#[derive(Debug)]
+pub struct Confirmed {
+    pub client: SocketAddr,
+}
+
+impl FromRequest<Console> for Confirmed {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, c: &Console) -> Result<Confirmed, Response> {
+        let (mut parts, body) = req.into_parts();
+        let viewer = Viewer::from_request_parts(&mut parts, c)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |ci| ci.0);
+        let Form(f) = Form::<Confirm>::from_request(Request::from_parts(parts, body), c)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        viewer.check(&f.csrf).map_err(IntoResponse::into_response)?;
+        Ok(Confirmed { client })
     }
 }
 
@@ -293,9 +321,9 @@ struct SignInForm {
 
 async fn sign_in(
     State(c): State<Console>,
-    axum::extract::ConnectInfo(client): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    axum::Form(f): axum::Form<SignInForm>,
+    Form(f): Form<SignInForm>,
 ) -> Response {
     let next = safe_next(f.next.as_deref());
     if cross_site(&axum::http::Method::POST, &headers) {
@@ -326,26 +354,19 @@ pub struct Confirm {
     pub csrf: String,
 }
 
-async fn sign_out(
-    State(c): State<Console>,
-    axum::extract::ConnectInfo(client): axum::extract::ConnectInfo<std::net::SocketAddr>,
-    v: Viewer,
-    headers: HeaderMap,
-    axum::Form(f): axum::Form<Confirm>,
-) -> Result<Response, Problem> {
-    v.check(&f.csrf)?;
+async fn sign_out(State(c): State<Console>, headers: HeaderMap, ok: Confirmed) -> Response {
     c.sessions.sign_out(&headers);
     let mut resp = Redirect::to("/sign-in").into_response();
-    let clear = Sessions::clear_cookie(https(&c, client, &headers));
+    let clear = Sessions::clear_cookie(https(&c, ok.client, &headers));
     if let Ok(v) = HeaderValue::from_str(&clear) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
-    Ok(resp)
+    resp
 }
 
 /// Whether the browser reached us over TLS: the admin listener speaks plain HTTP, so
 /// only a trusted proxy (`server.trusted_proxies`) saying `X-Forwarded-Proto: https`.
-fn https(c: &Console, client: std::net::SocketAddr, headers: &HeaderMap) -> bool {
+fn https(c: &Console, client: SocketAddr, headers: &HeaderMap) -> bool {
     let pipeline = c.app.pipeline.load();
     pipeline
         .trusted_proxies

@@ -3,16 +3,14 @@
 //! last error and the exact request, previewed; retry, retry all dead, and drop, each
 //! behind a confirmation.
 
-use std::net::SocketAddr;
-
 use axum::Router;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{Html, Redirect};
 use axum::routing::{get, post};
 use maud::html;
 
 use super::session::Viewer;
-use super::{Confirm, Console, Nav, Problem, ago, csrf, page, preview, urlencode, when};
+use super::{Confirmed, Console, Nav, Problem, ago, csrf, page, preview, urlencode, when};
 use crate::storage::{MessageQuery, MessageRecord, status_filter};
 
 const PAGE: i64 = 50;
@@ -242,48 +240,36 @@ fn detail(v: &Viewer, m: &MessageRecord) -> maud::Markup {
 
 async fn retry(
     State(c): State<Console>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    v: Viewer,
     Path(id): Path<i64>,
-    axum::Form(f): axum::Form<Confirm>,
+    ok: Confirmed,
 ) -> Result<Redirect, Problem> {
-    v.check(&f.csrf)?;
     if !c.app.store.requeue(id).await? {
         return Err(Problem::Conflict(format!(
             "Message {id} does not exist or is not dead or dropped."
         )));
     }
     c.app.wake_delivery.notify_one();
-    tracing::info!(message_id = id, client = %client, "re-queued from the console");
+    tracing::info!(message_id = id, client = %ok.client, "re-queued from the console");
     Ok(Redirect::to(&format!("/outbox/{id}?notice=retried")))
 }
 
-async fn retry_dead(
-    State(c): State<Console>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    v: Viewer,
-    axum::Form(f): axum::Form<Confirm>,
-) -> Result<Redirect, Problem> {
-    v.check(&f.csrf)?;
+async fn retry_dead(State(c): State<Console>, ok: Confirmed) -> Result<Redirect, Problem> {
     let n = c.app.store.requeue_all_dead().await?;
     c.app.wake_delivery.notify_one();
-    tracing::info!(messages = n, client = %client, "dead letters re-queued from the console");
+    tracing::info!(messages = n, client = %ok.client, "dead letters re-queued from the console");
     Ok(Redirect::to(&format!("/outbox?notice=retried-{n}")))
 }
 
 async fn drop_one(
     State(c): State<Console>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    v: Viewer,
     Path(id): Path<i64>,
-    axum::Form(f): axum::Form<Confirm>,
+    ok: Confirmed,
 ) -> Result<Redirect, Problem> {
-    v.check(&f.csrf)?;
     if !c.app.store.drop_message(id).await? {
         return Err(Problem::Conflict(format!(
             "Message {id} does not exist or is not pending or dead."
         )));
     }
-    tracing::info!(message_id = id, client = %client, "dropped from the console");
+    tracing::info!(message_id = id, client = %ok.client, "dropped from the console");
     Ok(Redirect::to(&format!("/outbox/{id}?notice=dropped")))
 }

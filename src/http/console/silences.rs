@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use maud::{Markup, html};
 
 use super::session::Viewer;
-use super::{Confirm, Console, Nav, Problem, ago, csrf, page, when};
+use super::{Confirmed, Console, Nav, Problem, ago, csrf, page, when};
 use crate::ingest::simulate::parse_events;
 use crate::silences::{self, SilenceRequest};
 use crate::storage::now_ms;
@@ -292,18 +292,15 @@ fn preview(c: &Console, s: &silences::CompiledSilence) -> Markup {
 
 async fn expire(
     State(c): State<Console>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    v: Viewer,
     Path(id): Path<i64>,
-    axum::Form(f): axum::Form<Confirm>,
+    ok: Confirmed,
 ) -> Result<Redirect, Problem> {
-    v.check(&f.csrf)?;
     if !c.app.store.expire_silence(id).await? {
         return Err(Problem::Conflict(format!(
             "There is no active silence {id}."
         )));
     }
     c.app.apply_silences().await;
-    tracing::info!(silence = id, client = %client, "silence expired from the console");
+    tracing::info!(silence = id, client = %ok.client, "silence expired from the console");
     Ok(Redirect::to(&format!("/silences?notice=expired&id={id}")))
 }

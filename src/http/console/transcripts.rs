@@ -1,16 +1,14 @@
 //! `/transcripts`: post-meeting transcript processing: on or why not, the last and next
 //! run, the checkpoint, counts, the last error, and "run now".
 
-use std::net::SocketAddr;
-
 use axum::Router;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::response::{Html, Redirect};
 use axum::routing::{get, post};
 use maud::html;
 
 use super::session::Viewer;
-use super::{Confirm, Console, Nav, Problem, csrf, page};
+use super::{Confirmed, Console, Nav, Problem, csrf, page};
 
 pub fn router() -> Router<Console> {
     Router::new()
@@ -81,13 +79,7 @@ async fn show(State(c): State<Console>, v: Viewer, Query(n): Query<Ran>) -> Html
     page(&v, "Transcripts", Nav::Transcripts, notice.as_deref(), body)
 }
 
-async fn run(
-    State(c): State<Console>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    v: Viewer,
-    axum::Form(f): axum::Form<Confirm>,
-) -> Result<Redirect, Problem> {
-    v.check(&f.csrf)?;
+async fn run(State(c): State<Console>, ok: Confirmed) -> Result<Redirect, Problem> {
     let Some(sweeper) = &c.app.transcripts else {
         let why = c
             .app
@@ -99,7 +91,7 @@ async fn run(
             "Transcript processing is off: {why}"
         )));
     };
-    tracing::info!(client = %client, "transcript run requested from the console");
+    tracing::info!(client = %ok.client, "transcript run requested from the console");
     let never = tokio_util::sync::CancellationToken::new();
     match sweeper.run_logged("console", &never).await {
         Some(r) => Ok(Redirect::to(&format!(
