@@ -335,3 +335,71 @@ async fn the_console_can_be_turned_off() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_silence_is_checked_as_the_cli_checks_it() {
+    let (app, _roam, _dir) = console_app(None).await;
+    let http = client();
+    let html = get(&app, "/silences", None).await.text().await.unwrap();
+    let csrf = csrf_of(&html);
+    let post = |fields: Vec<(&'static str, &'static str)>| {
+        let mut form: Vec<(&str, String)> = vec![("csrf", csrf.clone())];
+        form.extend(fields.into_iter().map(|(k, v)| (k, v.to_string())));
+        http.post(app.admin_url("/silences")).form(&form).send()
+    };
+    let bad = post(vec![
+        ("matchers", "labels.team=~(unclosed"),
+        ("duration", "1h"),
+        ("comment", "x"),
+        ("action", "add"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(bad.status(), 400);
+    let text = bad.text().await.unwrap();
+    assert!(
+        text.contains("Not added:") && text.contains("regex"),
+        "{text}"
+    );
+    assert!(
+        text.contains("labels.team=~(unclosed"),
+        "the form keeps what was typed"
+    );
+    let everything = post(vec![
+        ("duration", "1h"),
+        ("comment", "x"),
+        ("action", "add"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(everything.status(), 400);
+    assert!(
+        everything
+            .text()
+            .await
+            .unwrap()
+            .contains("would silence everything")
+    );
+    let ok = post(vec![
+        ("matchers", "repository.name=Hello-World"),
+        ("source", "github"),
+        ("duration", "30m"),
+        ("comment", "deploy freeze"),
+        ("action", "add"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(ok.status(), 303);
+    let page = get(&app, ok.headers()[LOCATION].to_str().unwrap(), None).await;
+    let html = page.text().await.unwrap();
+    assert!(html.contains("added; it applies now") && html.contains("deploy freeze"));
+    // It applies at once: a matching push is silenced.
+    let r: serde_json::Value = app
+        .github("push", "frozen-1", &fixture("github/push.json"), SECRET)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["messages"], 0, "{r}");
+    app.stop().await;
+}

@@ -608,3 +608,53 @@ async fn a_failing_transcript_template_is_counted_like_a_webhook_one() {
     );
     app.stop().await;
 }
+
+/// The console's transcripts page: the schedule and checkpoint, and "Run now" posting a
+/// transcript that arrived since the last run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_runs_and_runs_one_now() {
+    let roam = FakeRoam::start().await;
+    roam.add_transcript(transcript(1, "Standup", 90, true, &[], &[]));
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&config(&roam, dir.path(), 200.0, "")).await;
+    wait_for("the start-up catch-up run", Duration::from_secs(10), || {
+        posts_of(&roam, 1) == 1
+    })
+    .await;
+    roam.add_transcript(transcript(2, "Retro", 30, true, &[], &[]));
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http
+        .get(app.admin_url("/transcripts"))
+        .send()
+        .await
+        .unwrap();
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("Next run") && html.contains("Checkpoint"),
+        "{html}"
+    );
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = html[at..].split('"').next().unwrap();
+    let r = http
+        .post(app.admin_url("/transcripts/run"))
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(to.contains("posted=1"), "{to}");
+    wait_for("transcript 2 posted", Duration::from_secs(10), || {
+        posts_of(&roam, 2) == 1
+    })
+    .await;
+    let after = http.get(app.admin_url(&to)).send().await.unwrap();
+    let html = after.text().await.unwrap();
+    assert!(html.contains("Run finished:"), "{html}");
+    assert!(html.contains(", 1 posted,"), "{html}");
+    assert_eq!(posts_of(&roam, 1), 1, "nothing posted twice");
+    app.stop().await;
+}
