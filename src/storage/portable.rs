@@ -78,25 +78,46 @@ macro_rules! portable {
                 &self,
                 q: &crate::storage::MessageQuery,
             ) -> Result<Vec<crate::storage::MessageRecord>, crate::storage::StoreError> {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                // Only the filters that are set, so each can use its index (status, the
+                // id range) and a page deep in 100,000 rows reads about one page of them.
+                let mut conds: Vec<String> = Vec::new();
+                let mut texts: Vec<String> = Vec::new();
+                let arg = |texts: &mut Vec<String>, v: &str| {
+                    texts.push($clean(v).to_string());
+                    format!("${}", texts.len())
+                };
+                match q.status {
+                    Some("pending") => conds.push("m.status IN ('pending', 'claimed', 'sending')".into()),
+                    Some(st) => {
+                        let p = arg(&mut texts, st);
+                        conds.push(format!("m.status = {p}"));
+                    }
+                    None => {}
+                }
+                for (column, value) in [("m.route", &q.route), ("e.source", &q.source), ("m.chat", &q.chat)] {
+                    if let Some(v) = value {
+                        let p = arg(&mut texts, v);
+                        conds.push(format!("{column} = {p}"));
+                    }
+                }
+                let before = format!("${}", texts.len() + 1);
+                let limit = format!("${}", texts.len() + 2);
+                conds.push(format!("m.id < {before}"));
+                let sql = format!(
                     "SELECT {} FROM messages m JOIN events e ON e.id = m.event_id
-                     WHERE ($1 IS NULL OR m.status = $1
-                            OR ($1 = 'pending' AND m.status IN ('claimed', 'sending')))
-                       AND ($2 IS NULL OR m.route = $2)
-                       AND ($3 IS NULL OR e.source = $3)
-                       AND ($4 IS NULL OR m.chat = $4)
-                       AND ($5 IS NULL OR m.id < $5)
-                     ORDER BY m.id DESC LIMIT $6",
-                    crate::storage::row::RECORD_COLUMNS
-                )))
-                .bind(q.status)
-                .bind(q.route.as_deref().map($clean))
-                .bind(q.source.as_deref().map($clean))
-                .bind(q.chat.as_deref().map($clean))
-                .bind(q.before)
-                .bind(q.limit)
-                .fetch_all(&self.$r)
-                .await?;
+                     WHERE {} ORDER BY m.id DESC LIMIT {limit}",
+                    crate::storage::row::RECORD_COLUMNS,
+                    conds.join(" AND ")
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for t in texts {
+                    query = query.bind(t);
+                }
+                let rows = query
+                    .bind(q.before.unwrap_or(i64::MAX))
+                    .bind(q.limit)
+                    .fetch_all(&self.$r)
+                    .await?;
                 Ok(rows
                     .iter()
                     .map(crate::storage::row::record)
