@@ -3,7 +3,8 @@
 //! One loop, like mini-redis' purge task: send what is due, then sleep until the next
 //! message is due or a commit wakes it. Per chat, messages go out oldest first and a
 //! message waiting for a retry holds back the later ones of the same chat, so a chat
-//! never sees them out of order. Outcomes:
+//! never sees them out of order; different chats' messages are sent side by side (up to
+//! `IN_FLIGHT` at once, within the pacer's rate). Outcomes:
 //! - 2xx: delivered.
 //! - 429: all sending pauses for `Retry-After` (or a default); the message waits without
 //!   using up a retry.
@@ -19,10 +20,11 @@
 pub mod address;
 pub mod retry;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -37,6 +39,8 @@ pub use retry::RetryPolicy;
 
 /// Messages looked at per step (at most one per chat).
 const BATCH: i64 = 32;
+/// Messages sent at once (each to a different chat), within the pacer's rate.
+const IN_FLIGHT: usize = 16;
 /// Longest pause while the key is refused, between checks.
 const MAX_AUTH_WAIT: Duration = Duration::from_secs(300);
 /// Longest idle sleep; the worker also wakes on every commit.
@@ -68,6 +72,16 @@ impl DeliveryStatus {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
+}
+
+/// What became of one claimed message in a step.
+enum Done {
+    /// Delivered, rescheduled or dead-lettered.
+    Handled,
+    /// Not started: a pause began, or another replica took it.
+    Skipped,
+    /// Shutdown came while it waited for the pacer.
+    Stopped,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -176,70 +190,104 @@ impl DeliveryWorker {
         result
     }
 
+    /// Sends the claimed messages, several at once: each is the oldest unsent message of
+    /// its chat, so chats proceed side by side while each chat's order holds (its next
+    /// message is claimed only after this one is recorded). A pause (429) stops the
+    /// messages not yet started.
     async fn send_claimed(
         &self,
         due: Vec<OutboxMessage>,
         shutdown: &CancellationToken,
     ) -> Result<Step, StoreError> {
+        let stop = AtomicBool::new(false);
+        let done: Vec<Result<Done, StoreError>> = futures_util::stream::iter(due)
+            .map(|m| self.deliver(m, &stop, shutdown))
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
         let mut handled = 0;
-        for m in due {
-            tokio::select! {
-                _ = self.pacer.acquire() => {}
-                _ = shutdown.cancelled() => return Ok(Step::Stopped),
-            }
-            // Every log line about this message carries its event's source, delivery id
-            // and route (as span fields in JSON logs).
-            let span = tracing::info_span!("message", message_id = m.id, source = %m.source,
-                delivery_id = %m.delivery_id, route = %m.route, chat = %m.chat);
-            let stop_batch = async {
-                if !self.store.mark_sending(m.id).await? {
-                    // Our claim ran out while we waited and another replica took it.
-                    tracing::info!("claim expired and was taken over by another replica; skipping");
-                    return Ok(false);
-                }
-                if m.maybe_duplicate {
-                    tracing::warn!(message_id = m.id, chat = %m.chat, route = %m.route,
-                        "re-sending a message that was in flight when its sender stopped; Roam may show it twice");
-                }
-                let lookup = match &self.outlet {
-                    Outlet::Roam(client) => Some(Lookup {
-                        client,
-                        pacer: &self.pacer,
-                        store: Some(&self.store),
-                    }),
-                    Outlet::DryRun => None,
-                };
-                let m = match address(m.clone(), &self.directory, lookup).await {
-                    Address::Ready(m) => m,
-                    Address::Dead(reason) => {
-                        handled += 1;
-                        tracing::error!(message_id = m.id, route = %m.route, "dead letter: {reason}");
-                        self.store.mark_dead(m.id, &reason).await?;
-                        self.metrics.messages.inc(&[&m.route, "dead"]);
-                        return Ok(false);
-                    }
-                    Address::Later(e) => {
-                        handled += 1;
-                        return self.record(&m, Err(e)).await;
-                    }
-                };
-                // An upsert whose entity already has a message edits that message.
-                let target = match (m.op, m.entity_key.as_deref()) {
-                    (MessageOp::Upsert, Some(key)) => self.store.entity_message(key).await?,
-                    _ => None,
-                };
-                let outcome = self.send(&m, target).await;
-                handled += 1;
-                let stop_batch = self.record(&m, outcome).await?;
-                Ok::<bool, StoreError>(stop_batch)
-            }
-            .instrument(span)
-            .await?;
-            if stop_batch || shutdown.is_cancelled() {
-                break;
+        let mut stopped = false;
+        for d in done {
+            match d? {
+                Done::Handled => handled += 1,
+                Done::Skipped => {}
+                Done::Stopped => stopped = true,
             }
         }
-        Ok(Step::Worked(handled))
+        Ok(if stopped && handled == 0 {
+            Step::Stopped
+        } else {
+            Step::Worked(handled)
+        })
+    }
+
+    /// One claimed message: paced, addressed, sent, recorded.
+    async fn deliver(
+        &self,
+        m: OutboxMessage,
+        stop: &AtomicBool,
+        shutdown: &CancellationToken,
+    ) -> Result<Done, StoreError> {
+        if stop.load(Ordering::Relaxed) || shutdown.is_cancelled() {
+            return Ok(Done::Skipped);
+        }
+        tokio::select! {
+            _ = self.pacer.acquire() => {}
+            _ = shutdown.cancelled() => return Ok(Done::Stopped),
+        }
+        if stop.load(Ordering::Relaxed) {
+            return Ok(Done::Skipped);
+        }
+        // Every log line about this message carries its event's source, delivery id
+        // and route (as span fields in JSON logs).
+        let span = tracing::info_span!("message", message_id = m.id, source = %m.source,
+            delivery_id = %m.delivery_id, route = %m.route, chat = %m.chat);
+        async {
+            if !self.store.mark_sending(m.id).await? {
+                // Our claim ran out while we waited and another replica took it.
+                tracing::info!("claim expired and was taken over by another replica; skipping");
+                return Ok(Done::Skipped);
+            }
+            if m.maybe_duplicate {
+                tracing::warn!(message_id = m.id, chat = %m.chat, route = %m.route,
+                    "re-sending a message that was in flight when its sender stopped; Roam may show it twice");
+            }
+            let lookup = match &self.outlet {
+                Outlet::Roam(client) => Some(Lookup {
+                    client,
+                    pacer: &self.pacer,
+                    store: Some(&self.store),
+                }),
+                Outlet::DryRun => None,
+            };
+            let m = match address(m.clone(), &self.directory, lookup).await {
+                Address::Ready(m) => m,
+                Address::Dead(reason) => {
+                    tracing::error!(message_id = m.id, route = %m.route, "dead letter: {reason}");
+                    self.store.mark_dead(m.id, &reason).await?;
+                    self.metrics.messages.inc(&[&m.route, "dead"]);
+                    return Ok(Done::Handled);
+                }
+                Address::Later(e) => {
+                    if self.record(&m, Err(e)).await? {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    return Ok(Done::Handled);
+                }
+            };
+            // An upsert whose entity already has a message edits that message.
+            let target = match (m.op, m.entity_key.as_deref()) {
+                (MessageOp::Upsert, Some(key)) => self.store.entity_message(key).await?,
+                _ => None,
+            };
+            let outcome = self.send(&m, target).await;
+            if self.record(&m, outcome).await? {
+                stop.store(true, Ordering::Relaxed);
+            }
+            Ok(Done::Handled)
+        }
+        .instrument(span)
+        .await
     }
 
     /// Sends one message; returns the timestamp of a message it posted for an entity.

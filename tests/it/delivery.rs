@@ -323,3 +323,50 @@ async fn a_roam_call_that_times_out_is_retried() {
     );
     app.stop().await;
 }
+
+/// Messages to different chats are sent side by side; each chat still gets its own
+/// messages in the order they were accepted.
+#[tokio::test]
+async fn chats_are_sent_to_side_by_side_each_in_order() {
+    let chats: Vec<String> = (1..=4)
+        .map(|n| format!("G-88bebce7-6cbb-4666-96f9-{n:012}"))
+        .collect();
+    let route = format!(
+        "[[routes]]\nname = \"fan-out\"\nsource = \"github\"\nto = {}\n",
+        serde_json::to_string(&chats).unwrap()
+    );
+    let (app, roam, _dir) = app_with(&route).await;
+    roam.set_down(true);
+    let push = String::from_utf8(fixture("github/push.json")).unwrap();
+    for n in 1..=3 {
+        let body = push.replace("refs/tags/simple-tag", &format!("refs/heads/order-{n}"));
+        let r = app
+            .github("push", &format!("side-{n}"), body.as_bytes(), SECRET)
+            .await;
+        assert_eq!(r.status(), 202);
+    }
+    roam.set_latency(Duration::from_millis(150));
+    roam.set_down(false);
+    wait_for("12 deliveries", Duration::from_secs(20), || {
+        roam.delivered().len() == 12
+    })
+    .await;
+    assert!(
+        roam.max_in_flight() >= 2,
+        "one message at a time: {}",
+        roam.max_in_flight()
+    );
+    for chat in &chats {
+        let order: Vec<usize> = roam
+            .delivered()
+            .iter()
+            .filter(|r| r.body["chat"] == chat.as_str())
+            .filter_map(|r| {
+                let text = r.body.to_string();
+                (1..=3).find(|n| text.contains(&format!("order-{n}")))
+            })
+            .collect();
+        assert_eq!(order, vec![1, 2, 3], "chat {chat}");
+    }
+    app.stop().await;
+}

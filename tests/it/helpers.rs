@@ -140,6 +140,9 @@ struct FakeState {
     down: bool,
     /// Every successful chat.post answers after this long.
     latency: Duration,
+    /// chat.post requests being answered now, and the most at once so far.
+    in_flight: usize,
+    max_in_flight: usize,
     token_info: Option<(u16, Value)>,
     transcripts: Transcripts,
     /// chat.list: the chats the bot sees, served this many per page.
@@ -243,6 +246,11 @@ impl FakeRoam {
     /// sender can die mid-send).
     pub fn set_latency(&self, d: Duration) {
         self.state.lock().unwrap().latency = d;
+    }
+
+    /// The most slow chat.post requests (see `set_latency`) answered at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.lock().unwrap().max_in_flight
     }
 
     /// While down, every chat.post gets 503.
@@ -459,7 +467,13 @@ async fn chat_post(
     let (status, resp) = match reply {
         Reply::Ok => (200, ok.into_response()),
         Reply::Slow(d) => {
+            {
+                let mut s = state.lock().unwrap();
+                s.in_flight += 1;
+                s.max_in_flight = s.max_in_flight.max(s.in_flight);
+            }
             tokio::time::sleep(d).await;
+            state.lock().unwrap().in_flight -= 1;
             (200, ok.into_response())
         }
         Reply::Status(code, msg) => {
