@@ -179,7 +179,9 @@ secret = "{SECRET}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let body = std::fs::read("tests/fixtures/github/push.json").unwrap();
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/github/push.json");
+    let body = std::fs::read(fixture).unwrap();
     let body = String::from_utf8(body).unwrap();
     for n in 0..messages {
         let c = n % chats;

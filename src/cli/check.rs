@@ -107,7 +107,7 @@ fn check_field_paths(pipeline: &Pipeline, r: &mut Report) {
             .templates
             .names()
             .filter(|(name, _)| name.starts_with(&prefix))
-            .filter_map(|(_, info)| info.sample.clone())
+            .filter_map(|(_, info)| info.sample())
             .map(|mut s| {
                 crate::inbound::prepare_sample(kind, &mut s);
                 s
@@ -144,11 +144,11 @@ fn check_templates(t: &Templates, r: &mut Report) {
                 TemplateOrigin::BuiltIn => "built-in".to_string(),
                 TemplateOrigin::File(p) => p.display().to_string(),
             };
-            let Some(sample) = &info.sample else {
+            let Some(sample) = info.sample() else {
                 r.line(format!("template ok    {name}{form} ({origin}) compiled; no {name}.sample.json to render it against"));
                 continue;
             };
-            match render_sample(t, name, format, sample) {
+            match render_sample(t, name, format, &sample) {
                 Ok((Content::Card(card), missing)) => {
                     let fitted = card.blocks(false);
                     r.line(format!(
@@ -441,12 +441,11 @@ mod tests {
         let t = Templates::builtin().unwrap();
         for (name, info) in t.names() {
             let sample = info
-                .sample
-                .as_ref()
+                .sample()
                 .unwrap_or_else(|| panic!("{name} has no sample"));
             for (has, format) in [(&info.text, Format::Text), (&info.card, Format::Card)] {
                 if has.is_some() {
-                    render_sample(&t, name, format, sample)
+                    render_sample(&t, name, format, &sample)
                         .unwrap_or_else(|e| panic!("{name} ({format:?}): {e}"));
                 }
             }

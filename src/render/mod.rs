@@ -17,6 +17,7 @@ pub mod money;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use handlebars::Handlebars;
 use serde::{Deserialize, Serialize};
@@ -38,12 +39,22 @@ pub enum TemplateOrigin {
 #[derive(Debug, Clone)]
 pub struct TemplateInfo {
     pub origin: TemplateOrigin,
-    /// A sample payload to render it against, if one ships with it.
-    pub sample: Option<Value>,
+    /// A sample payload to render it against, if one ships with it: kept as text and
+    /// parsed only by `check` and `render` (the daemon never needs it), see [`Self::sample`].
+    pub sample_text: Option<Arc<str>>,
     /// The forms this name has and where each came from: a text template (`.hbs`), a
     /// card (`.card.toml`).
     pub text: Option<TemplateOrigin>,
     pub card: Option<TemplateOrigin>,
+}
+
+impl TemplateInfo {
+    /// The sample payload, parsed (a sample that is not JSON was refused at load).
+    pub fn sample(&self) -> Option<Value> {
+        self.sample_text
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+    }
 }
 
 /// What a route sends: a card when its template has one (the default), or text.
@@ -139,7 +150,7 @@ struct Source {
     name: String,
     card: bool,
     source: String,
-    sample: Option<Value>,
+    sample: Option<Arc<str>>,
     origin: TemplateOrigin,
 }
 
@@ -192,7 +203,7 @@ impl Templates {
                 name: name.to_string(),
                 card: *card,
                 source: source.to_string(),
-                sample: sample.and_then(|s| serde_json::from_str(s).ok()),
+                sample: sample.map(Arc::from),
                 origin: TemplateOrigin::BuiltIn,
             })
             .collect();
@@ -209,14 +220,16 @@ impl Templates {
                 let source = text(&path)?;
                 let sample_path = dir.join(format!("{name}.sample.json"));
                 let sample = if sample_path.is_file() {
-                    Some(serde_json::from_str(&text(&sample_path)?).map_err(|e| {
+                    let sample = text(&sample_path)?;
+                    serde_json::from_str::<serde::de::IgnoredAny>(&sample).map_err(|e| {
                         (
                             sample_path.display().to_string(),
                             format!("not valid JSON: {e}"),
                         )
-                    })?)
+                    })?;
+                    Some(Arc::from(sample))
                 } else {
-                    t.info.get(&name).and_then(|i| i.sample.clone())
+                    t.info.get(&name).and_then(|i| i.sample_text.clone())
                 };
                 sources.push(Source {
                     name,
@@ -257,11 +270,11 @@ impl Templates {
             }
             let info = self.info.entry(s.name).or_insert(TemplateInfo {
                 origin: s.origin.clone(),
-                sample: None,
+                sample_text: None,
                 text: None,
                 card: None,
             });
-            info.sample = info.sample.take().or(s.sample);
+            info.sample_text = info.sample_text.take().or(s.sample);
             if s.card {
                 info.card = Some(s.origin);
             } else {

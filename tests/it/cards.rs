@@ -522,12 +522,12 @@ mod any_payload {
             let t = Templates::builtin().unwrap();
             let names: Vec<String> = t
                 .names()
-                .filter(|(_, i)| i.card.is_some() && i.sample.is_some())
+                .filter(|(_, i)| i.card.is_some() && i.sample_text.is_some())
                 .map(|(n, _)| n.clone())
                 .collect();
             for name in names {
                 let info = t.names().find(|(n, _)| **n == name).unwrap().1;
-                let mut payload = info.sample.clone().unwrap();
+                let mut payload = info.sample().unwrap();
                 let kind = name.split('/').next().unwrap();
                 let mut n = 0;
                 mutate(&mut payload, &texts, &mut n, repeat);
