@@ -9,7 +9,7 @@
 //! (default 200) are accepted while Roam is held closed, then Roam opens and the drain is
 //! timed from the moment it opens to the last post. Reports messages per second and the
 //! daemon's own CPU time per delivered message (user + system, from /proc). (Per-chat
-//! order is the test suite's to check.)
+//! order is the test suite's to check.) `ROAM_NOTIFY_BIN` measures another build.
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -162,7 +162,10 @@ secret = "{SECRET}"
     );
     let path = dir.path().join("bench.toml");
     std::fs::write(&path, cfg).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_roam-notify"))
+    // ROAM_NOTIFY_BIN: another build to measure (an earlier commit's, for a before/after).
+    let bin = std::env::var("ROAM_NOTIFY_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_roam-notify").to_string());
+    let mut child = Command::new(bin)
         .args(["serve", "--config"])
         .arg(&path)
         .stdout(Stdio::null())

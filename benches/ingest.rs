@@ -11,7 +11,7 @@
 //! p50/p99 at a steady 1,000 requests/s (open loop, latency measured from each
 //! request's scheduled time so a stall is not hidden), and resident memory idle and
 //! at peak. Environment: BENCH_REQUESTS (default 20000), BENCH_SECONDS (steady phase,
-//! default 10), BENCH_RATE (default 1000). `ROAM_NOTIFY_BENCH_STORAGE=postgres` runs
+//! default 10), BENCH_RATE (default 1000), ROAM_NOTIFY_BIN (another build to measure). `ROAM_NOTIFY_BENCH_STORAGE=postgres` runs
 //! roam-notify on PostgreSQL (`ROAM_NOTIFY_TEST_POSTGRES`, a fresh schema) instead.
 
 use std::path::PathBuf;
@@ -159,7 +159,10 @@ to = "G-88bebce7-6cbb-4666-96f9-5c02d73e6661"
     );
     let path = dir.path().join("bench.toml");
     std::fs::write(&path, cfg).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_roam-notify"))
+    // ROAM_NOTIFY_BIN: another build to measure (an earlier commit's, for a before/after).
+    let bin = std::env::var("ROAM_NOTIFY_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_roam-notify").to_string());
+    let child = Command::new(bin)
         .args(["serve", "--config"])
         .arg(&path)
         .env_remove("ROAM_NOTIFY_ROAM_API_KEY")
