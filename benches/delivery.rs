@@ -11,6 +11,9 @@
 //! daemon's own CPU time per delivered message (user + system, from /proc). (Per-chat
 //! order is the test suite's to check.) `ROAM_NOTIFY_BIN` measures another build.
 
+mod common;
+use common::{env_num, free_port};
+
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,21 +24,6 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 const SECRET: &str = "bench-secret";
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// CPU time (user + system) of a process so far.
 fn cpu_time(pid: u32) -> Duration {

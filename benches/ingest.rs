@@ -14,6 +14,9 @@
 //! default 10), BENCH_RATE (default 1000), ROAM_NOTIFY_BIN (another build to measure). `ROAM_NOTIFY_BENCH_STORAGE=postgres` runs
 //! roam-notify on PostgreSQL (`ROAM_NOTIFY_TEST_POSTGRES`, a fresh schema) instead.
 
+mod common;
+use common::{env_num, free_port};
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -63,21 +66,6 @@ fn bare_server(port: u16) {
             .unwrap();
         axum::serve(l, app).await.unwrap();
     });
-}
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
