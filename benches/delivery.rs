@@ -12,7 +12,7 @@
 //! order is the test suite's to check.) `ROAM_NOTIFY_BIN` measures another build.
 
 mod common;
-use common::{env_num, free_port};
+use common::{env_num, free_port, roam_notify_bin};
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -150,10 +150,7 @@ secret = "{SECRET}"
     );
     let path = dir.path().join("bench.toml");
     std::fs::write(&path, cfg).unwrap();
-    // ROAM_NOTIFY_BIN: another build to measure (an earlier commit's, for a before/after).
-    let bin = std::env::var("ROAM_NOTIFY_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_roam-notify").to_string());
-    let mut child = Command::new(bin)
+    let mut child = Command::new(roam_notify_bin())
         .args(["serve", "--config"])
         .arg(&path)
         .stdout(Stdio::null())

@@ -15,7 +15,7 @@
 //! roam-notify on PostgreSQL (`ROAM_NOTIFY_TEST_POSTGRES`, a fresh schema) instead.
 
 mod common;
-use common::{env_num, free_port};
+use common::{env_num, free_port, roam_notify_bin};
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -147,10 +147,7 @@ to = "G-88bebce7-6cbb-4666-96f9-5c02d73e6661"
     );
     let path = dir.path().join("bench.toml");
     std::fs::write(&path, cfg).unwrap();
-    // ROAM_NOTIFY_BIN: another build to measure (an earlier commit's, for a before/after).
-    let bin = std::env::var("ROAM_NOTIFY_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_roam-notify").to_string());
-    let child = Command::new(bin)
+    let child = Command::new(roam_notify_bin())
         .args(["serve", "--config"])
         .arg(&path)
         .env_remove("ROAM_NOTIFY_ROAM_API_KEY")

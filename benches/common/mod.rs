@@ -16,3 +16,10 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The roam-notify binary to measure: `ROAM_NOTIFY_BIN` (another build, e.g. an earlier
+/// commit's, for a before/after), else the one cargo built with this bench.
+pub fn roam_notify_bin() -> String {
+    std::env::var("ROAM_NOTIFY_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_roam-notify").to_string())
+}

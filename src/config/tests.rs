@@ -83,3 +83,19 @@ fn invalid_listen_is_reported_with_its_origin() {
     assert_eq!(e.origin, "ROAM_NOTIFY__SERVER__LISTEN", "{e}");
     assert_eq!(e.key, "server.listen");
 }
+
+#[test]
+fn a_console_session_of_zero_is_refused_naming_the_key() {
+    let e = Config::from_toml_str("[server]\nconsole_session = \"0s\"\n", "c.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("c.toml") && e.contains("server.console_session"),
+        "{e}"
+    );
+    Config::from_toml_str(
+        "[server]\nconsole = false\nconsole_session = \"0s\"\n",
+        "c.toml",
+    )
+    .expect("no console, no session to last");
+}

@@ -70,6 +70,12 @@ impl Config {
             ));
         }
         self.admin_auth()?;
+        if self.server.console && self.server.console_session.is_zero() {
+            return Err(self.error(
+                "server.console_session",
+                "must be longer than 0s: a console sign-in would end at once (e.g. \"12h\")",
+            ));
+        }
         let t = &self.transcripts;
         if t.subscribe
             && !self
