@@ -3,8 +3,6 @@
 //! replies or cut to Roam's size, with mentions, `threadKey` and the upsert key. Used by the ingest step
 //! and by the group flusher alike.
 
-use serde_json::json;
-
 use crate::render::Content;
 use crate::storage::{KEY_SEP, MessageOp, NewMessage};
 use crate::text::{ROAM_MAX_TEXT_BYTES, fit_message, split_message};
@@ -155,23 +153,39 @@ pub enum Body {
 /// `text`, or `blocks` with an optional `color`; `threadKey` at most 64 characters).
 /// `sync` asks Roam for the message's timestamp (needed to edit it later).
 pub fn post_body(chat: &str, body: &Body, thread_key: Option<&str>, sync: bool) -> String {
-    let mut v = match body {
-        Body::Text(text) => json!({ "chat": chat, "text": text, "markdown": true }),
-        Body::Card(blocks, color) => {
-            let mut v = json!({ "chat": chat, "blocks": blocks });
-            if let Some(c) = color {
-                v["color"] = json!(c);
-            }
-            v
-        }
+    let (text, blocks, color) = match body {
+        Body::Text(text) => (Some(text.as_str()), None, None),
+        Body::Card(blocks, color) => (None, Some(blocks.as_slice()), color.as_deref()),
     };
-    if let Some(k) = thread_key {
-        v["threadKey"] = json!(k);
-    }
-    if sync {
-        v["sync"] = json!(true);
-    }
-    v.to_string()
+    let post = PostBody {
+        blocks,
+        chat,
+        color,
+        markdown: text.map(|_| true),
+        sync: sync.then_some(true),
+        text,
+        thread_key,
+    };
+    serde_json::to_string(&post).unwrap_or_default()
+}
+
+/// `chat.post`'s body, serialised straight from the borrowed parts (keys in the order a
+/// JSON object of them has always been written: sorted).
+#[derive(serde::Serialize)]
+struct PostBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blocks: Option<&'a [serde_json::Value]>,
+    chat: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    color: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    markdown: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sync: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(rename = "threadKey", skip_serializing_if = "Option::is_none")]
+    thread_key: Option<&'a str>,
 }
 
 /// A stable `threadKey` from `seed` (Roam: at most 64 characters).

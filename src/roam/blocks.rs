@@ -326,9 +326,22 @@ fn prefix(text: &str, budget: usize) -> &str {
 }
 
 fn bytes(blocks: &[Value]) -> usize {
-    serde_json::to_string(blocks)
-        .map(|s| s.len())
-        .unwrap_or(usize::MAX)
+    /// Counts what is written, keeping none of it.
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    match serde_json::to_writer(&mut n, blocks) {
+        Ok(()) => n.0,
+        Err(_) => usize::MAX,
+    }
 }
 
 /// Plain text on one line, with mention and broadcast tokens (`<@…>`, `<!…>`) broken by
