@@ -1,9 +1,16 @@
 //! Group commit: many concurrent webhooks, one transaction and one fsync.
 //!
 //! Request handlers hand their events to a single writer task and wait for the answer.
-//! The writer takes everything queued while the previous transaction was committing and
-//! writes it in the next one, so under load the cost of `fsync` is shared by the whole
-//! batch, and when idle a lone request is committed at once (no timer, no added wait).
+//! The writer takes everything queued while the previous transaction was being written
+//! and writes it in the next one, so under load the cost of a transaction is shared by
+//! the whole batch, and when idle a lone request is written at once (no timer, no added
+//! wait).
+//!
+//! Writing and flushing are pipelined: the writer hands each written batch to a flusher
+//! task and goes on to the next batch while the disk flushes (`Store::sync`); the
+//! flusher answers the batch's handlers only once their batch is durable. One flush
+//! covers every batch written before it began, so under load the fsync is shared by
+//! several transactions too.
 
 use std::sync::Arc;
 
@@ -16,14 +23,25 @@ use super::{Committed, NewEvent, Store};
 const MAX_BATCH_EVENTS: usize = 1024;
 /// Requests that may wait for the writer before handlers get back-pressure.
 const QUEUE_DEPTH: usize = 4096;
+/// Written batches that may wait for the flusher before the writer waits too.
+const UNFLUSHED_BATCHES: usize = 64;
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct CommitError(pub String);
 
+type Reply = oneshot::Sender<Result<Vec<Committed>, CommitError>>;
+
 struct Job {
     events: Vec<NewEvent>,
-    reply: oneshot::Sender<Result<Vec<Committed>, CommitError>>,
+    reply: Reply,
+}
+
+/// A batch written but not yet durable: who waits for which results.
+struct Written {
+    replies: Vec<(Reply, Vec<Committed>)>,
+    queued: bool,
+    held: bool,
 }
 
 /// Cheap to clone; dropping every handle stops the writer after it drains its queue.
@@ -47,7 +65,32 @@ impl CommitHandle {
         on_held: Arc<Notify>,
     ) -> (CommitHandle, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let task = tokio::spawn(writer(store, rx, on_new_messages, on_held));
+        let run = writer(store.clone(), rx, on_new_messages, on_held);
+        if store.is_shared() {
+            return (CommitHandle { tx }, tokio::spawn(run));
+        }
+        // SQLite: the writer and flusher get a thread of their own. Each statement is a
+        // hop to SQLite's thread and back; on the shared runtime every hop back waited
+        // behind the request tasks queued there (most of a batch's time under load).
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        let started = std::thread::Builder::new()
+            .name("roam-notify-writer".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(run),
+                    Err(e) => tracing::error!(error = %e, "cannot start the storage writer"),
+                }
+                let _ = done_tx.send(());
+            });
+        if let Err(e) = started {
+            tracing::error!(error = %e, "cannot start the storage writer thread");
+        }
+        let task = tokio::spawn(async move {
+            let _ = done_rx.await;
+        });
         (CommitHandle { tx }, task)
     }
 
@@ -69,6 +112,8 @@ async fn writer(
     notify: Arc<Notify>,
     on_held: Arc<Notify>,
 ) {
+    let (written_tx, written_rx) = mpsc::channel(UNFLUSHED_BATCHES);
+    let flusher = tokio::spawn(flusher(store.clone(), written_rx, notify, on_held));
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         let mut count = jobs[0].events.len();
@@ -82,12 +127,12 @@ async fn writer(
             }
         }
         let mut all: Vec<NewEvent> = Vec::with_capacity(count);
-        let mut replies = Vec::with_capacity(jobs.len());
+        let mut waiting = Vec::with_capacity(jobs.len());
         for job in jobs {
-            replies.push((job.reply, job.events.len()));
+            waiting.push((job.reply, job.events.len()));
             all.extend(job.events);
         }
-        match store.commit_events(&all).await {
+        match store.write_events(&all).await {
             Ok(results) => {
                 let queued = results
                     .iter()
@@ -96,23 +141,69 @@ async fn writer(
                     .iter()
                     .any(|r| matches!(r, Committed::Inserted { held, .. } if *held > 0));
                 let mut results = results.into_iter();
-                for (reply, n) in replies {
-                    let mine: Vec<Committed> = results.by_ref().take(n).collect();
-                    let _ = reply.send(Ok(mine));
-                }
-                if queued {
-                    notify.notify_one();
-                }
-                if held {
-                    on_held.notify_one();
+                let replies = waiting
+                    .into_iter()
+                    .map(|(reply, n)| (reply, results.by_ref().take(n).collect()))
+                    .collect();
+                let batch = Written {
+                    replies,
+                    queued,
+                    held,
+                };
+                if written_tx.send(batch).await.is_err() {
+                    // The flusher only stops when this sender is dropped.
+                    tracing::error!("storage flusher stopped; the batch's senders get 503");
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, events = all.len(), "commit failed; senders get 503 and will retry");
                 let err = CommitError(e.to_string());
-                for (reply, _) in replies {
+                for (reply, _) in waiting {
                     let _ = reply.send(Err(err.clone()));
                 }
+            }
+        }
+    }
+    // Every batch written is answered before the writer's task ends.
+    drop(written_tx);
+    let _ = flusher.await;
+}
+
+/// Flushes written batches to disk and answers their handlers: everything queued when a
+/// flush begins shares it.
+async fn flusher(
+    store: Store,
+    mut rx: mpsc::Receiver<Written>,
+    notify: Arc<Notify>,
+    on_held: Arc<Notify>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batches = vec![first];
+        while let Ok(b) = rx.try_recv() {
+            batches.push(b);
+        }
+        let flushed = store.sync().await;
+        if let Err(e) = &flushed {
+            tracing::error!(error = %e, "flushing committed webhooks to disk failed; senders get 503 and will retry");
+        }
+        let (mut queued, mut held) = (false, false);
+        for batch in batches {
+            queued |= batch.queued;
+            held |= batch.held;
+            for (reply, results) in batch.replies {
+                let answer = match &flushed {
+                    Ok(()) => Ok(results),
+                    Err(e) => Err(CommitError(e.to_string())),
+                };
+                let _ = reply.send(answer);
+            }
+        }
+        if flushed.is_ok() {
+            if queued {
+                notify.notify_one();
+            }
+            if held {
+                on_held.notify_one();
             }
         }
     }

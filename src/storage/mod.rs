@@ -45,6 +45,11 @@ pub enum StoreError {
     Migrate(sqlx::Error),
     #[error("storage error: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("cannot flush {path} to disk: {source}")]
+    Sync {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("storage is shutting down")]
     Closed,
 }
@@ -73,6 +78,22 @@ pub struct NewMessage {
     pub op: MessageOp,
     /// For `Upsert`: route, chat and entity joined by `KEY_SEP`, the key of `entity_messages`.
     pub entity_key: Option<String>,
+}
+
+/// The messages a batch's events INSERT queues: for each event it wrote (`id_of` gives its
+/// new row id, None for a redelivery; an event whose id was already seen is the same
+/// delivery twice in one batch), its messages, in the order events came in, so message
+/// ids follow it. Both backends insert exactly these.
+pub(crate) fn messages_to_queue<'a>(
+    events: &'a [NewEvent],
+    id_of: impl Fn(&NewEvent) -> Option<i64>,
+) -> Vec<(i64, &'a NewMessage)> {
+    let mut seen = std::collections::HashSet::new();
+    events
+        .iter()
+        .filter_map(|ev| id_of(ev).filter(|id| seen.insert(*id)).map(|id| (id, ev)))
+        .flat_map(|(id, ev)| ev.messages.iter().map(move |m| (id, m)))
+        .collect()
 }
 
 /// The outbox statuses an operator lists by (`pending` includes messages being sent), or
@@ -414,6 +435,26 @@ impl Store {
         match &self.backend {
             Engine::Sqlite(_) => Ok(()),
             Engine::Postgres(p) => p.pause_roam(d).await,
+        }
+    }
+
+    /// Group commit's first half: [`commit_events`](Self::commit_events) without waiting
+    /// for the disk. Written and visible at once, durable after the next
+    /// [`sync`](Self::sync), so the committer writes the next batch while the disk
+    /// flushes this one. PostgreSQL commits durably here (its server flushes its WAL)
+    /// and `sync` has nothing left to do.
+    pub async fn write_events(&self, events: &[NewEvent]) -> Result<Vec<Committed>, StoreError> {
+        match &self.backend {
+            Engine::Sqlite(s) => s.write_events(events).await,
+            Engine::Postgres(p) => p.commit_events(events).await,
+        }
+    }
+
+    /// Makes everything `write_events` wrote before this call durable.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Engine::Sqlite(s) => s.sync().await,
+            Engine::Postgres(_) => Ok(()),
         }
     }
 

@@ -27,7 +27,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use super::row;
 use super::{
     Committed, EntityMessage, NewEvent, OutboxMessage, OutboxStats, ReplicaSettings, StoreError,
-    now_ms,
+    messages_to_queue, now_ms,
 };
 
 /// Version 4: the same tables as SQLite's versions 1-4, plus the replica tables.
@@ -252,27 +252,19 @@ impl PgStore {
             inserted.insert(key(&source, &delivery), id);
         }
 
-        // Messages in arrival order, so ids follow the order events came in.
-        let mut first_seen = HashSet::new();
         let (mut ev_ids, mut routes, mut chats, mut requests) = (vec![], vec![], vec![], vec![]);
         let (mut render_errors, mut ops, mut entity_keys) = (vec![], vec![], vec![]);
-        for ev in events {
-            let k = key(&ev.source, &ev.delivery_id);
-            let Some(&id) = inserted.get(&k) else {
-                continue;
-            };
-            if !first_seen.insert(k) {
-                continue;
-            }
-            for m in &ev.messages {
-                ev_ids.push(id);
-                routes.push(m.route.clone());
-                chats.push(m.chat.clone());
-                requests.push(m.request.clone());
-                render_errors.push(clean_opt(&m.render_error));
-                ops.push(m.op.as_str().to_string());
-                entity_keys.push(clean_opt(&m.entity_key));
-            }
+        let queue = messages_to_queue(events, |ev| {
+            inserted.get(&key(&ev.source, &ev.delivery_id)).copied()
+        });
+        for (id, m) in queue {
+            ev_ids.push(id);
+            routes.push(m.route.as_str());
+            chats.push(m.chat.as_str());
+            requests.push(m.request.as_str());
+            render_errors.push(clean_opt(&m.render_error));
+            ops.push(m.op.as_str());
+            entity_keys.push(clean_opt(&m.entity_key));
         }
         if !ev_ids.is_empty() {
             sqlx::query(

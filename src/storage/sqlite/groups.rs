@@ -25,16 +25,15 @@ fn push_ids(q: &mut QueryBuilder<Sqlite>, ids: &[i64]) {
 pub(super) async fn insert_held(
     conn: &mut SqliteConnection,
     events: &[NewEvent],
-    inserted: &HashMap<String, i64>,
+    inserted: &HashMap<(&str, &str), i64>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
     let mut done = HashSet::new();
     for ev in events.iter().filter(|e| !e.held.is_empty()) {
-        let key = format!("{}\u{0}{}", ev.source, ev.delivery_id);
-        let Some(&event_id) = inserted.get(&key) else {
+        let Some(&event_id) = inserted.get(&(ev.source.as_str(), ev.delivery_id.as_str())) else {
             continue;
         };
-        if !done.insert(key) {
+        if !done.insert(event_id) {
             continue;
         }
         for h in &ev.held {

@@ -1,35 +1,30 @@
 //! The SQLite backend: one daemon owns the file.
 //!
-//! SQLite runs in WAL mode with `synchronous = FULL`, so a committed webhook survives a
-//! process crash and a power cut. With one process there is nothing to share: claims are
+//! SQLite runs in WAL mode. Accepted webhooks are written with `synchronous = NORMAL` and
+//! flushed (`fdatasync` of the WAL) before they are answered (`commit.rs`); every other
+//! write is `synchronous = FULL`. Either way a committed webhook survives a process crash
+//! and a power cut. With one process there is nothing to share: claims are
 //! the `sending` status, leases and sweep ticks are always granted.
 
+mod commit;
 mod groups;
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use std::collections::HashMap;
-
-use sqlx::sqlite::Sqlite;
+use sqlx::SqliteConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, SqliteConnection};
 
 use super::row;
-use super::{
-    Committed, EntityMessage, KEY_SEP, NewEvent, NewMessage, OutboxMessage, OutboxStats,
-    StoreError, now_ms,
-};
+use super::{EntityMessage, KEY_SEP, OutboxMessage, OutboxStats, StoreError, now_ms};
 
 const SCHEMA_V1: &str = include_str!("schema.sql");
 const SCHEMA_V2: &str = include_str!("schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("schema_v3.sql");
-
-/// SQLite allows 32,766 bound values per statement; an event row binds 7.
-const EVENT_ROWS_PER_STATEMENT: usize = 1000;
 
 /// SQLite allows one writer at a time. All writes go through `writer`, a pool of one
 /// connection, so writers queue in order (async, woken at once) instead of meeting
@@ -40,6 +35,8 @@ const EVENT_ROWS_PER_STATEMENT: usize = 1000;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The write-ahead log `sync` flushes (None: an in-memory database).
+    wal: Option<Arc<PathBuf>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -140,30 +137,10 @@ const HEADS: &str = "WITH RECURSIVE chats(chat) AS (
                                    WHERE status IN ('pending', 'sending') AND chat = chats.chat)
     )";
 
-/// The `outbox` column: the messages the `events_enqueue` trigger turns into rows.
-fn outbox_json(messages: &[NewMessage]) -> Option<String> {
-    if messages.is_empty() {
-        return None;
-    }
-    let list: Vec<serde_json::Value> = messages
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "route": m.route,
-                "chat": m.chat,
-                "request": m.request,
-                "render_error": m.render_error,
-                "op": m.op.as_str(),
-                "entity_key": m.entity_key,
-            })
-        })
-        .collect();
-    serde_json::to_string(&list).ok()
-}
-
 impl SqliteStore {
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
-        if let Some(path) = sqlite_path(url)
+        let path = sqlite_path(url);
+        if let Some(path) = &path
             && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
@@ -192,7 +169,16 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(open_err)?;
-        let store = SqliteStore { writer, reader };
+        let wal = path.map(|p| {
+            let mut name = p.into_os_string();
+            name.push("-wal");
+            Arc::new(PathBuf::from(name))
+        });
+        let store = SqliteStore {
+            writer,
+            reader,
+            wal,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -235,92 +221,6 @@ impl SqliteStore {
             }
         }
         tx.commit().await.map_err(StoreError::Migrate)
-    }
-
-    /// Records a batch of events and queues their messages. Each chunk is one INSERT
-    /// statement (atomic on its own: the `events_enqueue` trigger queues the messages
-    /// inside it), so a batch of hundreds of webhooks costs one round trip to SQLite's
-    /// thread and one fsync. Returns, per event, whether it was new or a duplicate.
-    pub async fn commit_events(&self, events: &[NewEvent]) -> Result<Vec<Committed>, StoreError> {
-        let now = now_ms();
-        // (source, delivery_id) -> new row id, for the rows the INSERT actually wrote.
-        let key = |source: &str, delivery: &str| format!("{source}\u{0}{delivery}");
-        let mut inserted: HashMap<String, i64> = HashMap::with_capacity(events.len());
-        // Held items go in with their events, atomically: then a transaction is needed.
-        // Without them each chunk is one statement, atomic by itself.
-        let any_held = events.iter().any(|e| !e.held.is_empty());
-        let mut conn = self.writer.acquire().await?;
-        if any_held {
-            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-        }
-        let result = self
-            .insert_events(&mut conn, events, now, &mut inserted)
-            .await;
-        let result = match result {
-            Ok(()) if any_held => {
-                match groups::insert_held(&mut conn, events, &inserted, now).await {
-                    Ok(()) => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| ()),
-                    Err(e) => Err(e),
-                }
-            }
-            other => other,
-        };
-        if let Err(e) = result {
-            if any_held {
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            }
-            return Err(e.into());
-        }
-        drop(conn);
-        // The first event with a given key got the row; any other is a duplicate.
-        let mut out = Vec::with_capacity(events.len());
-        for ev in events {
-            match inserted.remove(&key(&ev.source, &ev.delivery_id)) {
-                Some(event_id) => out.push(Committed::Inserted {
-                    event_id,
-                    messages: ev.messages.len(),
-                    held: ev.held.len(),
-                }),
-                None => out.push(Committed::Duplicate {
-                    routes: self.routes_of(&ev.source, &ev.delivery_id).await?,
-                }),
-            }
-        }
-        Ok(out)
-    }
-
-    async fn insert_events(
-        &self,
-        conn: &mut sqlx::SqliteConnection,
-        events: &[NewEvent],
-        now: i64,
-        inserted: &mut HashMap<String, i64>,
-    ) -> Result<(), sqlx::Error> {
-        let key = |source: &str, delivery: &str| format!("{source}\u{0}{delivery}");
-        for chunk in events.chunks(EVENT_ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO events (source, delivery_id, name, entity, routes, received_at, outbox) ",
-            );
-            q.push_values(chunk, |mut row, ev| {
-                row.push_bind(&ev.source)
-                    .push_bind(&ev.delivery_id)
-                    .push_bind(&ev.name)
-                    .push_bind(&ev.entity)
-                    .push_bind(serde_json::to_string(&ev.routes).unwrap_or_else(|_| "[]".into()))
-                    .push_bind(now)
-                    .push_bind(outbox_json(&ev.messages));
-            });
-            q.push(
-                " ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id, source, delivery_id",
-            );
-            for row in q.build().fetch_all(&mut *conn).await? {
-                let id: i64 = row.try_get(0)?;
-                let source: String = row.try_get(1)?;
-                let delivery: String = row.try_get(2)?;
-                inserted.insert(key(&source, &delivery), id);
-            }
-        }
-        Ok(())
     }
 
     /// At start-up: messages that were being sent when the process stopped go back to
