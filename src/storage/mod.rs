@@ -84,10 +84,10 @@ pub struct NewMessage {
 /// new row id, None for a redelivery; an event whose id was already seen is the same
 /// delivery twice in one batch), its messages, in the order events came in, so message
 /// ids follow it. Both backends insert exactly these.
-pub(crate) fn messages_to_queue<'a>(
-    events: &'a [NewEvent],
+pub(crate) fn messages_to_queue(
+    events: &[NewEvent],
     id_of: impl Fn(&NewEvent) -> Option<i64>,
-) -> Vec<(i64, &'a NewMessage)> {
+) -> Vec<(i64, &NewMessage)> {
     let mut seen = std::collections::HashSet::new();
     events
         .iter()
