@@ -76,8 +76,9 @@ impl CommitHandle {
         let started = std::thread::Builder::new()
             .name("roam-notify-writer".into())
             .spawn(move || {
+                // Timers only: SQLite's connections talk to their own threads, not sockets.
                 match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
+                    .enable_time()
                     .build()
                 {
                     Ok(rt) => rt.block_on(run),
