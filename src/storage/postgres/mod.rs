@@ -288,21 +288,10 @@ impl PgStore {
         }
         insert_held(&mut tx, events, &inserted, now).await?;
         tx.commit().await?;
-
-        let mut out = Vec::with_capacity(events.len());
-        for ev in events {
-            match inserted.remove(&key(&ev.source, &ev.delivery_id)) {
-                Some(event_id) => out.push(Committed::Inserted {
-                    event_id,
-                    messages: ev.messages.len(),
-                    held: ev.held.len(),
-                }),
-                None => out.push(Committed::Duplicate {
-                    routes: self.routes_of(&ev.source, &ev.delivery_id).await?,
-                }),
-            }
-        }
-        Ok(out)
+        self.outcomes(events, |ev| {
+            inserted.remove(&key(&ev.source, &ev.delivery_id))
+        })
+        .await
     }
 
     pub async fn recover_in_flight(&self) -> Result<Vec<i64>, StoreError> {

@@ -48,21 +48,10 @@ impl SqliteStore {
         }
         let mut inserted = written?;
         drop(conn);
-        // The first event with a given key got the row; any other is a duplicate.
-        let mut out = Vec::with_capacity(events.len());
-        for ev in events {
-            match inserted.remove(&(ev.source.as_str(), ev.delivery_id.as_str())) {
-                Some(event_id) => out.push(Committed::Inserted {
-                    event_id,
-                    messages: ev.messages.len(),
-                    held: ev.held.len(),
-                }),
-                None => out.push(Committed::Duplicate {
-                    routes: self.routes_of(&ev.source, &ev.delivery_id).await?,
-                }),
-            }
-        }
-        Ok(out)
+        self.outcomes(events, |ev| {
+            inserted.remove(&(ev.source.as_str(), ev.delivery_id.as_str()))
+        })
+        .await
     }
 
     /// Flushes what [`write_events`](Self::write_events) wrote to the disk: one
@@ -201,25 +190,11 @@ async fn insert_messages(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::MessageOp;
+    use crate::storage::tests::ev;
 
-    fn ev(id: &str) -> NewEvent {
-        NewEvent {
-            source: "gh".into(),
-            delivery_id: id.into(),
-            name: "github.push".into(),
-            entity: None,
-            routes: vec!["r".into()],
-            messages: vec![NewMessage {
-                route: "r".into(),
-                chat: "C".into(),
-                request: format!(r#"{{"text":"{id}"}}"#),
-                render_error: None,
-                op: MessageOp::Post,
-                entity_key: None,
-            }],
-            held: vec![],
-        }
+    /// An event with one message, to chat C.
+    fn one(id: &str) -> NewEvent {
+        ev(id, &["C"])
     }
 
     async fn synchronous(s: &SqliteStore) -> i64 {
@@ -244,7 +219,10 @@ mod tests {
             .unwrap();
         assert_eq!(synchronous(&s).await, 2, "FULL from the start");
 
-        let out = s.write_events(&[ev("a"), ev("b"), ev("a")]).await.unwrap();
+        let out = s
+            .write_events(&[one("a"), one("b"), one("a")])
+            .await
+            .unwrap();
         assert!(matches!(out[0], Committed::Inserted { messages: 1, .. }));
         assert!(matches!(out[2], Committed::Duplicate { .. }));
         assert_eq!(count(&s, "messages").await, 2, "one message per new event");
@@ -257,7 +235,7 @@ mod tests {
             .execute(&s.writer)
             .await
             .unwrap();
-        assert!(s.write_events(&[ev("c")]).await.is_err());
+        assert!(s.write_events(&[one("c")]).await.is_err());
         assert_eq!(
             count(&s, "events").await,
             2,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::*;
 
-fn ev(id: &str, chats: &[&str]) -> NewEvent {
+pub(super) fn ev(id: &str, chats: &[&str]) -> NewEvent {
     NewEvent {
         source: "gh".into(),
         delivery_id: id.into(),
