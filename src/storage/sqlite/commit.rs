@@ -98,31 +98,39 @@ async fn restore_full_sync(conn: &mut PoolConnection<Sqlite>) {
 /// (source, delivery id) of each event the batch wrote, and its new row id.
 type Inserted<'a> = HashMap<(&'a str, &'a str), i64>;
 
+/// The safety level cannot change inside a transaction: it is set before BEGIN and after
+/// COMMIT. Both ride along with the batch's first and last INSERT (sqlx runs a query's
+/// statements in order, in one round trip to SQLite's thread), so a usual batch costs two
+/// round trips: the events, then the messages.
+const BEGIN: &str = "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE; ";
+const COMMIT: &str = "COMMIT; PRAGMA synchronous = FULL";
+
 async fn write_batch<'a>(
     conn: &mut SqliteConnection,
     events: &'a [NewEvent],
     now: i64,
 ) -> Result<Inserted<'a>, sqlx::Error> {
-    // The safety level cannot change inside a transaction: it is set before BEGIN and
-    // after COMMIT, each in the same round trip to SQLite's thread.
-    sqlx::raw_sql("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE")
-        .execute(&mut *conn)
-        .await?;
+    if events.is_empty() {
+        return Ok(HashMap::new());
+    }
     let inserted = insert_events(conn, events, now).await?;
     let queue = messages_to_queue(events, |ev| {
         inserted
             .get(&(ev.source.as_str(), ev.delivery_id.as_str()))
             .copied()
     });
-    for chunk in queue.chunks(ROWS_PER_STATEMENT) {
-        insert_messages(conn, chunk, now).await?;
+    let held = events.iter().any(|e| !e.held.is_empty());
+    let chunks: Vec<_> = queue.chunks(ROWS_PER_STATEMENT).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let last = i + 1 == chunks.len() && !held;
+        insert_messages(conn, chunk, now, last).await?;
     }
-    if events.iter().any(|e| !e.held.is_empty()) {
-        groups::insert_held(conn, events, &inserted, now).await?;
+    if held || chunks.is_empty() {
+        if held {
+            groups::insert_held(conn, events, &inserted, now).await?;
+        }
+        sqlx::raw_sql(COMMIT).execute(&mut *conn).await?;
     }
-    sqlx::raw_sql("COMMIT; PRAGMA synchronous = FULL")
-        .execute(&mut *conn)
-        .await?;
     Ok(inserted)
 }
 
@@ -137,10 +145,11 @@ async fn insert_events<'a>(
         .map(|e| ((e.source.as_str(), e.delivery_id.as_str()), e))
         .collect();
     let mut inserted = HashMap::with_capacity(events.len());
-    for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (source, delivery_id, name, entity, routes, received_at) ",
-        );
+    for (i, chunk) in events.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let begin = if i == 0 { BEGIN } else { "" };
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "{begin}INSERT INTO events (source, delivery_id, name, entity, routes, received_at) "
+        ));
         q.push_values(chunk, |mut row, ev| {
             row.push_bind(&ev.source)
                 .push_bind(&ev.delivery_id)
@@ -162,10 +171,12 @@ async fn insert_events<'a>(
     Ok(inserted)
 }
 
+/// One multi-row INSERT; the batch's last one carries the COMMIT.
 async fn insert_messages(
     conn: &mut SqliteConnection,
     rows: &[(i64, &NewMessage)],
     now: i64,
+    commit: bool,
 ) -> Result<(), sqlx::Error> {
     let mut q = QueryBuilder::<Sqlite>::new(
         "INSERT INTO messages (event_id, route, chat, request, status, created_at, next_attempt_at, \
@@ -183,6 +194,9 @@ async fn insert_messages(
             .push_bind(m.op.as_str())
             .push_bind(&m.entity_key);
     });
+    if commit {
+        q.push("; ").push(COMMIT);
+    }
     q.build().execute(&mut *conn).await?;
     Ok(())
 }
