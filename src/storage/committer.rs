@@ -6,18 +6,19 @@
 //! the whole batch, and when idle a lone request is written at once (no timer, no added
 //! wait).
 //!
-//! Writing and flushing are pipelined: the writer hands each written batch to a flusher
-//! task and goes on to the next batch while the disk flushes (`Store::sync`); the
-//! flusher answers the batch's handlers only once their batch is durable. One flush
-//! covers every batch written before it began, so under load the fsync is shared by
-//! several transactions too.
+//! On SQLite, writing and flushing are pipelined: the writer hands each written batch to
+//! a flusher thread and goes on to the next batch while the disk flushes
+//! (`Store::sync_blocking`); the flusher answers the batch's handlers only once their
+//! batch is durable. One flush covers every batch written before it began, so under load
+//! the fsync is shared by several transactions too. On PostgreSQL a written batch is
+//! already durable and the writer answers it at once.
 
 use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{Committed, NewEvent, Store};
+use super::{Committed, NewEvent, Store, StoreError};
 
 /// Most events written in one transaction.
 const MAX_BATCH_EVENTS: usize = 1024;
@@ -69,9 +70,10 @@ impl CommitHandle {
         if store.is_shared() {
             return (CommitHandle { tx }, tokio::spawn(run));
         }
-        // SQLite: the writer and flusher get a thread of their own. Each statement is a
-        // hop to SQLite's thread and back; on the shared runtime every hop back waited
-        // behind the request tasks queued there (most of a batch's time under load).
+        // SQLite: the writer gets a thread of its own (and starts the flusher's). Each
+        // statement is a hop to SQLite's thread and back; on the shared runtime every
+        // hop back waited behind the request tasks queued there (most of a batch's time
+        // under load).
         let (done_tx, done_rx) = oneshot::channel::<()>();
         let started = std::thread::Builder::new()
             .name("roam-notify-writer".into())
@@ -107,14 +109,42 @@ impl CommitHandle {
     }
 }
 
+/// Where a written batch waits until it is durable.
+enum Flush {
+    /// The flusher thread answers it after the next `fdatasync` (SQLite).
+    Thread(mpsc::Sender<Written>, std::thread::JoinHandle<()>),
+    /// The writer answers it at once (PostgreSQL: written is durable), after flushing
+    /// inline if the flusher thread could not start.
+    Inline,
+}
+
+impl Flush {
+    fn start(store: &Store, notify: &Arc<Notify>, on_held: &Arc<Notify>) -> Flush {
+        if store.is_shared() {
+            return Flush::Inline;
+        }
+        let (tx, rx) = mpsc::channel(UNFLUSHED_BATCHES);
+        let (store, notify, on_held) = (store.clone(), notify.clone(), on_held.clone());
+        let started = std::thread::Builder::new()
+            .name("roam-notify-flusher".into())
+            .spawn(move || flusher(&store, rx, &notify, &on_held));
+        match started {
+            Ok(thread) => Flush::Thread(tx, thread),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the storage flusher thread; flushing in the writer");
+                Flush::Inline
+            }
+        }
+    }
+}
+
 async fn writer(
     store: Store,
     mut rx: mpsc::Receiver<Job>,
     notify: Arc<Notify>,
     on_held: Arc<Notify>,
 ) {
-    let (written_tx, written_rx) = mpsc::channel(UNFLUSHED_BATCHES);
-    let flusher = tokio::spawn(flusher(store.clone(), written_rx, notify, on_held));
+    let flush = Flush::start(&store, &notify, &on_held);
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         let mut count = jobs[0].events.len();
@@ -151,9 +181,18 @@ async fn writer(
                     queued,
                     held,
                 };
-                if written_tx.send(batch).await.is_err() {
-                    // The flusher only stops when this sender is dropped.
-                    tracing::error!("storage flusher stopped; the batch's senders get 503");
+                match &flush {
+                    Flush::Thread(tx, _) => {
+                        if let Err(mpsc::error::SendError(batch)) = tx.send(batch).await {
+                            // The flusher only stops when this sender is dropped.
+                            let gone = Err(StoreError::Closed);
+                            answer(vec![batch], &gone, &notify, &on_held);
+                        }
+                    }
+                    Flush::Inline => {
+                        let flushed = store.sync().await;
+                        answer(vec![batch], &flushed, &notify, &on_held);
+                    }
                 }
             }
             Err(e) => {
@@ -166,46 +205,55 @@ async fn writer(
         }
     }
     // Every batch written is answered before the writer's task ends.
-    drop(written_tx);
-    let _ = flusher.await;
+    if let Flush::Thread(tx, thread) = flush {
+        drop(tx);
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
 }
 
-/// Flushes written batches to disk and answers their handlers: everything queued when a
-/// flush begins shares it.
-async fn flusher(
-    store: Store,
-    mut rx: mpsc::Receiver<Written>,
-    notify: Arc<Notify>,
-    on_held: Arc<Notify>,
-) {
-    while let Some(first) = rx.recv().await {
+/// The flusher thread: flushes written batches to disk and answers their handlers.
+/// Everything queued when a flush begins shares it. A thread of its own, so the flush
+/// and the answers cost no hand-off back to the writer.
+fn flusher(store: &Store, mut rx: mpsc::Receiver<Written>, notify: &Notify, on_held: &Notify) {
+    while let Some(first) = rx.blocking_recv() {
         let mut batches = vec![first];
         while let Ok(b) = rx.try_recv() {
             batches.push(b);
         }
-        let flushed = store.sync().await;
-        if let Err(e) = &flushed {
-            tracing::error!(error = %e, "flushing committed webhooks to disk failed; senders get 503 and will retry");
+        let flushed = store.sync_blocking();
+        answer(batches, &flushed, notify, on_held);
+    }
+}
+
+/// Answers the handlers of flushed batches (503 if the flush failed), then wakes
+/// delivery and grouping for what the batches queued.
+fn answer(
+    batches: Vec<Written>,
+    flushed: &Result<(), StoreError>,
+    notify: &Notify,
+    on_held: &Notify,
+) {
+    if let Err(e) = flushed {
+        tracing::error!(error = %e, "flushing committed webhooks to disk failed; senders get 503 and will retry");
+    }
+    let (mut queued, mut held) = (false, false);
+    for batch in batches {
+        queued |= batch.queued;
+        held |= batch.held;
+        for (reply, results) in batch.replies {
+            let answer = match flushed {
+                Ok(()) => Ok(results),
+                Err(e) => Err(CommitError(e.to_string())),
+            };
+            let _ = reply.send(answer);
         }
-        let (mut queued, mut held) = (false, false);
-        for batch in batches {
-            queued |= batch.queued;
-            held |= batch.held;
-            for (reply, results) in batch.replies {
-                let answer = match &flushed {
-                    Ok(()) => Ok(results),
-                    Err(e) => Err(CommitError(e.to_string())),
-                };
-                let _ = reply.send(answer);
-            }
+    }
+    if flushed.is_ok() {
+        if queued {
+            notify.notify_one();
         }
-        if flushed.is_ok() {
-            if queued {
-                notify.notify_one();
-            }
-            if held {
-                on_held.notify_one();
-            }
+        if held {
+            on_held.notify_one();
         }
     }
 }

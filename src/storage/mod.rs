@@ -458,6 +458,15 @@ impl Store {
         }
     }
 
+    /// [`sync`](Self::sync) on the calling thread, which it blocks (the committer's
+    /// flusher thread).
+    pub fn sync_blocking(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Engine::Sqlite(s) => s.sync_blocking(),
+            Engine::Postgres(_) => Ok(()),
+        }
+    }
+
     pub async fn close(&self) {
         match &self.backend {
             Engine::Sqlite(s) => s.close().await,

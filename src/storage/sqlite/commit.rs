@@ -57,17 +57,21 @@ impl SqliteStore {
     /// Flushes what [`write_events`](Self::write_events) wrote to the disk: one
     /// `fdatasync` of the WAL. An in-memory database has nothing to flush.
     pub async fn sync(&self) -> Result<(), StoreError> {
-        let Some(wal) = self.wal.clone() else {
-            return Ok(());
-        };
-        let path = wal.clone();
-        tokio::task::spawn_blocking(move || flush(&path))
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.sync_blocking())
             .await
             .map_err(|_| StoreError::Closed)?
-            .map_err(|source| StoreError::Sync {
-                path: wal.display().to_string(),
-                source,
-            })
+    }
+
+    /// [`sync`](Self::sync) on the calling thread, which it blocks.
+    pub fn sync_blocking(&self) -> Result<(), StoreError> {
+        let Some(wal) = &self.wal else {
+            return Ok(());
+        };
+        flush(wal).map_err(|source| StoreError::Sync {
+            path: wal.display().to_string(),
+            source,
+        })
     }
 }
 
