@@ -309,7 +309,8 @@ pub struct Silence {
 }
 
 /// Schema versions whose SQL is the same on both backends, applied in order after each
-/// backend's own (SQLite 1-4, PostgreSQL 4).
+/// backend's own (SQLite 1-4, PostgreSQL 4). Version 7 is SQLite's own (its old enqueue
+/// trigger dropped); a shared version after it takes 8.
 pub(crate) const SHARED_SCHEMA: &[(i64, &str)] = &[
     (5, include_str!("schema_v5.sql")),
     (6, include_str!("schema_v6.sql")),

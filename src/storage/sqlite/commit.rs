@@ -263,6 +263,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_old_enqueue_trigger_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let s = SqliteStore::open(&url).await.unwrap();
+        let triggers: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'")
+                .fetch_one(&s.writer)
+                .await
+                .unwrap();
+        assert_eq!(triggers, 0);
+        let version: i64 = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
+            .fetch_one(&s.writer)
+            .await
+            .unwrap();
+        assert_eq!(version, 7);
+        s.close().await;
+        // Opening again applies nothing twice.
+        SqliteStore::open(&url).await.unwrap();
+    }
+
+    #[tokio::test]
     async fn a_missing_wal_has_nothing_to_flush() {
         let dir = tempfile::tempdir().unwrap();
         assert!(flush(&dir.path().join("none.db-wal")).is_ok());

@@ -220,6 +220,14 @@ impl SqliteStore {
                     .map_err(StoreError::Migrate)?;
             }
         }
+        // 7: batches are written straight into `messages` (`commit.rs`); the trigger that
+        // moved a JSON outbox out of `events` is dead. (`events.outbox` stays, always
+        // null: dropping a column rewrites the whole table at start-up.)
+        if version < 7 {
+            apply_version(&mut tx, 7, "DROP TRIGGER IF EXISTS events_enqueue")
+                .await
+                .map_err(StoreError::Migrate)?;
+        }
         tx.commit().await.map_err(StoreError::Migrate)
     }
 
