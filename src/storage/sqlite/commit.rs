@@ -215,26 +215,32 @@ mod tests {
         ev(id, &["C"])
     }
 
-    async fn synchronous(s: &SqliteStore) -> i64 {
-        sqlx::query_scalar("PRAGMA synchronous")
+    /// A store in a fresh file: the directory (kept alive), the URL, the store.
+    async fn temp_store() -> (tempfile::TempDir, String, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let s = SqliteStore::open(&url).await.unwrap();
+        (dir, url, s)
+    }
+
+    async fn scalar(s: &SqliteStore, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
             .fetch_one(&s.writer)
             .await
             .unwrap()
     }
 
+    async fn synchronous(s: &SqliteStore) -> i64 {
+        scalar(s, "PRAGMA synchronous").await
+    }
+
     async fn count(s: &SqliteStore, table: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
-            .fetch_one(&s.writer)
-            .await
-            .unwrap()
+        scalar(s, &format!("SELECT COUNT(*) FROM {table}")).await
     }
 
     #[tokio::test]
     async fn a_batch_leaves_the_writer_at_full_sync_whether_it_is_written_or_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
+        let (dir, _, s) = temp_store().await;
         assert_eq!(synchronous(&s).await, 2, "FULL from the start");
 
         let out = s
@@ -264,23 +270,20 @@ mod tests {
 
     #[tokio::test]
     async fn the_old_enqueue_trigger_is_gone() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/t.db", dir.path().display());
-        let s = SqliteStore::open(&url).await.unwrap();
-        let triggers: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'")
-                .fetch_one(&s.writer)
-                .await
-                .unwrap();
-        assert_eq!(triggers, 0);
-        let version: i64 = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
-            .fetch_one(&s.writer)
-            .await
-            .unwrap();
-        assert_eq!(version, 7);
+        let (_dir, url, s) = temp_store().await;
+        let triggers = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'";
+        assert_eq!(scalar(&s, triggers).await, 0);
+        assert_eq!(
+            scalar(&s, "SELECT MAX(version) FROM schema_version").await,
+            7
+        );
         s.close().await;
         // Opening again applies nothing twice.
-        SqliteStore::open(&url).await.unwrap();
+        let s = SqliteStore::open(&url).await.unwrap();
+        assert_eq!(
+            scalar(&s, "SELECT COUNT(*) FROM schema_version WHERE version = 7").await,
+            1
+        );
     }
 
     #[tokio::test]
