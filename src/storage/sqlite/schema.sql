@@ -35,7 +35,7 @@ CREATE TABLE messages (
 );
 
 -- Unsent messages by chat: the delivery worker walks it to find each chat's oldest
--- unsent message in O(chats), however long the backlog (see storage::HEADS).
+-- unsent message in O(chats), however long the backlog (see `heads!` in sqlite/mod.rs).
 CREATE INDEX messages_unsent ON messages (chat, id) WHERE status IN ('pending', 'sending');
 CREATE INDEX messages_status ON messages (status);
 
