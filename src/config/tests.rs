@@ -33,6 +33,10 @@ fn the_storage_url_is_a_secret() {
         "{e}"
     );
     assert!(!e.contains("hunter2"), "{e}");
+    let e = Config::from_toml_str("[storage]\nurl = \"sqlite::memory:\"\n", "c.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("storage.url") && e.contains("in-memory"), "{e}");
     let e = Config::from_toml_str("[storage]\nlease = \"15s\"\n", "c.toml")
         .unwrap_err()
         .to_string();

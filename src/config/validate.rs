@@ -158,6 +158,12 @@ impl Config {
                 ),
             ));
         }
+        if url.starts_with("sqlite:") && crate::storage::sqlite_path(url).is_none() {
+            return Err(self.error(
+                "storage.url",
+                "an in-memory SQLite database would lose every accepted webhook when the process stops; name a file (sqlite://FILE)",
+            ));
+        }
         if self.delivery.retry_initial.is_zero()
             || self.delivery.retry_max < self.delivery.retry_initial
         {

@@ -31,6 +31,7 @@ use std::time::Duration;
 pub use contract::Backend;
 pub use postgres::{PgStore, redacted as redacted_url};
 pub use sqlite::SqliteStore;
+pub(crate) use sqlite::sqlite_path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -41,10 +42,21 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "an in-memory SQLite database would lose every accepted webhook when the process stops; name a file (sqlite://FILE)"
+    )]
+    InMemory,
+    #[error("cannot open {path} for writing batches: {source}")]
+    OpenBatch {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("storage migration failed: {0}")]
     Migrate(sqlx::Error),
     #[error("storage error: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("storage error: {0}")]
+    Batch(#[from] rusqlite::Error),
     #[error("cannot flush {path} to disk: {source}")]
     Sync {
         path: String,
@@ -436,35 +448,6 @@ impl Store {
         match &self.backend {
             Engine::Sqlite(_) => Ok(()),
             Engine::Postgres(p) => p.pause_roam(d).await,
-        }
-    }
-
-    /// Group commit's first half: [`commit_events`](Self::commit_events) without waiting
-    /// for the disk. Written and visible at once, durable after the next
-    /// [`sync`](Self::sync), so the committer writes the next batch while the disk
-    /// flushes this one. PostgreSQL commits durably here (its server flushes its WAL)
-    /// and `sync` has nothing left to do.
-    pub async fn write_events(&self, events: &[NewEvent]) -> Result<Vec<Committed>, StoreError> {
-        match &self.backend {
-            Engine::Sqlite(s) => s.write_events(events).await,
-            Engine::Postgres(p) => p.commit_events(events).await,
-        }
-    }
-
-    /// Makes everything `write_events` wrote before this call durable.
-    pub async fn sync(&self) -> Result<(), StoreError> {
-        match &self.backend {
-            Engine::Sqlite(s) => s.sync().await,
-            Engine::Postgres(_) => Ok(()),
-        }
-    }
-
-    /// [`sync`](Self::sync) on the calling thread, which it blocks (the committer's
-    /// flusher thread).
-    pub fn sync_blocking(&self) -> Result<(), StoreError> {
-        match &self.backend {
-            Engine::Sqlite(s) => s.sync_blocking(),
-            Engine::Postgres(_) => Ok(()),
         }
     }
 

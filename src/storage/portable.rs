@@ -10,50 +10,6 @@
 macro_rules! portable {
     ($store:ty, $conn:ty, read = $r:ident, write = $w:ident, clean = $clean:path) => {
         impl $store {
-            /// The routes an event matched when it was first accepted (for the
-            /// `duplicate` reply); read from the writer, which just committed the batch.
-            async fn routes_of(
-                &self,
-                source: &str,
-                delivery_id: &str,
-            ) -> Result<Vec<String>, crate::storage::StoreError> {
-                let prev: Option<String> = sqlx::query_scalar(
-                    "SELECT routes FROM events WHERE source = $1 AND delivery_id = $2",
-                )
-                .bind($clean(source))
-                .bind($clean(delivery_id))
-                .fetch_optional(&self.$w)
-                .await?;
-                Ok(prev
-                    .and_then(|r| serde_json::from_str(&r).ok())
-                    .unwrap_or_default())
-            }
-
-            /// Per event of a written batch: `Inserted` for the event that got the row
-            /// (`take_id` hands each new row's id out once, so a second event with the
-            /// same key in the batch is a duplicate), else `Duplicate` with the routes it
-            /// matched the first time.
-            async fn outcomes<'e>(
-                &self,
-                events: &'e [crate::storage::NewEvent],
-                mut take_id: impl FnMut(&'e crate::storage::NewEvent) -> Option<i64>,
-            ) -> Result<Vec<crate::storage::Committed>, crate::storage::StoreError> {
-                let mut out = Vec::with_capacity(events.len());
-                for ev in events {
-                    out.push(match take_id(ev) {
-                        Some(event_id) => crate::storage::Committed::Inserted {
-                            event_id,
-                            messages: ev.messages.len(),
-                            held: ev.held.len(),
-                        },
-                        None => crate::storage::Committed::Duplicate {
-                            routes: self.routes_of(&ev.source, &ev.delivery_id).await?,
-                        },
-                    });
-                }
-                Ok(out)
-            }
-
             /// Inside a flush's transaction: the fingerprints it sent (`repeat_interval`)
             /// and the route's `max_messages` window.
             async fn record_flush(

@@ -294,6 +294,40 @@ impl PgStore {
         .await
     }
 
+    /// Per event of a written batch: `Inserted` for the event that got the row
+    /// (`take_id` hands each new row's id out once, so a second event with the same key
+    /// in the batch is a duplicate), else `Duplicate` with the routes it matched first.
+    async fn outcomes<'e>(
+        &self,
+        events: &'e [NewEvent],
+        mut take_id: impl FnMut(&'e NewEvent) -> Option<i64>,
+    ) -> Result<Vec<Committed>, StoreError> {
+        let mut out = Vec::with_capacity(events.len());
+        for ev in events {
+            out.push(match take_id(ev) {
+                Some(event_id) => Committed::Inserted {
+                    event_id,
+                    messages: ev.messages.len(),
+                    held: ev.held.len(),
+                },
+                None => {
+                    let prev: Option<String> = sqlx::query_scalar(
+                        "SELECT routes FROM events WHERE source = $1 AND delivery_id = $2",
+                    )
+                    .bind(clean(&ev.source))
+                    .bind(clean(&ev.delivery_id))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    let routes = prev.and_then(|r| serde_json::from_str(&r).ok());
+                    Committed::Duplicate {
+                        routes: routes.unwrap_or_default(),
+                    }
+                }
+            });
+        }
+        Ok(out)
+    }
+
     pub async fn recover_in_flight(&self) -> Result<Vec<i64>, StoreError> {
         let rows = sqlx::query(concat!(
             "WITH lost AS (

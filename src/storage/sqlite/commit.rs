@@ -1,75 +1,203 @@
 //! SQLite: writing a batch of accepted events, and making it durable.
 //!
-//! The batch is one transaction: the events (`ON CONFLICT DO NOTHING` finds redeliveries),
-//! then the messages of the events it wrote, then their held items. Each is one
-//! multi-row statement per 1,000 rows, so a batch of hundreds of webhooks costs a handful
-//! of round trips to SQLite's thread.
+//! Batches have a connection of their own, [`BatchWriter`] (rusqlite), used on the
+//! thread that writes: the committer's writer thread. Every statement is a direct call
+//! into SQLite, prepared once and cached. Through sqlx each statement was a hop to its
+//! connection's worker thread and back, and each row returned another hop, with the
+//! futex calls and context switches they cost (README, Performance).
 //!
-//! Durability is split from writing so that the committer can write the next batch while
-//! the disk flushes this one (`committer.rs`): `write_events` commits with
-//! `synchronous = NORMAL` (in WAL mode: written to the WAL, not yet flushed), and `sync`
-//! flushes the WAL with `fdatasync` on a blocking thread. One flush covers every batch
-//! written before it started, since the WAL is a single file appended in commit order.
-//! Every other write keeps `synchronous = FULL` and so also flushes whatever the WAL holds
-//! before it: a message is marked `sending` (flushed) before it is sent, so nothing that
-//! is not yet durable can reach Roam.
+//! The batch is one transaction; per event, in the order they came: its row (`ON
+//! CONFLICT DO NOTHING` finds a redelivery, or the same delivery twice in the batch),
+//! then its messages (so message ids follow the events' order), then its held items.
+//!
+//! Durability is split from writing: the batch connection runs with `synchronous =
+//! NORMAL` (in WAL mode a commit is written to the WAL, not yet flushed), and
+//! `sync_blocking` flushes the WAL with `fdatasync` before anyone is answered (SQLite's
+//! own `FULL` would call `fsync`, which also writes the file's metadata). Every other
+//! write goes through sqlx's writer connection with `synchronous = FULL`, so it also
+//! flushes whatever the WAL holds before it: a message is marked `sending` (flushed)
+//! before it is sent, so nothing that is not yet durable can reach Roam.
+//!
+//! Two connections write, so one may find the other holding the write lock: the batch
+//! connection then waits in steps of 100 µs (SQLite's own busy handler sleeps 1, 2, 5 …
+//! 100 ms, which an acknowledgement waiting behind a delivery update would feel).
 
-use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
-use sqlx::pool::PoolConnection;
-use sqlx::sqlite::Sqlite;
-use sqlx::{QueryBuilder, Row, SqliteConnection};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{SqliteStore, groups};
-use crate::storage::{Committed, NewEvent, NewMessage, StoreError, messages_to_queue, now_ms};
+use super::SqliteStore;
+use crate::storage::{Committed, HeldItem, NewEvent, NewMessage, StoreError, now_ms};
 
-/// SQLite allows 32,766 bound values per statement; an event row binds 6, a message 9.
-const ROWS_PER_STATEMENT: usize = 1000;
+const INSERT_EVENT: &str =
+    "INSERT INTO events (source, delivery_id, name, entity, routes, received_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id";
 
-impl SqliteStore {
-    /// Records a batch of events and queues their messages, durable when it returns.
-    pub async fn commit_events(&self, events: &[NewEvent]) -> Result<Vec<Committed>, StoreError> {
-        let out = self.write_events(events).await?;
-        self.sync().await?;
+const ROUTES_OF: &str = "SELECT routes FROM events WHERE source = ?1 AND delivery_id = ?2";
+
+const INSERT_MESSAGE: &str = "INSERT INTO messages (event_id, route, chat, request, status,
+     created_at, next_attempt_at, render_error, op, entity_key)
+     VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?6, ?7, ?8)";
+
+/// A held item's group: made, or its flush time brought forward (a new group waits
+/// `wait`, one that has sent waits `interval` after its last flush, `flush_at` overrides).
+const UPSERT_GROUP: &str = "INSERT INTO groups (route, key, spec, flush_at) VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (route, key) DO UPDATE SET spec = excluded.spec,
+       flush_at = CASE
+         WHEN ?5 IS NOT NULL THEN COALESCE(MIN(groups.flush_at, ?5), ?5)
+         WHEN groups.flush_at IS NOT NULL THEN groups.flush_at
+         WHEN groups.last_flush_at IS NULL THEN ?6 + ?7
+         ELSE MAX(?6, groups.last_flush_at + ?8) END
+     RETURNING id";
+
+const INSERT_ITEM: &str =
+    "INSERT INTO group_items (group_id, event_id, fingerprint, item, received_at)
+     VALUES (?1, ?2, ?3, ?4, ?5)";
+
+/// About 10 s of 100 µs waits for the write lock before the batch fails (503, retried).
+const LOCK_WAITS: i32 = 100_000;
+
+fn wait_for_lock(tries: i32) -> bool {
+    std::thread::sleep(Duration::from_micros(100));
+    tries < LOCK_WAITS
+}
+
+/// The connection that writes accepted batches (one per store; see the module's notes).
+pub(super) struct BatchWriter {
+    conn: Connection,
+}
+
+impl BatchWriter {
+    /// Opens the (already migrated) database file.
+    pub(super) fn open(path: &Path) -> rusqlite::Result<BatchWriter> {
+        let conn = Connection::open(path)?;
+        conn.busy_handler(Some(wait_for_lock))?;
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON")?;
+        Ok(BatchWriter { conn })
+    }
+
+    /// Writes the batch in one transaction: per event, whether it was new or a duplicate.
+    fn write(&mut self, events: &[NewEvent], now: i64) -> rusqlite::Result<Vec<Committed>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut out = Vec::with_capacity(events.len());
+        {
+            let mut insert_event = tx.prepare_cached(INSERT_EVENT)?;
+            let mut routes_of = tx.prepare_cached(ROUTES_OF)?;
+            let mut insert_message = tx.prepare_cached(INSERT_MESSAGE)?;
+            for ev in events {
+                let routes = serde_json::to_string(&ev.routes).unwrap_or_else(|_| "[]".into());
+                let id: Option<i64> = insert_event
+                    .query_row(
+                        params![ev.source, ev.delivery_id, ev.name, ev.entity, routes, now],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let Some(event_id) = id else {
+                    let prev: Option<String> = routes_of
+                        .query_row(params![ev.source, ev.delivery_id], |r| r.get(0))
+                        .optional()?;
+                    let routes = prev
+                        .and_then(|r: String| serde_json::from_str(&r).ok())
+                        .unwrap_or_default();
+                    out.push(Committed::Duplicate { routes });
+                    continue;
+                };
+                for m in &ev.messages {
+                    insert(&mut insert_message, event_id, m, now)?;
+                }
+                for h in &ev.held {
+                    hold(&tx, event_id, h, now)?;
+                }
+                out.push(Committed::Inserted {
+                    event_id,
+                    messages: ev.messages.len(),
+                    held: ev.held.len(),
+                });
+            }
+        }
+        tx.commit()?;
         Ok(out)
     }
+}
 
-    /// Records a batch of events in one transaction, visible at once and durable after
-    /// the next [`sync`](Self::sync). Returns, per event, whether it was new or a
-    /// duplicate.
-    pub async fn write_events(&self, events: &[NewEvent]) -> Result<Vec<Committed>, StoreError> {
-        let now = now_ms();
-        let mut conn = self.writer.acquire().await?;
-        let written = write_batch(&mut conn, events, now).await;
-        if written.is_err() {
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            restore_full_sync(&mut conn).await;
-        }
-        let mut inserted = written?;
-        drop(conn);
-        self.outcomes(events, |ev| {
-            inserted.remove(&(ev.source.as_str(), ev.delivery_id.as_str()))
+fn insert(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    event_id: i64,
+    m: &NewMessage,
+    now: i64,
+) -> rusqlite::Result<()> {
+    stmt.execute(params![
+        event_id,
+        m.route,
+        m.chat,
+        m.request,
+        now,
+        m.render_error,
+        m.op.as_str(),
+        m.entity_key
+    ])?;
+    Ok(())
+}
+
+fn hold(tx: &Connection, event_id: i64, h: &HeldItem, now: i64) -> rusqlite::Result<()> {
+    let group_id: i64 = tx.prepare_cached(UPSERT_GROUP)?.query_row(
+        params![
+            h.route,
+            h.key,
+            h.spec,
+            h.flush_at.unwrap_or(now.saturating_add(h.wait_ms)),
+            h.flush_at,
+            now,
+            h.wait_ms,
+            h.interval_ms
+        ],
+        |r| r.get(0),
+    )?;
+    tx.prepare_cached(INSERT_ITEM)?.execute(params![
+        group_id,
+        event_id,
+        h.fingerprint,
+        h.item,
+        now
+    ])?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Records a batch of events and queues their messages, durable when it returns
+    /// (both halves on a blocking thread; the committer's writer thread calls them
+    /// itself).
+    pub async fn commit_events(&self, events: &[NewEvent]) -> Result<Vec<Committed>, StoreError> {
+        let (store, events) = (self.clone(), events.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let out = store.write_events_blocking(&events)?;
+            store.sync_blocking()?;
+            Ok(out)
         })
         .await
+        .map_err(|_| StoreError::Closed)?
     }
 
-    /// Flushes what [`write_events`](Self::write_events) wrote to the disk: one
-    /// `fdatasync` of the WAL. An in-memory database has nothing to flush.
-    pub async fn sync(&self) -> Result<(), StoreError> {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.sync_blocking())
-            .await
-            .map_err(|_| StoreError::Closed)?
+    /// Records a batch of events in one transaction, on the calling thread, which it
+    /// blocks. Visible at once, durable after the next
+    /// [`sync_blocking`](Self::sync_blocking). Returns, per event, whether it was new or
+    /// a duplicate.
+    pub fn write_events_blocking(&self, events: &[NewEvent]) -> Result<Vec<Committed>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut batch = self.batch.lock().map_err(|_| StoreError::Closed)?;
+        Ok(batch.write(events, now_ms())?)
     }
 
-    /// [`sync`](Self::sync) on the calling thread, which it blocks.
+    /// Flushes what [`write_events_blocking`](Self::write_events_blocking) wrote to the
+    /// disk: one `fdatasync` of the WAL, on the calling thread, which it blocks.
     pub fn sync_blocking(&self) -> Result<(), StoreError> {
-        let Some(wal) = &self.wal else {
-            return Ok(());
-        };
-        flush(wal).map_err(|source| StoreError::Sync {
-            path: wal.display().to_string(),
+        flush(&self.wal).map_err(|source| StoreError::Sync {
+            path: self.wal.display().to_string(),
             source,
         })
     }
@@ -85,124 +213,6 @@ fn flush(wal: &Path) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
-}
-
-/// After a failed batch: every other write relies on `synchronous = FULL`; a connection
-/// that cannot be set back is closed rather than reused.
-async fn restore_full_sync(conn: &mut PoolConnection<Sqlite>) {
-    if let Err(e) = sqlx::raw_sql("PRAGMA synchronous = FULL")
-        .execute(&mut **conn)
-        .await
-    {
-        tracing::error!(error = %e, "cannot restore synchronous = FULL; reopening the writer connection");
-        conn.close_on_drop();
-    }
-}
-
-/// (source, delivery id) of each event the batch wrote, and its new row id.
-type Inserted<'a> = HashMap<(&'a str, &'a str), i64>;
-
-/// The safety level cannot change inside a transaction: it is set before BEGIN and after
-/// COMMIT. Both ride along with the batch's first and last INSERT (sqlx runs a query's
-/// statements in order, in one round trip to SQLite's thread), so a usual batch costs two
-/// round trips: the events, then the messages.
-const BEGIN: &str = "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE; ";
-const COMMIT: &str = "COMMIT; PRAGMA synchronous = FULL";
-
-async fn write_batch<'a>(
-    conn: &mut SqliteConnection,
-    events: &'a [NewEvent],
-    now: i64,
-) -> Result<Inserted<'a>, sqlx::Error> {
-    if events.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let inserted = insert_events(conn, events, now).await?;
-    let queue = messages_to_queue(events, |ev| {
-        inserted
-            .get(&(ev.source.as_str(), ev.delivery_id.as_str()))
-            .copied()
-    });
-    let held = events.iter().any(|e| !e.held.is_empty());
-    let chunks: Vec<_> = queue.chunks(ROWS_PER_STATEMENT).collect();
-    for (i, chunk) in chunks.iter().enumerate() {
-        let last = i + 1 == chunks.len() && !held;
-        insert_messages(conn, chunk, now, last).await?;
-    }
-    if held || chunks.is_empty() {
-        if held {
-            groups::insert_held(conn, events, &inserted, now).await?;
-        }
-        sqlx::raw_sql(COMMIT).execute(&mut *conn).await?;
-    }
-    Ok(inserted)
-}
-
-async fn insert_events<'a>(
-    conn: &mut SqliteConnection,
-    events: &'a [NewEvent],
-    now: i64,
-) -> Result<Inserted<'a>, sqlx::Error> {
-    // Looked up by the event's own strings: what the INSERT returns is the same text.
-    let by_key: HashMap<(&str, &str), &'a NewEvent> = events
-        .iter()
-        .map(|e| ((e.source.as_str(), e.delivery_id.as_str()), e))
-        .collect();
-    let mut inserted = HashMap::with_capacity(events.len());
-    for (i, chunk) in events.chunks(ROWS_PER_STATEMENT).enumerate() {
-        let begin = if i == 0 { BEGIN } else { "" };
-        let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "{begin}INSERT INTO events (source, delivery_id, name, entity, routes, received_at) "
-        ));
-        q.push_values(chunk, |mut row, ev| {
-            row.push_bind(&ev.source)
-                .push_bind(&ev.delivery_id)
-                .push_bind(&ev.name)
-                .push_bind(&ev.entity)
-                .push_bind(serde_json::to_string(&ev.routes).unwrap_or_else(|_| "[]".into()))
-                .push_bind(now);
-        });
-        q.push(" ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id, source, delivery_id");
-        for row in q.build().fetch_all(&mut *conn).await? {
-            let id: i64 = row.try_get(0)?;
-            let source: &str = row.try_get(1)?;
-            let delivery: &str = row.try_get(2)?;
-            if let Some(ev) = by_key.get(&(source, delivery)) {
-                inserted.insert((ev.source.as_str(), ev.delivery_id.as_str()), id);
-            }
-        }
-    }
-    Ok(inserted)
-}
-
-/// One multi-row INSERT; the batch's last one carries the COMMIT.
-async fn insert_messages(
-    conn: &mut SqliteConnection,
-    rows: &[(i64, &NewMessage)],
-    now: i64,
-    commit: bool,
-) -> Result<(), sqlx::Error> {
-    let mut q = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO messages (event_id, route, chat, request, status, created_at, next_attempt_at, \
-         render_error, op, entity_key) ",
-    );
-    q.push_values(rows, |mut row, (event_id, m)| {
-        row.push_bind(*event_id)
-            .push_bind(&m.route)
-            .push_bind(&m.chat)
-            .push_bind(&m.request)
-            .push("'pending'")
-            .push_bind(now)
-            .push_bind(now)
-            .push_bind(&m.render_error)
-            .push_bind(m.op.as_str())
-            .push_bind(&m.entity_key);
-    });
-    if commit {
-        q.push("; ").push(COMMIT);
-    }
-    q.build().execute(&mut *conn).await?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -230,42 +240,55 @@ mod tests {
             .unwrap()
     }
 
-    async fn synchronous(s: &SqliteStore) -> i64 {
-        scalar(s, "PRAGMA synchronous").await
-    }
-
     async fn count(s: &SqliteStore, table: &str) -> i64 {
         scalar(s, &format!("SELECT COUNT(*) FROM {table}")).await
     }
 
     #[tokio::test]
-    async fn a_batch_leaves_the_writer_at_full_sync_whether_it_is_written_or_not() {
+    async fn a_batch_is_all_or_nothing_and_other_writes_stay_at_full_sync() {
         let (dir, _, s) = temp_store().await;
-        assert_eq!(synchronous(&s).await, 2, "FULL from the start");
-
         let out = s
-            .write_events(&[one("a"), one("b"), one("a")])
+            .commit_events(&[one("a"), one("b"), one("a")])
             .await
             .unwrap();
         assert!(matches!(out[0], Committed::Inserted { messages: 1, .. }));
         assert!(matches!(out[2], Committed::Duplicate { .. }));
         assert_eq!(count(&s, "messages").await, 2, "one message per new event");
-        assert_eq!(synchronous(&s).await, 2, "FULL again after the batch");
         assert!(dir.path().join("t.db-wal").exists());
-        s.sync().await.unwrap();
+        // Every write but the batches' flushes the WAL as it commits.
+        assert_eq!(scalar(&s, "PRAGMA synchronous").await, 2, "FULL");
 
-        // A batch that fails half way leaves nothing behind, and FULL too.
+        // A batch that fails half way leaves nothing behind.
         sqlx::raw_sql("ALTER TABLE messages RENAME TO gone")
             .execute(&s.writer)
             .await
             .unwrap();
-        assert!(s.write_events(&[one("c")]).await.is_err());
+        let err = s.commit_events(&[one("c")]).await.unwrap_err();
+        assert!(err.to_string().contains("messages"), "{err}");
         assert_eq!(
             count(&s, "events").await,
             2,
             "the failed batch's event rolled back"
         );
-        assert_eq!(synchronous(&s).await, 2);
+    }
+
+    #[tokio::test]
+    async fn a_batch_waits_for_a_write_lock_another_connection_holds() {
+        let (_dir, _, s) = temp_store().await;
+        let mut tx = s.writer.begin().await.unwrap();
+        sqlx::query("DELETE FROM events")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let writing = tokio::spawn({
+            let s = s.clone();
+            async move { s.commit_events(&[one("a")]).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!writing.is_finished(), "the batch waits for the lock");
+        tx.commit().await.unwrap();
+        let out = writing.await.unwrap().unwrap();
+        assert!(matches!(out[0], Committed::Inserted { .. }));
     }
 
     #[tokio::test]
@@ -290,8 +313,5 @@ mod tests {
     async fn a_missing_wal_has_nothing_to_flush() {
         let dir = tempfile::tempdir().unwrap();
         assert!(flush(&dir.path().join("none.db-wal")).is_ok());
-        let s = SqliteStore::open("sqlite::memory:").await.unwrap();
-        assert!(s.wal.is_none());
-        s.sync().await.unwrap();
     }
 }

@@ -2,14 +2,12 @@
 //! `max_messages` budget) and silences. The policy lives in `grouping`; this file only
 //! reads and writes rows, each change in one transaction.
 
-use std::collections::{HashMap, HashSet};
-
+use sqlx::QueryBuilder;
 use sqlx::sqlite::Sqlite;
-use sqlx::{QueryBuilder, SqliteConnection};
 
 use super::SqliteStore;
 use crate::storage::row;
-use crate::storage::{DueGroup, GroupFlush, NewEvent, StoreError, StoredItem, now_ms};
+use crate::storage::{DueGroup, GroupFlush, StoreError, StoredItem, now_ms};
 
 fn push_ids(q: &mut QueryBuilder<Sqlite>, ids: &[i64]) {
     q.push("(");
@@ -18,58 +16,6 @@ fn push_ids(q: &mut QueryBuilder<Sqlite>, ids: &[i64]) {
         sep.push_bind(*id);
     }
     q.push(")");
-}
-
-/// Inside the commit transaction: the held items of the events that were inserted
-/// (a duplicate delivery holds nothing back).
-pub(super) async fn insert_held(
-    conn: &mut SqliteConnection,
-    events: &[NewEvent],
-    inserted: &HashMap<(&str, &str), i64>,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    let mut done = HashSet::new();
-    for ev in events.iter().filter(|e| !e.held.is_empty()) {
-        let Some(&event_id) = inserted.get(&(ev.source.as_str(), ev.delivery_id.as_str())) else {
-            continue;
-        };
-        if !done.insert(event_id) {
-            continue;
-        }
-        for h in &ev.held {
-            let group_id: i64 = sqlx::query_scalar(
-                "INSERT INTO groups (route, key, spec, flush_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (route, key) DO UPDATE SET spec = excluded.spec,
-                   flush_at = CASE
-                     WHEN $5 IS NOT NULL THEN COALESCE(MIN(groups.flush_at, $5), $5)
-                     WHEN groups.flush_at IS NOT NULL THEN groups.flush_at
-                     WHEN groups.last_flush_at IS NULL THEN $6 + $7
-                     ELSE MAX($6, groups.last_flush_at + $8) END
-                 RETURNING id",
-            )
-            .bind(&h.route)
-            .bind(&h.key)
-            .bind(&h.spec)
-            .bind(h.flush_at.unwrap_or(now.saturating_add(h.wait_ms)))
-            .bind(h.flush_at)
-            .bind(now)
-            .bind(h.wait_ms)
-            .bind(h.interval_ms)
-            .fetch_one(&mut *conn)
-            .await?;
-            sqlx::query(
-                "INSERT INTO group_items (group_id, event_id, fingerprint, item, received_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(group_id)
-            .bind(event_id)
-            .bind(&h.fingerprint)
-            .bind(&h.item)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-        }
-    }
-    Ok(())
 }
 
 impl SqliteStore {

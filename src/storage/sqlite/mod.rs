@@ -11,7 +11,7 @@ mod groups;
 
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::SqliteConnection;
@@ -26,17 +26,19 @@ const SCHEMA_V1: &str = include_str!("schema.sql");
 const SCHEMA_V2: &str = include_str!("schema_v2.sql");
 const SCHEMA_V3: &str = include_str!("schema_v3.sql");
 
-/// SQLite allows one writer at a time. All writes go through `writer`, a pool of one
-/// connection, so writers queue in order (async, woken at once) instead of meeting
-/// SQLITE_BUSY and sleeping in SQLite's busy handler (1, 2, 5 … 100 ms steps, which
-/// showed up as 50-100 ms ack stalls under load). Reads use `reader` (WAL lets them
-/// run alongside the writer).
+/// SQLite allows one writer at a time. Accepted batches are written by `batch`, a
+/// connection of the committer's writer thread (`commit.rs`); every other write goes
+/// through `writer`, a pool of one connection, so those queue in order (async, woken at
+/// once) instead of meeting SQLITE_BUSY and sleeping in SQLite's busy handler (1, 2, 5 …
+/// 100 ms steps, which showed up as 50-100 ms ack stalls under load). Reads use `reader`
+/// (WAL lets them run alongside the writers).
 #[derive(Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
-    /// The write-ahead log `sync` flushes (None: an in-memory database).
-    wal: Option<Arc<PathBuf>>,
+    batch: Arc<Mutex<commit::BatchWriter>>,
+    /// The write-ahead log `sync` flushes.
+    wal: Arc<PathBuf>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -45,8 +47,10 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-/// `sqlite://data/x.db` and `sqlite:data/x.db` name the file `data/x.db`.
-fn sqlite_path(url: &str) -> Option<PathBuf> {
+/// `sqlite://data/x.db` and `sqlite:data/x.db` name the file `data/x.db`; None for an
+/// in-memory database (`sqlite::memory:`), which the daemon refuses: it would lose every
+/// accepted webhook when the process stops.
+pub(crate) fn sqlite_path(url: &str) -> Option<PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
@@ -163,10 +167,10 @@ const NEXT_DUE_AT: &str = concat!(
 
 impl SqliteStore {
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
-        let path = sqlite_path(url);
-        if let Some(path) = &path
-            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        {
+        let Some(path) = sqlite_path(url) else {
+            return Err(StoreError::InMemory);
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
                 path: dir.to_path_buf(),
                 source,
@@ -193,23 +197,24 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(open_err)?;
-        let wal = path.map(|p| {
-            let mut name = p.into_os_string();
-            name.push("-wal");
-            Arc::new(PathBuf::from(name))
-        });
-        let store = SqliteStore {
+        SqliteStore::migrate(&writer).await?;
+        let batch = commit::BatchWriter::open(&path).map_err(|source| StoreError::OpenBatch {
+            path: path.clone(),
+            source,
+        })?;
+        let mut wal = path.into_os_string();
+        wal.push("-wal");
+        Ok(SqliteStore {
             writer,
             reader,
-            wal,
-        };
-        store.migrate().await?;
-        Ok(store)
+            batch: Arc::new(Mutex::new(batch)),
+            wal: Arc::new(PathBuf::from(wal)),
+        })
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self
-            .writer
+    /// Applies the schema versions the file does not have yet, in one transaction.
+    async fn migrate(writer: &SqlitePool) -> Result<(), StoreError> {
+        let mut tx = writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(StoreError::Migrate)?;
@@ -423,7 +428,9 @@ mod tests {
     /// unbound ones (NULLs) the inlined `heads` was planned well too.
     #[tokio::test]
     async fn delivery_s_queries_walk_heads_not_the_backlog() {
-        let s = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let s = SqliteStore::open(&url).await.unwrap();
         for (sql, binds) in [(CLAIM_DUE, true), (NEXT_DUE_AT, false)] {
             let explain = format!("EXPLAIN QUERY PLAN {sql}");
             let mut q = sqlx::query(sqlx::AssertSqlSafe(explain));
