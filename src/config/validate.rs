@@ -161,7 +161,7 @@ impl Config {
         if url.starts_with("sqlite:") && crate::storage::sqlite_path(url).is_none() {
             return Err(self.error(
                 "storage.url",
-                "an in-memory SQLite database would lose every accepted webhook when the process stops; name a file (sqlite://FILE)",
+                "names no file: an in-memory SQLite database would lose every accepted webhook when the process stops; name a file (sqlite://FILE)",
             ));
         }
         if self.delivery.retry_initial.is_zero()

@@ -95,7 +95,8 @@ pub struct NewMessage {
 /// The messages a batch's events INSERT queues: for each event it wrote (`id_of` gives its
 /// new row id, None for a redelivery; an event whose id was already seen is the same
 /// delivery twice in one batch), its messages, in the order events came in, so message
-/// ids follow it. Both backends insert exactly these.
+/// ids follow it. PostgreSQL inserts exactly these; SQLite's batch writer applies the same
+/// rule event by event (`sqlite/commit.rs`).
 pub(crate) fn messages_to_queue(
     events: &[NewEvent],
     id_of: impl Fn(&NewEvent) -> Option<i64>,

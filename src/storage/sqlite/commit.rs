@@ -189,7 +189,12 @@ impl SqliteStore {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let mut batch = self.batch.lock().map_err(|_| StoreError::Closed)?;
+        // A panic inside `write` dropped its transaction, which rolled back: the
+        // connection is still sound.
+        let mut batch = self
+            .batch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(batch.write(events, now_ms())?)
     }
 
