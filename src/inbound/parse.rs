@@ -29,7 +29,13 @@ pub fn parse_json(body: &[u8]) -> Result<Value, Rejection> {
     // A UTF-8 byte-order mark is not JSON but some senders' test tools add one; the
     // signature was checked over the bytes as received.
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    serde_json::from_slice(body)
+    // One UTF-8 check over the whole body, then a parse that trusts it: serde_json's
+    // byte-slice reader checks each string on its own, ~12 % of the parse (README,
+    // Performance). Invalid UTF-8 is invalid JSON either way.
+    let text = std::str::from_utf8(body).map_err(|e| {
+        Rejection::bad_request(format!("body is not valid JSON: it is not UTF-8 ({e})"))
+    })?;
+    serde_json::from_str(text)
         .map_err(|e| Rejection::bad_request(format!("body is not valid JSON: {e}")))
 }
 

@@ -136,6 +136,13 @@ async fn refused_requests_get_a_status_and_a_json_reason_and_store_nothing() {
         "{j}"
     );
 
+    // Correctly signed JSON whose string holds a byte that is not UTF-8 (Latin-1 é).
+    let latin1 = b"{\"zen\": \"caf\xE9\", \"hook_id\": 1}".to_vec();
+    let r = app.github("push", "d-latin1", &latin1, SECRET).await;
+    assert_eq!(r.status(), 400);
+    let j: Value = r.json().await.unwrap();
+    assert!(j["message"].as_str().unwrap().contains("not UTF-8"), "{j}");
+
     // Larger than server.max_body.
     let r = app
         .github("deployment_status", "d-big", &body, SECRET)
@@ -169,7 +176,7 @@ async fn refused_requests_get_a_status_and_a_json_reason_and_store_nothing() {
     assert_eq!(ready["outbox"]["delivered"], 0);
     assert_eq!(ready["webhooks"]["accepted"], 0);
     assert_eq!(ready["webhooks"]["unauthorized"], 3);
-    assert_eq!(ready["webhooks"]["bad_requests"], 2);
+    assert_eq!(ready["webhooks"]["bad_requests"], 3);
     assert!(fake.delivered().is_empty());
     app.stop().await;
 }
