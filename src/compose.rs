@@ -146,7 +146,7 @@ fn mention_tags(mentions: &[String]) -> Option<String> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
     Text(String),
-    Card(Vec<serde_json::Value>, Option<String>),
+    Card(Vec<crate::roam::blocks::Block>, Option<String>),
 }
 
 /// The `chat.post` request body (`chat.json`: `chat` plus exactly one content type:
@@ -174,7 +174,7 @@ pub fn post_body(chat: &str, body: &Body, thread_key: Option<&str>, sync: bool) 
 #[derive(serde::Serialize)]
 struct PostBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    blocks: Option<&'a [serde_json::Value]>,
+    blocks: Option<&'a [crate::roam::blocks::Block]>,
     chat: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     color: Option<&'a str>,

@@ -9,7 +9,7 @@
 //! (text or card) as text for logs, `routes test` and `outbox list`.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::text::{close_open_fence, fit_message};
 
@@ -59,9 +59,78 @@ pub struct Button {
 /// section text that did not fit when it is to be continued in the thread.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fitted {
-    pub blocks: Vec<Value>,
+    pub blocks: Vec<Block>,
     pub color: Option<String>,
     pub overflow: Option<String>,
+}
+
+/// One Block Kit block of the kinds a card uses: `header` and `section` (a text object),
+/// `context` and `actions` (elements). Typed, so fitting a card measures and writes it
+/// without building a JSON tree per block; keys are written sorted, as the JSON objects
+/// it replaced were (`elements` or `text`, then `type`), so stored requests read the same.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Block {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    elements: Vec<Element>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<TextObject>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// A text object: `plain_text` or `mrkdwn`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct TextObject {
+    text: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// A context element (a `mrkdwn` text object) or a link button.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+enum Element {
+    Text(TextObject),
+    Button {
+        text: TextObject,
+        #[serde(rename = "type")]
+        kind: &'static str,
+        url: String,
+    },
+}
+
+impl Block {
+    fn header(text: String) -> Block {
+        Block::text("header", "plain_text", text)
+    }
+
+    fn section(text: String) -> Block {
+        Block::text("section", "mrkdwn", text)
+    }
+
+    fn text(kind: &'static str, text_kind: &'static str, text: String) -> Block {
+        Block {
+            elements: Vec::new(),
+            text: Some(TextObject {
+                text,
+                kind: text_kind,
+            }),
+            kind,
+        }
+    }
+
+    fn elements(kind: &'static str, elements: &[Element]) -> Block {
+        Block {
+            elements: elements.to_vec(),
+            text: None,
+            kind,
+        }
+    }
+
+    /// A header's or section's text.
+    fn text_str(&self) -> &str {
+        self.text.as_ref().map_or("", |t| t.text.as_str())
+    }
 }
 
 /// A colour Roam accepts, normalised; None for anything else (including empty).
@@ -116,47 +185,58 @@ impl Card {
             .map(plain)
             .filter(|h| !h.is_empty())
             .map(|h| cut_chars(&h, HEADER_CHARS));
-        let mut buttons: Vec<Value> = self
+        let mut buttons: Vec<Element> = self
             .buttons
             .iter()
             .filter_map(|b| {
                 let label = cut_chars(&plain(&b.label), BUTTON_CHARS);
                 let url = link_url(&b.url)?;
-                (!label.is_empty()).then(|| {
-                    json!({"type": "button", "text": {"type": "plain_text", "text": label}, "url": url})
+                (!label.is_empty()).then(|| Element::Button {
+                    text: TextObject {
+                        text: label,
+                        kind: "plain_text",
+                    },
+                    kind: "button",
+                    url,
                 })
             })
             .take(MAX_BUTTONS)
             .collect();
-        let mut context: Vec<Value> = self
+        let mut context: Vec<Element> = self
             .context
             .iter()
             .map(|c| c.trim())
             .filter(|c| !c.is_empty())
             .take(CONTEXT_ELEMENTS)
-            .map(|c| json!({"type": "mrkdwn", "text": fit_message(c, CONTEXT_BYTES)}))
+            .map(|c| {
+                Element::Text(TextObject {
+                    text: fit_message(c, CONTEXT_BYTES),
+                    kind: "mrkdwn",
+                })
+            })
             .collect();
-        let fixed = |buttons: &[Value], context: &[Value]| {
+        let fixed = |buttons: &[Element], context: &[Element]| {
             let mut v = Vec::new();
             if let Some(h) = &header {
-                v.push(json!({"type": "header", "text": {"type": "plain_text", "text": h}}));
+                v.push(Block::header(h.clone()));
             }
             if !context.is_empty() {
-                v.push(json!({"type": "context", "elements": context}));
+                v.push(Block::elements("context", context));
             }
             if !buttons.is_empty() {
-                v.push(json!({"type": "actions", "elements": buttons}));
+                v.push(Block::elements("actions", buttons));
             }
             v
         };
         // Header, context and buttons first: drop buttons, then context elements, from
         // the end until they leave room for at least a short section.
-        while bytes(&fixed(&buttons, &context)) > BLOCKS_BUDGET - 400 {
+        let mut fixed_blocks = fixed(&buttons, &context);
+        while bytes(&fixed_blocks) > BLOCKS_BUDGET - 400 {
             if buttons.pop().is_none() && context.pop().is_none() {
                 break;
             }
+            fixed_blocks = fixed(&buttons, &context);
         }
-        let fixed_blocks = fixed(&buttons, &context);
         let room_blocks = MAX_BLOCKS - fixed_blocks.len();
         let mut room_bytes = BLOCKS_BUDGET.saturating_sub(bytes(&fixed_blocks) + 2);
 
@@ -170,7 +250,7 @@ impl Card {
         let mut sections = Vec::new();
         let mut rest = None;
         for (i, chunk) in chunks.iter().enumerate() {
-            let block = section(chunk);
+            let block = Block::section(chunk.clone());
             let size = bytes(std::slice::from_ref(&block)) + 1;
             if sections.len() < room_blocks && size <= room_bytes {
                 room_bytes -= size;
@@ -188,7 +268,7 @@ impl Card {
                 && let Some(last) = sections.pop()
             {
                 room_bytes += bytes(std::slice::from_ref(&last)) + 1;
-                left = format!("{}\n{left}", last["text"]["text"].as_str().unwrap_or(""));
+                left = format!("{}\n{left}", last.text_str());
             }
             sections.push(cut_section(&left, room_bytes));
             break;
@@ -199,7 +279,7 @@ impl Card {
             blocks.extend(fixed_iter.next());
         }
         if sections.is_empty() && header.is_none() {
-            sections.push(section("(no content)"));
+            sections.push(Block::section("(no content)".into()));
         }
         blocks.extend(sections);
         blocks.extend(fixed_iter);
@@ -214,14 +294,22 @@ impl Card {
     /// context, buttons as links.
     pub fn preview(&self) -> String {
         let fitted = self.blocks(false);
-        preview_blocks(&fitted.blocks, fitted.color.as_deref())
+        preview_blocks(&as_json(&fitted.blocks), fitted.color.as_deref())
     }
 
     /// The card as a text message (a route with `format = "text"` and a card-only
     /// template): the preview without the colour.
     pub fn as_text(&self) -> String {
-        preview_blocks(&self.blocks(false).blocks, None)
+        preview_blocks(&as_json(&self.blocks(false).blocks), None)
     }
+}
+
+/// Blocks as the JSON Roam receives.
+pub fn as_json(blocks: &[Block]) -> Vec<Value> {
+    blocks
+        .iter()
+        .map(|b| serde_json::to_value(b).unwrap_or(Value::Null))
+        .collect()
 }
 
 /// Any request body as text: a text message's `text`, or a card's blocks and colour.
@@ -278,13 +366,9 @@ fn preview_blocks(blocks: &[Value], color: Option<&str>) -> String {
     out.join("\n")
 }
 
-fn section(text: &str) -> Value {
-    json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})
-}
-
 /// A section holding as much of `all` as fits in `room` bytes (as JSON) and in one
 /// section, then a note of how many lines are not shown.
-fn cut_section(all: &str, room: usize) -> Value {
+fn cut_section(all: &str, room: usize) -> Block {
     let mut budget = room
         .saturating_sub(80)
         .min(SECTION_BYTES - 80)
@@ -301,7 +385,7 @@ fn cut_section(all: &str, room: usize) -> Value {
             1 => "\n… 1 more line not shown".to_string(),
             n => format!("\n… {n} more lines not shown"),
         };
-        let block = section(&format!("{shown}{note}"));
+        let block = Block::section(format!("{shown}{note}"));
         let size = bytes(std::slice::from_ref(&block)) + 1;
         if size <= room || budget == 0 {
             return block;
@@ -325,7 +409,7 @@ fn prefix(text: &str, budget: usize) -> &str {
     &text[..cut]
 }
 
-fn bytes(blocks: &[Value]) -> usize {
+fn bytes(blocks: &[Block]) -> usize {
     /// Counts what is written, keeping none of it.
     struct Count(usize);
     impl std::io::Write for Count {
