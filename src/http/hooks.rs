@@ -227,36 +227,66 @@ fn reply(outcome: &Outcome, ack: Ack) -> Response {
     }
 }
 
-fn json_reply(outcome: &Outcome, new: bool) -> serde_json::Value {
-    let events: Vec<serde_json::Value> = outcome
-        .events
-        .iter()
-        .map(|e| {
-            let mut entry = json!({"delivery_id": e.delivery_id, "event": e.name,
-                "status": if e.new { "accepted" } else { "duplicate" }, "routes": e.routes, "messages": e.messages});
-            if !e.quiet.is_empty() {
-                entry["quiet"] = json!(e.quiet);
-            }
-            if e.held > 0 {
-                entry["held"] = json!(e.held);
-            }
-            entry
-        })
-        .collect();
-    let first = events.first().cloned().unwrap_or_else(|| json!({}));
-    let mut body = json!({
-        "status": if new { "accepted" } else { "duplicate" },
-        "delivery_id": first.get("delivery_id"),
-        "event": first.get("event"),
-        "routes": outcome.routes(),
-        "messages": outcome.messages(),
-        "events": events,
-    });
-    if let Some(q) = first.get("quiet") {
-        body["quiet"] = q.clone();
+/// The 202/200 body: the first event's id, name and quiet reasons at the top (most
+/// requests carry one event), every event under `events`. Written straight from the
+/// outcome, keys sorted as they always were.
+#[derive(serde::Serialize)]
+struct Reply<'a> {
+    delivery_id: Option<&'a str>,
+    event: Option<&'a str>,
+    events: Vec<EventReply<'a>>,
+    #[serde(skip_serializing_if = "is_zero")]
+    held: usize,
+    messages: usize,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    quiet: &'a [String],
+    routes: Vec<String>,
+    status: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct EventReply<'a> {
+    delivery_id: &'a str,
+    event: &'a str,
+    #[serde(skip_serializing_if = "is_zero")]
+    held: usize,
+    messages: usize,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    quiet: &'a [String],
+    routes: &'a [String],
+    status: &'static str,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+fn status(new: bool) -> &'static str {
+    if new { "accepted" } else { "duplicate" }
+}
+
+fn json_reply(outcome: &Outcome, new: bool) -> Reply<'_> {
+    let first = outcome.events.first();
+    Reply {
+        delivery_id: first.map(|e| e.delivery_id.as_str()),
+        event: first.map(|e| e.name.as_str()),
+        events: outcome
+            .events
+            .iter()
+            .map(|e| EventReply {
+                delivery_id: &e.delivery_id,
+                event: &e.name,
+                held: e.held,
+                messages: e.messages,
+                quiet: &e.quiet,
+                routes: &e.routes,
+                status: status(e.new),
+            })
+            .collect(),
+        held: outcome.held(),
+        messages: outcome.messages(),
+        quiet: first.map_or(&[], |e| e.quiet.as_slice()),
+        routes: outcome.routes(),
+        status: status(new),
     }
-    if outcome.held() > 0 {
-        body["held"] = json!(outcome.held());
-    }
-    body
 }
