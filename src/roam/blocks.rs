@@ -191,7 +191,7 @@ impl Card {
             .filter_map(|b| {
                 let label = cut_chars(&plain(&b.label), BUTTON_CHARS);
                 let url = link_url(&b.url)?;
-                (!label.is_empty()).then(|| Element::Button {
+                (!label.is_empty()).then_some(Element::Button {
                     text: TextObject {
                         text: label,
                         kind: "plain_text",
