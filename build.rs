@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn main() {
+    pack_relative_relocations();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
     println!("cargo:rerun-if-changed=templates");
     let mut files = Vec::new();
@@ -45,6 +46,44 @@ fn main() {
         .join("builtin_templates.rs");
     if let Err(e) = std::fs::write(&dest, out) {
         panic!("cannot write {}: {e}", dest.display());
+    }
+}
+
+/// Links the daemon with packed relative relocations (`DT_RELR`) where the C library
+/// supports them (glibc 2.36 and later). A position-independent executable carries one
+/// relocation per pointer in its read-only data: as `RELA` entries that is 1.4 MB that
+/// the loader reads, and so keeps resident, at every start; packed, 24 KB. Idle resident
+/// memory falls by ~1.4 MiB and the binary stays position-independent (README,
+/// Performance). Only when building for the machine itself, whose C library is the one
+/// linked against: the linker makes the binary require `GLIBC_ABI_DT_RELR`, which an
+/// older glibc lacks (it would refuse to load the program). `ROAM_NOTIFY_RELR=0` turns
+/// it off.
+fn pack_relative_relocations() {
+    println!("cargo:rerun-if-env-changed=ROAM_NOTIFY_RELR");
+    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    let wanted = env("ROAM_NOTIFY_RELR") != "0"
+        && env("CARGO_CFG_TARGET_OS") == "linux"
+        && env("CARGO_CFG_TARGET_ENV") == "gnu"
+        && env("TARGET") == env("HOST");
+    if wanted && glibc_at_least(2, 36) {
+        println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    }
+}
+
+/// The build machine's glibc version, from `getconf GNU_LIBC_VERSION` ("glibc 2.36").
+fn glibc_at_least(major: u32, minor: u32) -> bool {
+    let Ok(out) = std::process::Command::new("getconf")
+        .arg("GNU_LIBC_VERSION")
+        .output()
+    else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.trim().strip_prefix("glibc ").unwrap_or("");
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(a), Some(b)) => (a, b) >= (major, minor),
+        _ => false,
     }
 }
 

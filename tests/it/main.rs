@@ -10,6 +10,7 @@ mod admin;
 mod admin_auth;
 mod alerts;
 mod architecture;
+mod binary;
 mod cards;
 mod chats;
 mod cli;
