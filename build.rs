@@ -79,12 +79,15 @@ fn glibc_at_least(major: u32, minor: u32) -> bool {
         return false;
     };
     let text = String::from_utf8_lossy(&out.stdout);
-    let version = text.trim().strip_prefix("glibc ").unwrap_or("");
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
-    match (parts.next().flatten(), parts.next().flatten()) {
-        (Some(a), Some(b)) => (a, b) >= (major, minor),
-        _ => false,
-    }
+    let parsed = text
+        .trim()
+        .strip_prefix("glibc ")
+        .and_then(|v| v.split_once('.'))
+        .and_then(|(a, b)| {
+            let b = b.split('.').next()?; // "2.36" or "2.36.1"
+            Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?))
+        });
+    parsed.is_some_and(|v| v >= (major, minor))
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {

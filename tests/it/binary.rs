@@ -11,6 +11,7 @@ fn glibc() -> Option<(u32, u32)> {
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let (major, minor) = text.trim().strip_prefix("glibc ")?.split_once('.')?;
+    let minor = minor.split('.').next()?; // "2.36" or "2.36.1"
     Some((major.parse().ok()?, minor.parse().ok()?))
 }
 
