@@ -133,10 +133,11 @@ async fn killed_in_the_middle_of_delivering_loses_nothing_and_keeps_order_per_ch
         all.len() == 12
     })
     .await;
-    // The only message that may reach Roam twice is the one in flight at the kill, if
-    // Roam had answered it before the process died (the documented at-least-once
-    // window); the restarted daemon must then have said so in its log. Per chat, the
-    // order of acceptance holds either way.
+    // The only messages that may reach Roam twice are those in flight at the kill, if
+    // Roam had answered them before the process died (the documented at-least-once
+    // window): different chats are sent side by side, so one per chat, here two. The
+    // restarted daemon must have said so in its log for each. Per chat, the order of
+    // acceptance holds either way.
     let (a, b) = (markers(&fake, CHAT_A), markers(&fake, CHAT_B));
     let mut dups = 0;
     for (chat, got, want) in [
@@ -174,15 +175,14 @@ async fn killed_in_the_middle_of_delivering_loses_nothing_and_keeps_order_per_ch
         dups += got.len() - collapsed.len();
     }
     assert!(
-        dups <= 1,
-        "more than the one in-flight message was repeated: {a:?} {b:?}"
+        dups <= 2,
+        "more than the one in-flight message per chat was repeated: {a:?} {b:?}"
     );
-    if dups == 1 {
-        assert!(
-            d.log().contains("may show it twice"),
-            "a repeated message was not flagged in the log"
-        );
-    }
+    let flagged = d.log().matches("may show it twice").count();
+    assert!(
+        flagged >= dups,
+        "{dups} repeated messages but {flagged} flagged in the log"
+    );
     d.kill9();
 }
 
