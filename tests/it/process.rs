@@ -233,6 +233,32 @@ async fn sigterm_drains_the_current_send_and_exits_cleanly() {
     );
 }
 
+/// Logs read through `docker logs`, journald or a file: plain text, no colour codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_is_not_a_terminal_has_no_colour_codes() {
+    let fake = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &fake, ROUTE_ALL_GITHUB);
+    let port = free_port();
+    let log = dir.path().join("daemon.log");
+    let d = Daemon::start(&config, port, &log, &[]).await;
+    assert_eq!(
+        d.github("push", "plain-1", &fixture("github/push.json"))
+            .await,
+        202
+    );
+    wait_for("the accepted line", Duration::from_secs(10), || {
+        d.log().contains("accepted")
+    })
+    .await;
+    let log = d.log();
+    assert!(
+        !log.contains('\u{1b}'),
+        "escape codes in a log file:\n{log:?}"
+    );
+    assert!(log.contains("delivery_id=plain-1"), "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_key_from_the_environment_keeps_its_digits_and_never_appears_in_logs() {
     let fake = FakeRoam::start().await;
