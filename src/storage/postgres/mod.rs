@@ -6,8 +6,9 @@
 //!   renewing, its lease runs out, and another replica takes the message over (flagged
 //!   as a possible duplicate if it was being sent).
 //! - Deduplication is the unique (source, delivery_id) index, whichever replica a
-//!   redelivery reaches. A batch inserts its events in key order, so two replicas'
-//!   batches never wait on each other in a cycle.
+//!   redelivery reaches. A batch inserts its events in key order and upserts its groups
+//!   in (route, key) order, so two batches in flight at once (two replicas', or one
+//!   replica's several: `committer.rs`) never wait on each other in a cycle.
 //! - The Roam rate limit is one token bucket row (`roam_pacer`) every replica takes from
 //!   with one locked UPDATE per request; a 429 pauses that row, so every replica waits.
 //! - Leases (`leases`) elect the replica that runs the group flusher, the transcript
@@ -26,8 +27,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use super::row;
 use super::{
-    Committed, EntityMessage, NewEvent, OutboxMessage, OutboxStats, ReplicaSettings, StoreError,
-    messages_to_queue, now_ms,
+    Committed, EntityMessage, HeldItem, NewEvent, OutboxMessage, OutboxStats, ReplicaSettings,
+    StoreError, messages_to_queue, now_ms,
 };
 
 /// Version 4: the same tables as SQLite's versions 1-4, plus the replica tables.
@@ -539,6 +540,7 @@ async fn insert_held(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     let mut done = HashSet::new();
+    let mut held: Vec<(i64, &HeldItem)> = Vec::new();
     for ev in events.iter().filter(|e| !e.held.is_empty()) {
         let key = format!("{}\u{0}{}", clean(&ev.source), clean(&ev.delivery_id));
         let Some(&event_id) = inserted.get(&key) else {
@@ -547,39 +549,44 @@ async fn insert_held(
         if !done.insert(key) {
             continue;
         }
-        for h in &ev.held {
-            let group_id: i64 = sqlx::query_scalar(
-                "INSERT INTO groups (route, key, spec, flush_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (route, key) DO UPDATE SET spec = excluded.spec,
-                   flush_at = CASE
-                     WHEN $5::bigint IS NOT NULL THEN LEAST(groups.flush_at, $5)
-                     WHEN groups.flush_at IS NOT NULL THEN groups.flush_at
-                     WHEN groups.last_flush_at IS NULL THEN $7
-                     ELSE GREATEST($6, groups.last_flush_at + $8) END
-                 RETURNING id",
-            )
-            .bind(&h.route)
-            .bind(clean(&h.key))
-            .bind(&h.spec)
-            .bind(h.flush_at.unwrap_or(now.saturating_add(h.wait_ms)))
-            .bind(h.flush_at)
-            .bind(now)
-            .bind(now.saturating_add(h.wait_ms))
-            // PostgreSQL errors on overflow where SQLite goes to float: keep the sum in range.
-            .bind(h.interval_ms.min(i64::MAX / 2))
-            .fetch_one(&mut *conn)
-            .await?;
-            sqlx::query(
-                "INSERT INTO group_items (group_id, event_id, fingerprint, item, received_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(group_id)
-            .bind(event_id)
-            .bind(clean(&h.fingerprint))
-            .bind(&h.item)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-        }
+        held.extend(ev.held.iter().map(|h| (event_id, h)));
+    }
+    // Groups are locked in (route, key) order, as events are in key order: two batches
+    // in flight at once (one replica's, or two replicas') never wait on each other in a
+    // cycle. Stable, so a group's items keep the order their events came in.
+    held.sort_by(|(_, a), (_, b)| (&a.route, clean(&a.key)).cmp(&(&b.route, clean(&b.key))));
+    for (event_id, h) in held {
+        let group_id: i64 = sqlx::query_scalar(
+            "INSERT INTO groups (route, key, spec, flush_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (route, key) DO UPDATE SET spec = excluded.spec,
+               flush_at = CASE
+                 WHEN $5::bigint IS NOT NULL THEN LEAST(groups.flush_at, $5)
+                 WHEN groups.flush_at IS NOT NULL THEN groups.flush_at
+                 WHEN groups.last_flush_at IS NULL THEN $7
+                 ELSE GREATEST($6, groups.last_flush_at + $8) END
+             RETURNING id",
+        )
+        .bind(&h.route)
+        .bind(clean(&h.key))
+        .bind(&h.spec)
+        .bind(h.flush_at.unwrap_or(now.saturating_add(h.wait_ms)))
+        .bind(h.flush_at)
+        .bind(now)
+        .bind(now.saturating_add(h.wait_ms))
+        // PostgreSQL errors on overflow where SQLite goes to float: keep the sum in range.
+        .bind(h.interval_ms.min(i64::MAX / 2))
+        .fetch_one(&mut *conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO group_items (group_id, event_id, fingerprint, item, received_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(group_id)
+        .bind(event_id)
+        .bind(clean(&h.fingerprint))
+        .bind(&h.item)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }

@@ -76,6 +76,7 @@ on_both_backends!(
 
 mod caches;
 mod listing;
+mod lock_order;
 
 /// Claims last 1 ms here, so a reopened store sees the earlier one's sends as cut short.
 fn short_lease() -> ReplicaSettings {
