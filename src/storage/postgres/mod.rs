@@ -7,8 +7,8 @@
 //!   as a possible duplicate if it was being sent).
 //! - Deduplication is the unique (source, delivery_id) index, whichever replica a
 //!   redelivery reaches. A batch inserts its events in key order and upserts its groups
-//!   in (route, key) order, so two batches in flight at once (two replicas', or one
-//!   replica's several: `committer.rs`) never wait on each other in a cycle.
+//!   in (route, key) order, so two replicas' batches never wait on each other in a
+//!   cycle.
 //! - The Roam rate limit is one token bucket row (`roam_pacer`) every replica takes from
 //!   with one locked UPDATE per request; a 429 pauses that row, so every replica waits.
 //! - Leases (`leases`) elect the replica that runs the group flusher, the transcript
@@ -551,9 +551,9 @@ async fn insert_held(
         }
         held.extend(ev.held.iter().map(|h| (event_id, h)));
     }
-    // Groups are locked in (route, key) order, as events are in key order: two batches
-    // in flight at once (one replica's, or two replicas') never wait on each other in a
-    // cycle. Stable, so a group's items keep the order their events came in.
+    // Groups are locked in (route, key) order, as events are in key order: two
+    // replicas' batches never wait on each other in a cycle. Stable, so a group's items
+    // keep the order their events came in.
     held.sort_by(|(_, a), (_, b)| (&a.route, clean(&a.key)).cmp(&(&b.route, clean(&b.key))));
     for (event_id, h) in held {
         let group_id: i64 = sqlx::query_scalar(
