@@ -10,8 +10,8 @@
 //! every kind, so routes and templates look the same whatever the sender.
 //!
 //! [`KINDS`] lists every kind, one [`Kind`] entry per sender module; `build.rs` turns
-//! `[[sources]]` into [`Source`]s with it, `parse.rs` has the helpers senders share and
-//! `auth/` one function per signature scheme.
+//! `[[sources]]` into [`Source`]s with it, `parse.rs` has the helpers senders share (a
+//! body's JSON becomes a tree in `json.rs`) and `auth/` one function per signature scheme.
 
 mod alerts;
 pub mod auth;
@@ -24,6 +24,7 @@ mod github;
 mod gitlab;
 mod hubspot;
 mod jenkins;
+mod json;
 pub mod kind;
 mod pagerduty;
 mod parse;

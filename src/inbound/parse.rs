@@ -35,7 +35,7 @@ pub fn parse_json(body: &[u8]) -> Result<Value, Rejection> {
     let text = std::str::from_utf8(body).map_err(|e| {
         Rejection::bad_request(format!("body is not valid JSON: it is not UTF-8 ({e})"))
     })?;
-    serde_json::from_str(text)
+    super::json::from_str(text)
         .map_err(|e| Rejection::bad_request(format!("body is not valid JSON: {e}")))
 }
 
