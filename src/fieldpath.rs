@@ -74,6 +74,10 @@ impl FieldPath {
         Some(cur)
     }
 
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
     pub fn as_str(&self) -> &str {
         &self.text
     }

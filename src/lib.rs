@@ -7,7 +7,7 @@
 //! `compose` makes the `chat.post` rows, `grouping` holds events for digests) →
 //! `storage` commits event and messages (group commit) before the answer → `delivery`
 //! drains the outbox through the `roam` client, paced and retried. `config`, `metrics`,
-//! `fieldpath`, `text` and `ratelimit` are leaves anything may use; `app` wires it all.
+//! `fieldpath`, `reads`, `text` and `ratelimit` are leaves anything may use; `app` wires it all.
 
 pub mod app;
 pub mod cli;
@@ -24,6 +24,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod pacer;
 pub mod ratelimit;
+pub mod reads;
 pub mod reload;
 pub mod render;
 pub mod roam;

@@ -1,6 +1,6 @@
 //! The Handlebars helpers every template may use (README "Template helpers").
 
-use handlebars::{Handlebars, handlebars_helper};
+use handlebars::{Handlebars, HelperDef, handlebars_helper};
 
 use super::money;
 
@@ -139,22 +139,39 @@ handlebars_helper!(datetime: |s: str| {
         .unwrap_or_else(|_| s.to_string())
 });
 
+/// handlebars' own helpers (`Registry::new`), which read only their arguments.
+pub const BUILTIN: &[&str] = &[
+    "if", "unless", "each", "with", "lookup", "raw", "log", "eq", "ne", "gt", "gte", "lt", "lte",
+    "and", "or", "not", "len",
+];
+
+/// Ours, by name; each reads only its arguments (`handlebars_helper!`).
+type Helpers = Vec<(&'static str, Box<dyn HelperDef + Send + Sync>)>;
+
+pub fn ours() -> Helpers {
+    vec![
+        ("first_line", Box::new(first_line)),
+        ("short_sha", Box::new(short_sha)),
+        ("ref_name", Box::new(ref_name)),
+        ("truncate", Box::new(truncate)),
+        ("json", Box::new(to_json)),
+        ("upper", Box::new(upper)),
+        ("money", Box::new(money_minor)),
+        ("amount", Box::new(money_major)),
+        ("status_emoji", Box::new(status_emoji)),
+        ("outcome", Box::new(outcome)),
+        ("silence_url", Box::new(silence_url)),
+        ("hubspot_record_url", Box::new(hubspot_record_url)),
+        ("plural", Box::new(plural)),
+        ("number", Box::new(number)),
+        ("datetime", Box::new(datetime)),
+    ]
+}
+
 pub fn register_helpers(hbs: &mut Handlebars<'static>) {
-    hbs.register_helper("first_line", Box::new(first_line));
-    hbs.register_helper("short_sha", Box::new(short_sha));
-    hbs.register_helper("ref_name", Box::new(ref_name));
-    hbs.register_helper("truncate", Box::new(truncate));
-    hbs.register_helper("json", Box::new(to_json));
-    hbs.register_helper("upper", Box::new(upper));
-    hbs.register_helper("money", Box::new(money_minor));
-    hbs.register_helper("amount", Box::new(money_major));
-    hbs.register_helper("status_emoji", Box::new(status_emoji));
-    hbs.register_helper("outcome", Box::new(outcome));
-    hbs.register_helper("silence_url", Box::new(silence_url));
-    hbs.register_helper("hubspot_record_url", Box::new(hubspot_record_url));
-    hbs.register_helper("plural", Box::new(plural));
-    hbs.register_helper("number", Box::new(number));
-    hbs.register_helper("datetime", Box::new(datetime));
+    for (name, helper) in ours() {
+        hbs.register_helper(name, helper);
+    }
 }
 
 // Alertmanager's "new silence" page, prefilled with these labels as matchers:

@@ -14,6 +14,7 @@ mod builtin;
 pub mod card;
 mod helpers;
 pub mod money;
+pub mod reads;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -119,6 +120,9 @@ pub struct Rendered {
     pub content: Content,
     pub template: String,
     pub error: Option<String>,
+    /// The template failed as a whole: `content` is the fallback, which shows the
+    /// payload (see [`fallback_content`]).
+    pub fallback: bool,
 }
 
 pub struct Templates {
@@ -317,6 +321,19 @@ impl Templates {
         "default".to_string()
     }
 
+    /// Every template an event of `kind` may be rendered with when its route names none
+    /// (see [`Templates::resolve`]).
+    pub fn kind_candidates(&self, kind: &str) -> Vec<&str> {
+        let prefix = format!("{kind}/");
+        // "default" only when the kind has no default of its own.
+        let fallback = !self.has(&format!("{kind}/default"));
+        self.info
+            .keys()
+            .map(String::as_str)
+            .filter(|n| n.starts_with(&prefix) || (fallback && *n == "default"))
+            .collect()
+    }
+
     /// Renders a text template with `data` as is (strict). Output is not size-limited.
     pub fn render_raw(&self, name: &str, data: &Value) -> Result<String, RenderError> {
         self.render_context(name, &handlebars::Context::from(data.clone()))
@@ -416,17 +433,18 @@ impl Templates {
         meta: &EventMeta<'_>,
         data: &handlebars::Context,
     ) -> Rendered {
-        let (content, error) = match self.render_form(template, format, data) {
+        let (content, error, fallback) = match self.render_form(template, format, data) {
             Ok((content, failures, _missing)) => {
                 let error = (!failures.is_empty())
                     .then(|| format!("template {template}: {}", failures.join("; ")));
-                (content, error)
+                (content, error, false)
             }
             Err(e) => {
                 let error = e.to_string();
                 (
                     Content::Text(fallback_text(meta, data.data(), &error)),
                     Some(error),
+                    true,
                 )
             }
         };
@@ -434,6 +452,7 @@ impl Templates {
             content,
             template: template.to_string(),
             error,
+            fallback,
         }
     }
 }
@@ -473,6 +492,12 @@ fn with_event_meta(meta: &EventMeta<'_>, payload: Value) -> Value {
 }
 
 /// The plain form used when a template fails: still useful, never empty.
+/// The message sent when a template fails as a whole, from the event's whole `payload`
+/// (for an event whose payload was built in part, `Event::whole`).
+pub fn fallback_content(meta: &EventMeta<'_>, payload: Value, error: &str) -> Content {
+    Content::Text(fallback_text(meta, &with_event_meta(meta, payload), error))
+}
+
 fn fallback_text(meta: &EventMeta<'_>, payload: &Value, error: &str) -> String {
     let link = [
         "/html_url",
