@@ -44,6 +44,7 @@ fuzz_target!(|data: &[u8]| {
         headers: &headers,
         body,
         url_token: None,
+        reads: None,
     };
     let _ = source.authenticate(&req);
     if let Ok(parsed) = source.parse(&req) {

@@ -64,6 +64,11 @@ impl Enrichers {
     /// From `[[sources]]`: a `hubspot`, `pagerduty` or `pipedrive` source with an
     /// `api_token` gets an enricher. The enrichment keys on any other kind, or without a
     /// token, are refused, naming the key.
+    /// Whether events of `source` are completed from the sender's API.
+    pub fn covers(&self, source: &str) -> bool {
+        self.0.contains_key(source)
+    }
+
     pub fn build(cfg: &Config) -> Result<Enrichers, ConfigError> {
         let mut out = HashMap::new();
         for (i, s) in cfg.sources.iter().enumerate() {

@@ -22,6 +22,7 @@ use super::{ApiError, AppState, client_ip};
 use crate::inbound::{Ack, Inbound, Parsed, Source};
 use crate::ingest::Outcome;
 use crate::ingest::recent::Received;
+use crate::reads::Reads;
 
 pub fn router(max_body: usize) -> Router<AppState> {
     Router::new()
@@ -127,7 +128,7 @@ async fn handle(
             retry_after: wait,
         });
     }
-    let (mut parsed, kept) = verify_and_parse(st, source, req)?;
+    let (mut parsed, kept) = verify_and_parse(st, source, pipeline.reads(&source.name), req)?;
     match parsed.ack {
         Ack::Pong { event } => {
             tracing::info!(source = %source.name, event = %event, "connectivity check answered");
@@ -167,11 +168,13 @@ async fn handle(
 }
 
 /// The body within its limit, the signature over its raw bytes, then the sender's
-/// format. Every refusal is logged with the delivery id the sender gave. Gives back the
-/// headers and body too (kept for the console's silence preview).
+/// format, building only what `reads` reads of the payload when given. Every refusal is
+/// logged with the delivery id the sender gave. Gives back the headers and body too
+/// (kept for the console's silence preview).
 fn verify_and_parse(
     st: &AppState,
     source: &Source,
+    reads: Option<&Reads>,
     req: Request,
 ) -> Result<(Parsed, (HeaderMap, Bytes)), ApiError> {
     let hint = delivery_hint(&req.headers);
@@ -186,6 +189,7 @@ fn verify_and_parse(
         headers: &req.headers,
         body: &body,
         url_token: req.token.as_deref(),
+        reads,
     };
     if let Err(r) = source.authenticate(&inbound) {
         tracing::warn!(source = %source.name, delivery_id = %hint, reason = %r, "refused: authentication failed");

@@ -100,6 +100,7 @@ fn parse_group(req: &Inbound<'_>, kind: &str) -> Result<Parsed, Rejection> {
             delivery_id: format!("{delivery}:{fingerprint}"),
             entity: Some(format!("{kind}:{receiver}:{fingerprint}")),
             payload,
+            whole: None,
         });
     }
     Ok(Parsed {

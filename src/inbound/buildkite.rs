@@ -64,5 +64,6 @@ pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
         delivery_id: delivery_from_headers(req, &["x-request-id"]),
         entity,
         payload: p,
+        whole: None,
     }))
 }

@@ -101,6 +101,7 @@ pub const KIND: Kind = Kind {
     name: "generic",
     build: Build::Custom(|cfg, i| Ok(Box::new(Generic::from_config(cfg, i)?))),
     enrich: None,
+    reads: None,
 };
 
 impl Generic {
@@ -146,6 +147,7 @@ impl SourceKind for Generic {
                 delivery_id,
                 entity: None,
                 payload,
+                whole: None,
             }],
             ack: Ack::Default,
         })

@@ -5,12 +5,13 @@
 //! Bodies are JSON, or a form with one `payload` field when the hook is set to
 //! `application/x-www-form-urlencoded` (the signature then covers the raw form bytes).
 
+use axum::body::Bytes;
 use serde_json::Value;
 
 use super::kind::Kind;
 use super::{
     Ack, AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth::header_str,
-    delivery_from_headers, name_part, parse_json,
+    delivery_from_headers, name_part, parse_json_reading,
 };
 
 const AUTH: AuthSpec = AuthSpec {
@@ -23,14 +24,28 @@ const AUTH: AuthSpec = AuthSpec {
     token_header: "",
 };
 
-pub const KIND: Kind = Kind::simple("github", &AUTH, parse);
+/// The fields `parse` reads: `action` and those `entity_key` names.
+const READS: &[&str] = &[
+    "action",
+    "repository.full_name",
+    "pull_request.number",
+    "issue.number",
+    "ref",
+    "workflow_run.id",
+    "workflow_job.id",
+    "check_run.id",
+    "release.id",
+    "deployment.id",
+];
+
+pub const KIND: Kind = Kind::simple("github", &AUTH, parse).reading(READS);
 
 pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let event = header_str(req.headers, "x-github-event")
         .map_err(|_| Rejection::bad_request("X-GitHub-Event header is not valid text"))?
         .ok_or_else(|| Rejection::bad_request("missing X-GitHub-Event header"))?;
     let event = name_part(event);
-    let payload = body_json(req)?;
+    let (payload, whole) = body_json(req)?;
     if event == "ping" {
         return Ok(Parsed {
             events: vec![],
@@ -51,12 +66,14 @@ pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
             delivery_id,
             entity,
             payload,
+            whole,
         }],
         ack: Ack::Default,
     })
 }
 
-fn body_json(req: &Inbound<'_>) -> Result<Value, Rejection> {
+/// The payload, and with it the JSON text when only what the source reads was built.
+fn body_json(req: &Inbound<'_>) -> Result<(Value, Option<Bytes>), Rejection> {
     // GitHub's form mode sends `payload=<url-encoded JSON>`. A JSON body sent with a form
     // content type (curl's default) is still JSON.
     let form = req
@@ -65,14 +82,17 @@ fn body_json(req: &Inbound<'_>) -> Result<Value, Rejection> {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
         && req.body.starts_with(b"payload=");
+    let whole = |text: Bytes| req.reads.is_some().then_some(text);
     if !form {
-        return parse_json(req.body);
+        let payload = parse_json_reading(req.body, req.reads)?;
+        return Ok((payload, whole(Bytes::copy_from_slice(req.body))));
     }
     let payload = form_urlencoded::parse(req.body)
         .find(|(k, _)| k == "payload")
         .map(|(_, v)| v.into_owned())
         .ok_or_else(|| Rejection::bad_request("form body has no `payload` field"))?;
-    parse_json(payload.as_bytes())
+    let value = parse_json_reading(payload.as_bytes(), req.reads)?;
+    Ok((value, whole(Bytes::from(payload))))
 }
 
 /// The thing an event is about, so later events about it can share a thread.
@@ -94,4 +114,83 @@ fn entity_key(event: &str, p: &Value) -> Option<String> {
         _ => return Some(format!("github:{repo}")),
     };
     Some(format!("github:{repo}{tail}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+
+    use super::*;
+    use crate::fieldpath::FieldPath;
+    use crate::reads::Reads;
+
+    fn parse_with(event: &str, ct: &str, body: &[u8], reads: Option<&Reads>) -> Event {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-github-event", HeaderValue::from_str(event).unwrap());
+        headers.insert("content-type", HeaderValue::from_str(ct).unwrap());
+        let uri = Uri::from_static("/hooks/github");
+        let req = Inbound {
+            method: &Method::POST,
+            uri: &uri,
+            headers: &headers,
+            body,
+            url_token: None,
+            reads,
+        };
+        parse(&req).unwrap().events.remove(0)
+    }
+
+    /// `READS` is what `parse` reads: built from it alone, every fixture gives the same
+    /// event name and entity as built whole (an entity read from a field not listed
+    /// would come out None).
+    #[test]
+    fn parse_reads_only_the_fields_it_lists() {
+        let mut reads = Reads::nothing();
+        for f in READS {
+            reads.add_field(&FieldPath::parse(f).unwrap());
+        }
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/github");
+        let mut seen = 0;
+        for f in std::fs::read_dir(dir).unwrap() {
+            let name = f.unwrap().file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".json") else {
+                continue;
+            };
+            let event = stem.split('.').next().unwrap();
+            if event == "ping" {
+                continue;
+            }
+            let body = std::fs::read(format!("{dir}/{name}")).unwrap();
+            let whole = parse_with(event, "application/json", &body, None);
+            let part = parse_with(event, "application/json", &body, Some(&reads));
+            assert_eq!(
+                (&part.name, &part.entity),
+                (&whole.name, &whole.entity),
+                "{name}"
+            );
+            assert!(whole.entity.is_some(), "{name}");
+            assert!(whole.whole.is_none());
+            assert_eq!(part.whole.as_deref(), Some(body.as_slice()), "{name}");
+            assert_ne!(part.payload, whole.payload, "{name}: nothing was left out");
+            seen += 1;
+        }
+        assert!(seen >= 12, "{seen} fixtures");
+
+        // The form mode: the text kept is the form's `payload` field.
+        let json =
+            br#"{"ref": "refs/heads/main", "after": "abc", "repository": {"full_name": "o/r"}}"#;
+        let form = format!(
+            "payload={}",
+            form_urlencoded::byte_serialize(json).collect::<String>()
+        );
+        let part = parse_with(
+            "push",
+            "application/x-www-form-urlencoded",
+            form.as_bytes(),
+            Some(&reads),
+        );
+        assert_eq!(part.entity.as_deref(), Some("github:o/r@refs/heads/main"));
+        assert!(part.payload.get("after").is_none());
+        assert_eq!(part.whole.as_deref(), Some(&json[..]));
+    }
 }

@@ -54,6 +54,7 @@ pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
         delivery_id,
         entity,
         payload: p,
+        whole: None,
     }))
 }
 

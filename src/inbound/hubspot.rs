@@ -47,6 +47,7 @@ pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
             delivery_id,
             entity,
             payload: e,
+            whole: None,
         });
     }
     Ok(Parsed {

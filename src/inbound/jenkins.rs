@@ -33,5 +33,6 @@ pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
         delivery_id: format!("{job}#{number}:{phase}"),
         entity: Some(format!("jenkins:{job}#{number}")),
         payload: p,
+        whole: None,
     }))
 }

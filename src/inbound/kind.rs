@@ -24,6 +24,10 @@ pub struct Kind {
     /// Fields derived for templates (`_counts`, `_markdown`, …). `parse` adds them to
     /// live events; `check` and `render` add them to sample payloads.
     pub enrich: Option<fn(&mut Value)>,
+    /// The payload fields `parse` itself reads (field paths), when it says so: then a
+    /// source of this kind builds only what it and its routes read (`crate::reads`).
+    /// None: every payload is built whole.
+    pub reads: Option<&'static [&'static str]>,
 }
 
 pub enum Build {
@@ -43,7 +47,15 @@ impl Kind {
             name,
             build: Build::Simple { auth, parse },
             enrich: None,
+            reads: None,
         }
+    }
+
+    /// Whose `parse` reads only `fields` of the payload (and calls
+    /// [`super::parse_json_reading`] with the request's `reads`).
+    pub const fn reading(mut self, fields: &'static [&'static str]) -> Kind {
+        self.reads = Some(fields);
+        self
     }
 
     /// With fields derived for templates.
@@ -51,6 +63,16 @@ impl Kind {
         self.enrich = Some(enrich);
         self
     }
+}
+
+/// The payload fields the parser of `kind` reads, when it lists them and derives no
+/// fields of its own (`enrich`); None: its payloads are built whole.
+pub fn kind_reads(kind: &str) -> Option<&'static [&'static str]> {
+    super::KINDS
+        .iter()
+        .find(|k| k.name == kind)
+        .filter(|k| k.enrich.is_none())
+        .and_then(|k| k.reads)
 }
 
 /// How a source of this kind proves who sent a request, in words, for the console's

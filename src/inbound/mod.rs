@@ -37,6 +37,7 @@ mod slack;
 mod standard_webhooks;
 mod stripe;
 
+use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use ipnet::IpNet;
 use serde_json::Value;
@@ -46,8 +47,9 @@ use crate::ratelimit::TokenBucket;
 pub use auth::{AuthSpec, Authenticator, BASIC_OR_BEARER, HmacStyle};
 use build::reject_unused;
 pub use build::{build_sources, parse_cidrs, prepare_sample};
-pub use kind::{Kind, auth_summary};
-use parse::{body_digest, delivery_from_headers, name_part, parse_json};
+pub use kind::{Kind, auth_summary, kind_reads};
+pub use parse::parse_json;
+use parse::{body_digest, delivery_from_headers, name_part, parse_json_reading};
 
 /// Every sender kind this build knows: one entry each (see `kind.rs`).
 pub const KINDS: &[&Kind] = &[
@@ -79,6 +81,9 @@ pub struct Inbound<'a> {
     pub body: &'a [u8],
     /// The segment after `/hooks/<source>/`, for `auth = "url-token"`.
     pub url_token: Option<&'a str>,
+    /// What the source's parser, routes and templates read of the payload, when known
+    /// (a kind with [`Kind::reads`]); None: the payload is built whole.
+    pub reads: Option<&'a crate::reads::Reads>,
 }
 
 /// One normalised event.
@@ -91,6 +96,10 @@ pub struct Event {
     /// The thing the event is about (a pull request, a pipeline), for threading.
     pub entity: Option<String>,
     pub payload: Value,
+    /// Some when `payload` holds only what the source reads (`Inbound::reads`): the
+    /// JSON text it was built from, read whole only where the whole payload is shown
+    /// (a template's fallback message).
+    pub whole: Option<Bytes>,
 }
 
 /// What a request produced.

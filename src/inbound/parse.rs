@@ -4,6 +4,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{Inbound, Rejection};
+use crate::reads::Reads;
 
 /// The first of `headers` that is present and non-empty, else the body's SHA-256.
 pub fn delivery_from_headers(req: &Inbound<'_>, headers: &[&str]) -> String {
@@ -26,6 +27,12 @@ pub fn body_digest(body: &[u8]) -> String {
 }
 
 pub fn parse_json(body: &[u8]) -> Result<Value, Rejection> {
+    parse_json_reading(body, None)
+}
+
+/// Like [`parse_json`], building only what `reads` reads (`json::from_str_reading`): the
+/// same bodies are refused, with the same message.
+pub fn parse_json_reading(body: &[u8], reads: Option<&Reads>) -> Result<Value, Rejection> {
     // A UTF-8 byte-order mark is not JSON but some senders' test tools add one; the
     // signature was checked over the bytes as received.
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
@@ -35,8 +42,11 @@ pub fn parse_json(body: &[u8]) -> Result<Value, Rejection> {
     let text = std::str::from_utf8(body).map_err(|e| {
         Rejection::bad_request(format!("body is not valid JSON: it is not UTF-8 ({e})"))
     })?;
-    super::json::from_str(text)
-        .map_err(|e| Rejection::bad_request(format!("body is not valid JSON: {e}")))
+    match reads {
+        Some(r) => super::json::from_str_reading(text, r),
+        None => super::json::from_str(text),
+    }
+    .map_err(|e| Rejection::bad_request(format!("body is not valid JSON: {e}")))
 }
 
 /// Keeps event-name parts to `[a-z0-9_.-]` so names are predictable in routes.

@@ -45,5 +45,6 @@ pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
         delivery_id,
         entity: object.map(|o| format!("pipedrive:{entity_type}/{o}")),
         payload: p,
+        whole: None,
     }))
 }

@@ -22,6 +22,7 @@ pub const KIND: Kind = Kind {
     name: "salesforce",
     build: Build::Custom(|cfg, i| Ok(Box::new(build(cfg, i)?))),
     enrich: None,
+    reads: None,
 };
 
 fn build(cfg: &Config, i: usize) -> Result<Salesforce, ConfigError> {
@@ -196,6 +197,7 @@ impl SourceKind for Salesforce {
                 delivery_id: n.id,
                 entity: record.map(|r| format!("salesforce:{}/{r}", n.sobject_type)),
                 payload: Value::Object(payload),
+                whole: None,
             });
         }
         Ok(Parsed {

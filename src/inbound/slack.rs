@@ -49,6 +49,7 @@ pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
             delivery_id: uuid::Uuid::new_v4().to_string(),
             entity: None,
             payload: p,
+            whole: None,
         }],
         ack: Ack::Text("ok"),
     })

@@ -29,5 +29,6 @@ pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
         delivery_id: delivery_from_headers(req, &["webhook-id", "svix-id"]),
         entity: None,
         payload: p,
+        whole: None,
     }))
 }

@@ -12,6 +12,7 @@
 
 mod accept;
 mod plan;
+mod reads;
 pub mod recent;
 pub mod simulate;
 
@@ -27,6 +28,7 @@ use crate::directory::Directory;
 use crate::enrich::Enrichers;
 use crate::grouping::flusher::CurrentTemplates;
 use crate::inbound::{self, Source};
+use crate::reads::Reads;
 use crate::render::Templates;
 use crate::routing::Router;
 use crate::silences::{self, Silences};
@@ -47,6 +49,8 @@ pub struct Pipeline {
     pub directory: Directory,
     /// Sources whose events are completed from the sender's API (HubSpot).
     pub enrichers: Enrichers,
+    /// What each source reads of its payloads (`reads.rs`), by source name.
+    reads: HashMap<String, Reads>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -68,6 +72,14 @@ impl Pipeline {
         let silences = Silences::compile(cfg, stored)?;
         let trusted_proxies = inbound::parse_cidrs(&cfg.server.trusted_proxies)
             .map_err(|(n, e)| cfg.error(&format!("server.trusted_proxies[{n}]"), e))?;
+        let enrichers = Enrichers::build(cfg)?;
+        let reads = sources
+            .iter()
+            .map(|s| {
+                let r = reads::source_reads(s, &router, &templates, &silences, &enrichers);
+                (s.name.clone(), r)
+            })
+            .collect();
         Ok(Pipeline {
             sources: sources.into_iter().map(|s| (s.name.clone(), s)).collect(),
             templates,
@@ -78,8 +90,16 @@ impl Pipeline {
                 &cfg.transcripts.internal_domains,
             ),
             directory: Directory::default(),
-            enrichers: Enrichers::build(cfg)?,
+            enrichers,
+            reads,
         })
+    }
+
+    /// What `source` reads of its payloads, when that is less than all of them and no
+    /// stored silence has conditions on the payload; None: build each payload whole.
+    pub fn reads(&self, source: &str) -> Option<&Reads> {
+        let r = self.reads.get(source).filter(|r| !r.is_all())?;
+        (!self.silences.stored_read_payload()).then_some(r)
     }
 
     /// Resolves names with this directory (the daemon's, shared by every reload).

@@ -8,7 +8,7 @@ use super::Pipeline;
 use crate::compose::{Addressing, outbox_messages};
 use crate::grouping::{self, GroupKey, GroupSpec, Hold, Item};
 use crate::inbound::{Event, Source};
-use crate::render::{Content, EventMeta, event_context};
+use crate::render::{Content, EventMeta, event_context, fallback_content};
 use crate::routing::{Resolved, Route};
 use crate::storage::{HeldItem, KEY_SEP, NewEvent, NewMessage, now_ms};
 
@@ -95,6 +95,7 @@ impl Pipeline {
             delivery_id,
             entity,
             payload,
+            whole,
         } = event;
         let meta = EventMeta {
             name: &name,
@@ -113,10 +114,14 @@ impl Pipeline {
             let now = now_ms();
             let directory = self.directory.snapshot();
             for route in &routes {
-                if let Some(c) =
-                    self.silences
-                        .covering(now, meta.source, meta.name, &route.name, data.data())
-                {
+                if let Some(c) = self.silences.covering(
+                    now,
+                    meta.source,
+                    meta.name,
+                    &route.name,
+                    data.data(),
+                    whole.is_some(),
+                ) {
                     quiet.push(Quiet::Silenced {
                         route: route.name.clone(),
                         silence: c.silence,
@@ -138,9 +143,16 @@ impl Pipeline {
                 }
                 let targets = self.router.targets(route, &data, &directory);
                 let template = self.templates.resolve(route.template.as_deref(), &name);
-                let rendered = self
-                    .templates
-                    .render_event(&template, route.format, &meta, &data);
+                let mut rendered =
+                    self.templates
+                        .render_event(&template, route.format, &meta, &data);
+                if rendered.fallback
+                    && let (Some(text), Some(e)) = (&whole, &rendered.error)
+                    && let Ok(full) = crate::inbound::parse_json(text)
+                {
+                    // The fallback shows the payload: all of it, not the part built.
+                    rendered.content = fallback_content(&meta, full, e);
+                }
                 if let Some(e) = &rendered.error {
                     render_errors.push(RenderFailure {
                         route: route.name.clone(),

@@ -125,6 +125,7 @@ pub fn parse_events<'p>(
         headers,
         body,
         url_token: None,
+        reads: None,
     };
     // The transcript source: a payload that is a `transcript.info` body (a transcript id
     // with its meeting) is routed as the worker would; a `transcript:saved` webhook only

@@ -18,6 +18,7 @@ use serde_json::Value;
 use crate::directory::Snapshot;
 use crate::fieldpath::FieldPath;
 use crate::grouping::Hold;
+use crate::reads::Reads;
 use crate::render::Format;
 use handlebars::Handlebars;
 use quiet::MuteWindow;
@@ -142,6 +143,21 @@ impl Router {
     /// resolves (see `targets`).
     pub fn targets(&self, route: &Route, data: &handlebars::Context, dir: &Snapshot) -> Resolved {
         route.targets.resolve(&self.exprs, data, dir)
+    }
+
+    /// Adds what `route` reads of a payload to match and address it: its `match`,
+    /// `when`, `group_by` and `fingerprint` fields and the expressions in `to`,
+    /// `fallback` and `mentions`.
+    pub fn reads(&self, route: &Route, out: &mut Reads) {
+        for (_, p) in route.field_paths() {
+            out.add_field(p);
+        }
+        for e in route.targets.expressions() {
+            match self.exprs.get_template(e) {
+                Some(t) => crate::render::reads::template_reads(t, out),
+                None => *out = Reads::All,
+            }
+        }
     }
 
     /// Routes that take this event, in order, honouring `continue`.

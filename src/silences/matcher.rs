@@ -76,6 +76,11 @@ pub struct CompiledSilence {
 }
 
 impl CompiledSilence {
+    /// The payload fields the silence's conditions read.
+    pub fn field_paths(&self) -> impl Iterator<Item = &crate::fieldpath::FieldPath> {
+        self.when.iter().flat_map(|w| w.field_paths())
+    }
+
     /// Errors are `(key suffix, problem)`.
     pub fn compile(
         label: String,

@@ -135,13 +135,30 @@ impl Silences {
         Ok(Silences { configured, stored })
     }
 
+    /// Adds the payload fields the configured silences' conditions read.
+    pub fn configured_reads(&self, out: &mut crate::reads::Reads) {
+        for s in &self.configured {
+            s.field_paths().for_each(|p| out.add_field(p));
+        }
+    }
+
+    /// Whether a stored silence has conditions on the payload: while one does, webhooks
+    /// are built whole (its fields are not known when the pipeline is compiled).
+    pub fn stored_read_payload(&self) -> bool {
+        self.stored
+            .0
+            .load()
+            .iter()
+            .any(|s| s.field_paths().next().is_some())
+    }
+
     /// The stored silences this pipeline reads (to refresh them).
     pub fn stored(&self) -> &Stored {
         &self.stored
     }
 
     /// The first silence (config, then stored) that covers `route`'s message about this
-    /// event at `now_ms`.
+    /// event at `now_ms`. `partial`: the payload was built in part (`Event::whole`).
     pub fn covering(
         &self,
         now_ms: i64,
@@ -149,11 +166,19 @@ impl Silences {
         event: &str,
         route: &str,
         payload: &Value,
+        partial: bool,
     ) -> Option<Covered> {
         let stored = self.stored.0.load();
+        // A payload built in part (`partial`) was built while no stored silence read the
+        // payload: one that does now was stored since, after the webhook was read, and
+        // does not apply to it (its fields may not have been built).
         self.configured
             .iter()
-            .chain(stored.iter())
+            .chain(
+                stored
+                    .iter()
+                    .filter(|s| !partial || s.field_paths().next().is_none()),
+            )
             .find(|s| s.silences(now_ms, source, event, route, payload))
             .map(|s| Covered {
                 silence: s.label.clone(),

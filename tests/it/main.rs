@@ -24,6 +24,7 @@ mod hubspot;
 mod noise;
 mod process;
 mod quiet;
+mod reads;
 mod reload;
 mod replicas;
 mod roam_webhooks;

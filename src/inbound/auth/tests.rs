@@ -23,6 +23,7 @@ fn req<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> Inbound<'a> {
         headers,
         body,
         url_token: None,
+        reads: None,
     }
 }
 

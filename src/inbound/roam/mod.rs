@@ -76,6 +76,7 @@ pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
         delivery_id: delivery_from_headers(req, &["webhook-id"]),
         entity,
         payload,
+        whole: None,
     }))
 }
 

@@ -40,6 +40,7 @@ pub fn transcript_event(mut info: Value, internal_domains: &[String]) -> Event {
         delivery_id: delivery_id(&id),
         entity: Some(format!("roam:transcript:{id}")),
         payload: info,
+        whole: None,
     }
 }
 

@@ -1,0 +1,180 @@
+//! Payloads built in part (`roam_notify::reads`): a source builds only what its parser,
+//! routes and templates read, and what it sends is what the whole payload sends.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+/// A card route, a text route with a condition, and a target expression: every built-in
+/// GitHub template and both forms of each.
+const ROUTES: &str = r#"
+[[routes]]
+name = "cards"
+source = "github"
+to = "G-88bebce7-6cbb-4666-96f9-5c02d73e6661"
+continue = true
+
+[[routes]]
+name = "texts"
+source = "github"
+format = "text"
+when = { field = "repository.name", exists = true }
+to = "{{#if sender.login}}C-11111111-2222-4333-8444-555555555555{{/if}}"
+"#;
+
+/// A route that holds events (it never matches): its source builds payloads whole.
+const HELD: &str = r#"
+[[routes]]
+name = "held"
+source = "github"
+events = ["github.never"]
+to = "G-88bebce7-6cbb-4666-96f9-5c02d73e6661"
+group_by = []
+group_wait = "1s"
+"#;
+
+fn reads_in_part(toml: &str) -> bool {
+    let cfg = roam_notify::config::Config::from_toml_str(toml, "t.toml").unwrap();
+    let pipeline = roam_notify::ingest::Pipeline::compile(&cfg, Default::default()).unwrap();
+    pipeline.reads("github").is_some()
+}
+
+/// Every GitHub fixture but `ping`, with the event its file name starts with.
+fn github_fixtures() -> Vec<(String, String, Vec<u8>)> {
+    let dir = test_files().join("fixtures/github");
+    let mut out = Vec::new();
+    for f in std::fs::read_dir(dir).unwrap() {
+        let name = f.unwrap().file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".json") else {
+            continue;
+        };
+        let event = stem.split('.').next().unwrap().to_string();
+        if event != "ping" {
+            out.push((event, stem.to_string(), fixture(&format!("github/{name}"))));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn posted(fake: &FakeRoam) -> Vec<Value> {
+    let mut bodies: Vec<Value> = fake.delivered().into_iter().map(|r| r.body).collect();
+    bodies.sort_by_key(|b| b.to_string());
+    bodies
+}
+
+#[tokio::test]
+async fn a_source_building_only_what_it_reads_sends_what_the_whole_payload_sends() {
+    let (part, part_roam, _d1) = app_with(ROUTES).await;
+    let (whole, whole_roam, _d2) = app_with(&format!("{ROUTES}{HELD}")).await;
+    let probe = |extra: &str| test_config("http://127.0.0.1:9", "/tmp/x.db".as_ref(), extra);
+    assert!(
+        reads_in_part(&probe(ROUTES)),
+        "the first daemon builds in part"
+    );
+    assert!(!reads_in_part(&probe(&format!("{ROUTES}{HELD}"))));
+
+    let fixtures = github_fixtures();
+    assert!(fixtures.len() >= 12, "{} fixtures", fixtures.len());
+    for (event, delivery, body) in &fixtures {
+        for app in [&part, &whole] {
+            let r = app.github(event, delivery, body, SECRET).await;
+            assert_eq!(r.status(), 202, "{delivery}");
+        }
+    }
+    let want = fixtures.len() * 2;
+    wait_for(
+        "every message to reach both",
+        Duration::from_secs(20),
+        || part_roam.delivered().len() >= want && whole_roam.delivered().len() >= want,
+    )
+    .await;
+    let (a, b) = (posted(&part_roam), posted(&whole_roam));
+    assert_eq!(a.len(), want);
+    assert_eq!(a, b);
+    part_roam.assert_all_valid();
+}
+
+#[tokio::test]
+async fn a_template_that_fails_shows_the_whole_payload_in_its_fallback() {
+    let templates = tempfile::tempdir().unwrap();
+    std::fs::write(templates.path().join("broken.hbs"), "{{missing.field}}\n").unwrap();
+    let extra = format!(
+        "[templates]\ndir = \"{}\"\n[[routes]]\nname = \"r\"\nsource = \"github\"\n\
+         template = \"broken\"\nformat = \"text\"\nto = \"{CHAT_A}\"\n",
+        templates.path().display()
+    );
+    let probe = test_config("http://127.0.0.1:9", "/tmp/x.db".as_ref(), &extra);
+    assert!(reads_in_part(&probe));
+    let (app, fake, _dir) = app_with(&extra).await;
+    let r = app
+        .github("push", "d-1", &fixture("github/push.json"), SECRET)
+        .await;
+    assert_eq!(r.status(), 202);
+    wait_for("the fallback", Duration::from_secs(10), || {
+        fake.delivered().len() == 1
+    })
+    .await;
+    let text = fake.delivered()[0].body["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(text.contains("the message template failed"), "{text}");
+    // Nothing reads `before`: it is there because the fallback reads the whole text.
+    assert!(text.contains("\"before\""), "{text}");
+}
+
+/// `pusher.email` is read by no route or template of `ROUTE_ALL_GITHUB`: only a silence.
+const EMAIL: &str = "21031067+Codertocat@users.noreply.github.com";
+
+async fn push_quiet(app: &TestApp, delivery: &str) -> Value {
+    let r = app
+        .github("push", delivery, &fixture("github/push.json"), SECRET)
+        .await;
+    assert_eq!(r.status(), 202);
+    r.json::<Value>().await.unwrap()["quiet"].clone()
+}
+
+#[tokio::test]
+async fn silences_see_the_fields_they_read() {
+    // A configured silence's fields are read with the routes'.
+    let extra = format!(
+        "{ROUTE_ALL_GITHUB}\n[[silences]]\ncomment = \"c\"\nends = \"2999-01-01T00:00:00Z\"\n\
+         match = {{ \"pusher.email\" = \"{EMAIL}\" }}\n"
+    );
+    let probe = test_config("http://127.0.0.1:9", "/tmp/x.db".as_ref(), &extra);
+    assert!(reads_in_part(&probe));
+    let (app, _roam, _dir) = app_with(&extra).await;
+    let quiet = push_quiet(&app, "c-1").await;
+    assert!(
+        quiet[0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("config silences[0]"),
+        "{quiet}"
+    );
+
+    // A stored silence's fields are not known when the pipeline is built: while one
+    // has conditions on the payload, payloads are built whole, and it applies at once.
+    let (app, _roam, _dir) = app_with(ROUTE_ALL_GITHUB).await;
+    assert!(push_quiet(&app, "s-0").await.is_null());
+    let r = reqwest::Client::new()
+        .post(app.admin_url("/api/silences"))
+        .json(&serde_json::json!({
+            "matchers": [format!("pusher.email={EMAIL}")],
+            "source": "github",
+            "duration": "1h",
+            "comment": "by email",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let quiet = push_quiet(&app, "s-1").await;
+    assert!(
+        quiet[0].as_str().unwrap_or_default().contains("(by email)"),
+        "{quiet}"
+    );
+}
