@@ -81,6 +81,12 @@ impl CompiledSilence {
         self.when.iter().flat_map(|w| w.field_paths())
     }
 
+    /// Whether the silence has conditions on the payload (a field test, no allocation:
+    /// asked on every webhook while stored silences exist).
+    pub fn reads_payload(&self) -> bool {
+        self.when.is_some()
+    }
+
     /// Errors are `(key suffix, problem)`.
     pub fn compile(
         label: String,

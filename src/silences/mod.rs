@@ -149,7 +149,7 @@ impl Silences {
             .0
             .load()
             .iter()
-            .any(|s| s.field_paths().next().is_some())
+            .any(CompiledSilence::reads_payload)
     }
 
     /// The stored silences this pipeline reads (to refresh them).
@@ -174,11 +174,7 @@ impl Silences {
         // does not apply to it (its fields may not have been built).
         self.configured
             .iter()
-            .chain(
-                stored
-                    .iter()
-                    .filter(|s| !partial || s.field_paths().next().is_none()),
-            )
+            .chain(stored.iter().filter(|s| !partial || !s.reads_payload()))
             .find(|s| s.silences(now_ms, source, event, route, payload))
             .map(|s| Covered {
                 silence: s.label.clone(),
