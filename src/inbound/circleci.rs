@@ -7,7 +7,7 @@ use super::kind::Kind;
 use super::simple::one;
 use super::{
     AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, delivery_from_headers, name_part,
-    parse_json,
+    parse_json_kept,
 };
 
 pub const AUTH: AuthSpec = AuthSpec {
@@ -20,10 +20,20 @@ pub const AUTH: AuthSpec = AuthSpec {
     token_header: "",
 };
 
-pub const KIND: Kind = Kind::simple("circleci", &AUTH, parse);
+/// The fields `parse` reads: the type, the status, the id and the entity's parts.
+const READS: &[&str] = &[
+    "type",
+    "job.status",
+    "workflow.status",
+    "id",
+    "project.slug",
+    "workflow.id",
+];
+
+pub const KIND: Kind = Kind::simple("circleci", &AUTH, parse).reading(READS);
 
 pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
-    let p = parse_json(req.body)?;
+    let (p, whole) = parse_json_kept(req)?;
     let s = |ptr: &str| p.pointer(ptr).and_then(Value::as_str);
     let kind = s("/type")
         .ok_or_else(|| Rejection::bad_request("body has no `type`: not a CircleCI webhook"))?;
@@ -47,6 +57,6 @@ pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
         delivery_id,
         entity,
         payload: p,
-        whole: None,
+        whole,
     }))
 }

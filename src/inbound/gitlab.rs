@@ -13,7 +13,7 @@ use super::kind::Kind;
 use super::simple::one;
 use super::{
     AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, delivery_from_headers, name_part,
-    parse_json,
+    parse_json_kept,
 };
 
 pub const AUTH: AuthSpec = AuthSpec {
@@ -23,10 +23,31 @@ pub const AUTH: AuthSpec = AuthSpec {
     token_header: "X-Gitlab-Token",
 };
 
-pub const KIND: Kind = Kind::simple("gitlab", &AUTH, parse);
+/// The fields `parse` reads: the event and its action, and the entity's parts.
+const READS: &[&str] = &[
+    "object_kind",
+    "object_attributes.action",
+    "object_attributes.status",
+    "build_status",
+    "status",
+    "action",
+    "object_attributes.noteable_type",
+    "project.path_with_namespace",
+    "project_name",
+    "object_attributes.iid",
+    "object_attributes.id",
+    "build_id",
+    "ref",
+    "deployment_id",
+    "tag",
+    "merge_request.iid",
+    "issue.iid",
+];
+
+pub const KIND: Kind = Kind::simple("gitlab", &AUTH, parse).reading(READS);
 
 pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
-    let p = parse_json(req.body)?;
+    let (p, whole) = parse_json_kept(req)?;
     let s = |ptr: &str| p.pointer(ptr).and_then(Value::as_str);
     let kind = s("/object_kind")
         .ok_or_else(|| Rejection::bad_request("body has no `object_kind`: not a GitLab webhook"))?;
@@ -54,7 +75,7 @@ pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
         delivery_id,
         entity,
         payload: p,
-        whole: None,
+        whole,
     }))
 }
 

@@ -7,14 +7,17 @@ use serde_json::Value;
 
 use super::kind::Kind;
 use super::simple::one;
-use super::{AuthSpec, Event, Inbound, Parsed, Rejection, name_part, parse_json};
+use super::{AuthSpec, Event, Inbound, Parsed, Rejection, name_part, parse_json_kept};
 
 pub const AUTH: AuthSpec = super::BASIC_OR_BEARER;
 
-pub const KIND: Kind = Kind::simple("jenkins", &AUTH, parse);
+/// The fields `parse` reads: the job, its build's number, phase and status.
+const READS: &[&str] = &["name", "build.number", "build.phase", "build.status"];
+
+pub const KIND: Kind = Kind::simple("jenkins", &AUTH, parse).reading(READS);
 
 pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
-    let p = parse_json(req.body)?;
+    let (p, whole) = parse_json_kept(req)?;
     let s = |ptr: &str| p.pointer(ptr).and_then(Value::as_str);
     let job = s("/name").ok_or_else(|| {
         Rejection::bad_request("body has no `name`: not a Jenkins Notification plugin body")
@@ -33,6 +36,6 @@ pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
         delivery_id: format!("{job}#{number}:{phase}"),
         entity: Some(format!("jenkins:{job}#{number}")),
         payload: p,
-        whole: None,
+        whole,
     }))
 }

@@ -29,6 +29,8 @@ pub mod kind;
 mod pagerduty;
 mod parse;
 mod pipedrive;
+#[cfg(test)]
+mod reading_tests;
 pub mod roam;
 pub mod salesforce;
 mod sentry;
@@ -49,7 +51,7 @@ use build::reject_unused;
 pub use build::{build_sources, parse_cidrs, prepare_sample};
 pub use kind::{Kind, auth_summary, kind_reads};
 pub use parse::parse_json;
-use parse::{body_digest, delivery_from_headers, name_part, parse_json_reading};
+use parse::{body_digest, delivery_from_headers, name_part, parse_json_kept, parse_json_reading};
 
 /// Every sender kind this build knows: one entry each (see `kind.rs`).
 pub const KINDS: &[&Kind] = &[

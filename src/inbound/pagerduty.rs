@@ -8,7 +8,7 @@ use super::kind::Kind;
 use super::simple::one;
 use super::{
     AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, delivery_from_headers, name_part,
-    parse_json,
+    parse_json_kept,
 };
 
 pub const AUTH: AuthSpec = AuthSpec {
@@ -21,10 +21,18 @@ pub const AUTH: AuthSpec = AuthSpec {
     token_header: "",
 };
 
-pub const KIND: Kind = Kind::simple("pagerduty", &AUTH, parse);
+/// The fields `parse` reads: the event's type and id, and its object's type and id.
+const READS: &[&str] = &[
+    "event.event_type",
+    "event.id",
+    "event.data.type",
+    "event.data.id",
+];
+
+pub const KIND: Kind = Kind::simple("pagerduty", &AUTH, parse).reading(READS);
 
 pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
-    let p = parse_json(req.body)?;
+    let (p, whole) = parse_json_kept(req)?;
     let event_type = p
         .pointer("/event/event_type")
         .and_then(Value::as_str)
@@ -55,6 +63,6 @@ pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
         delivery_id,
         entity,
         payload: p,
-        whole: None,
+        whole,
     }))
 }

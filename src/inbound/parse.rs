@@ -1,5 +1,6 @@
 //! Helpers the sender kinds share to read a request.
 
+use axum::body::Bytes;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -47,6 +48,15 @@ pub fn parse_json_reading(body: &[u8], reads: Option<&Reads>) -> Result<Value, R
         None => super::json::from_str(text),
     }
     .map_err(|e| Rejection::bad_request(format!("body is not valid JSON: {e}")))
+}
+
+/// The body as JSON for a kind that lists the fields it reads ([`super::Kind::reading`]):
+/// built whole, or only what the request's `reads` reads, and then with the body kept
+/// as [`super::Event::whole`] for the one place that shows the rest (a failing
+/// template's fallback).
+pub fn parse_json_kept(req: &Inbound<'_>) -> Result<(Value, Option<Bytes>), Rejection> {
+    let payload = parse_json_reading(req.body, req.reads)?;
+    Ok((payload, req.reads.map(|_| Bytes::copy_from_slice(req.body))))
 }
 
 /// Keeps event-name parts to `[a-z0-9_.-]` so names are predictable in routes.

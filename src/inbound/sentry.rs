@@ -9,7 +9,7 @@ use super::kind::Kind;
 use super::simple::one;
 use super::{
     AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth::header_str,
-    delivery_from_headers, name_part, parse_json,
+    delivery_from_headers, name_part, parse_json_kept,
 };
 
 pub const AUTH: AuthSpec = AuthSpec {
@@ -22,13 +22,16 @@ pub const AUTH: AuthSpec = AuthSpec {
     token_header: "",
 };
 
-pub const KIND: Kind = Kind::simple("sentry", &AUTH, parse);
+/// The fields `parse` reads: the action and the issue's id.
+const READS: &[&str] = &["action", "data.issue.id", "data.event.issue_id"];
+
+pub const KIND: Kind = Kind::simple("sentry", &AUTH, parse).reading(READS);
 
 pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
     let resource = header_str(req.headers, "sentry-hook-resource")
         .map_err(|_| Rejection::bad_request("Sentry-Hook-Resource is not valid text"))?
         .ok_or_else(|| Rejection::bad_request("missing Sentry-Hook-Resource header"))?;
-    let p = parse_json(req.body)?;
+    let (p, whole) = parse_json_kept(req)?;
     let name = match p.get("action").and_then(Value::as_str) {
         Some(a) => format!("sentry.{}.{}", name_part(resource), name_part(a)),
         None => format!("sentry.{}", name_part(resource)),
@@ -48,6 +51,6 @@ pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
         delivery_id,
         entity,
         payload: p,
-        whole: None,
+        whole,
     }))
 }

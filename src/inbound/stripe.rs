@@ -8,7 +8,7 @@ use super::kind::Kind;
 use super::simple::one;
 use super::{
     AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, delivery_from_headers, name_part,
-    parse_json,
+    parse_json_kept,
 };
 
 pub const AUTH: AuthSpec = AuthSpec {
@@ -18,10 +18,13 @@ pub const AUTH: AuthSpec = AuthSpec {
     token_header: "",
 };
 
-pub const KIND: Kind = Kind::simple("stripe", &AUTH, parse);
+/// The fields `parse` reads: the event type and id, and the object's kind and id.
+const READS: &[&str] = &["type", "id", "data.object.object", "data.object.id"];
+
+pub const KIND: Kind = Kind::simple("stripe", &AUTH, parse).reading(READS);
 
 pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
-    let p = parse_json(req.body)?;
+    let (p, whole) = parse_json_kept(req)?;
     let s = |ptr: &str| p.pointer(ptr).and_then(Value::as_str);
     let kind = s("/type")
         .ok_or_else(|| Rejection::bad_request("body has no `type`: not a Stripe event"))?;
@@ -38,6 +41,6 @@ pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
         delivery_id,
         entity,
         payload: p,
-        whole: None,
+        whole,
     }))
 }

@@ -1,0 +1,150 @@
+//! Every kind that lists the fields its parser reads ([`super::Kind::reading`]) gives,
+//! for each of its fixtures, the same events from those fields alone as from the whole
+//! payload: a field its parser reads but does not list would change an event's name,
+//! delivery id or entity here.
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use serde_json::Value;
+
+use super::kind::Build;
+use super::{Event, Inbound, KINDS};
+use crate::fieldpath::FieldPath;
+use crate::reads::Reads;
+
+type Headers = fn(&str) -> Vec<(&'static str, String)>;
+
+/// A kind's fixture folder (`tests/fixtures/<folder>`) and the headers its parser needs
+/// for a file, given the file's name without `.json`.
+fn fixtures(kind: &str) -> (&'static str, Headers) {
+    match kind {
+        "github" => ("github", |stem| {
+            let event = stem.split('.').next().unwrap_or(stem);
+            vec![("x-github-event", event.to_string())]
+        }),
+        "gitlab" => ("gitlab", |_| vec![]),
+        "sentry" => ("sentry", |_| {
+            vec![("sentry-hook-resource", "issue".to_string())]
+        }),
+        "stripe" => ("stripe", |_| vec![]),
+        "pagerduty" => ("pagerduty", |_| vec![]),
+        "circleci" => ("circleci", |_| vec![]),
+        "jenkins" => ("jenkins", |_| vec![]),
+        other => panic!("{other} lists the fields it reads: name its fixtures here"),
+    }
+}
+
+/// Whether `part` is `whole` with values left out: objects keep a subset of their keys,
+/// arrays their length (an element left out is null), everything read is equal.
+fn within(part: &Value, whole: &Value) -> bool {
+    match (part, whole) {
+        (Value::Object(p), Value::Object(w)) => p
+            .iter()
+            .all(|(k, v)| w.get(k).is_some_and(|wv| within(v, wv))),
+        (Value::Array(p), Value::Array(w)) => {
+            p.len() == w.len()
+                && p.iter()
+                    .zip(w)
+                    .all(|(pv, wv)| pv.is_null() || within(pv, wv))
+        }
+        _ => part == whole,
+    }
+}
+
+fn parse_with(
+    parse: super::kind::ParseFn,
+    headers: &HeaderMap,
+    body: &[u8],
+    reads: Option<&Reads>,
+) -> Vec<Event> {
+    let uri = Uri::from_static("/hooks/test");
+    let req = Inbound {
+        method: &Method::POST,
+        uri: &uri,
+        headers,
+        body,
+        url_token: None,
+        reads,
+    };
+    parse(&req).unwrap().events
+}
+
+#[test]
+fn every_kind_that_lists_its_reads_parses_its_fixtures_the_same_from_them() {
+    let mut kinds = Vec::new();
+    for kind in KINDS.iter().filter(|k| k.reads.is_some()) {
+        let Build::Simple { parse, .. } = kind.build else {
+            panic!("{}: only simple kinds list their reads", kind.name);
+        };
+        let mut reads = Reads::nothing();
+        for f in kind.reads.unwrap_or_default() {
+            reads.add_field(&FieldPath::parse(f).unwrap());
+        }
+        let (folder, headers_of) = fixtures(kind.name);
+        let dir = format!("{}/tests/fixtures/{folder}", env!("CARGO_MANIFEST_DIR"));
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f.ends_with(".json"))
+            .collect();
+        files.sort();
+        let (mut events, mut with_entity, mut smaller) = (0, 0, 0);
+        for file in &files {
+            let body = std::fs::read(format!("{dir}/{file}")).unwrap();
+            let mut headers = HeaderMap::new();
+            headers.insert("content-type", HeaderValue::from_static("application/json"));
+            for (k, v) in headers_of(file.trim_end_matches(".json")) {
+                headers.insert(
+                    HeaderName::from_static(k),
+                    HeaderValue::from_str(&v).unwrap(),
+                );
+            }
+            let whole = parse_with(parse, &headers, &body, None);
+            let part = parse_with(parse, &headers, &body, Some(&reads));
+            assert_eq!(part.len(), whole.len(), "{file}");
+            for (p, w) in part.iter().zip(&whole) {
+                assert_eq!(
+                    (&p.name, &p.delivery_id, &p.entity),
+                    (&w.name, &w.delivery_id, &w.entity),
+                    "{file}"
+                );
+                assert!(w.whole.is_none(), "{file}");
+                assert_eq!(p.whole.as_deref(), Some(body.as_slice()), "{file}");
+                assert!(within(&p.payload, &w.payload), "{file}: {}", p.payload);
+                events += 1;
+                with_entity += usize::from(w.entity.is_some());
+                smaller += usize::from(p.payload != w.payload);
+            }
+        }
+        // Each kind's entity and leaving-out are exercised by at least one fixture.
+        assert!(
+            events > 0 && with_entity > 0,
+            "{}: {events} events",
+            kind.name
+        );
+        assert!(smaller > 0, "{}: nothing was left out", kind.name);
+        kinds.push(kind.name);
+    }
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        [
+            "circleci",
+            "github",
+            "gitlab",
+            "jenkins",
+            "pagerduty",
+            "sentry",
+            "stripe"
+        ]
+    );
+}
+
+#[test]
+fn within_tells_a_payload_left_out_from_one_changed() {
+    let whole = serde_json::json!({"a": {"b": 1, "c": [1, {"d": 2}]}, "e": "x"});
+    let part = serde_json::json!({"a": {"c": [null, {"d": 2}]}});
+    assert!(within(&part, &whole));
+    assert!(!within(&serde_json::json!({"a": {"c": [null]}}), &whole));
+    assert!(!within(&serde_json::json!({"e": "y"}), &whole));
+    assert!(!within(&serde_json::json!({"f": 1}), &whole));
+}
