@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::helpers::*;
+use crate::sources::{CASES, config_with, headers, now, post, secret_of};
 
 /// A card route, a text route with a condition, and a target expression: every built-in
 /// GitHub template and both forms of each.
@@ -36,9 +37,17 @@ group_wait = "1s"
 "#;
 
 fn reads_in_part(toml: &str) -> bool {
+    sources_in_part(toml, &["github"]) == [true]
+}
+
+/// Per source, whether its payloads are built in part.
+fn sources_in_part(toml: &str, sources: &[&str]) -> Vec<bool> {
     let cfg = roam_notify::config::Config::from_toml_str(toml, "t.toml").unwrap();
     let pipeline = roam_notify::ingest::Pipeline::compile(&cfg, Default::default()).unwrap();
-    pipeline.reads("github").is_some()
+    sources
+        .iter()
+        .map(|s| pipeline.reads(s).is_some())
+        .collect()
 }
 
 /// Every GitHub fixture but `ping`, with the event its file name starts with.
@@ -95,6 +104,79 @@ async fn a_source_building_only_what_it_reads_sends_what_the_whole_payload_sends
     assert_eq!(a.len(), want);
     assert_eq!(a, b);
     part_roam.assert_all_valid();
+}
+
+/// The sources of `sources.rs` whose kinds list the fields their parsers read.
+const READING: &[&str] = &[
+    "github",
+    "gl",
+    "gl-signed",
+    "pd",
+    "sentry",
+    "circle",
+    "stripe",
+    "jenkins",
+];
+
+/// Every fixture of every kind, to a daemon whose reading sources build in part and to
+/// one where a held route (which never matches) on each makes them build whole: in
+/// both forms, Roam receives the same messages.
+#[tokio::test]
+async fn every_kind_that_builds_only_what_it_reads_sends_what_the_whole_payload_sends() {
+    let held: String = READING
+        .iter()
+        .map(|s| {
+            format!(
+                "\n[[routes]]\nname = \"held-{s}\"\nsource = \"{s}\"\nevents = [\"never\"]\n\
+                 to = \"{CHAT_A}\"\ngroup_by = []\ngroup_wait = \"1s\"\n"
+            )
+        })
+        .collect();
+    for format in ["card", "text"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (part_roam, whole_roam) = (FakeRoam::start().await, FakeRoam::start().await);
+        let part_cfg = config_with(&part_roam.url, &dir.path().join("part.db"), format);
+        let whole_cfg = config_with(&whole_roam.url, &dir.path().join("whole.db"), format) + &held;
+        let in_part = sources_in_part(&part_cfg, READING);
+        assert!(
+            in_part.iter().all(|p| *p),
+            "{format}: {READING:?} {in_part:?}"
+        );
+        assert!(sources_in_part(&whole_cfg, READING).iter().all(|p| !p));
+        let part = TestApp::spawn(&part_cfg).await;
+        let whole = TestApp::spawn(&whole_cfg).await;
+        let mut want = 0;
+        for c in CASES {
+            let body = fixture(c.fixture);
+            let mut hdrs = headers(c.signer, secret_of(c.source), &body, now());
+            hdrs.extend(
+                c.extra_headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string())),
+            );
+            let mut messages = Vec::new();
+            for app in [&part, &whole] {
+                let r = post(app, c.source, &body, &hdrs).await;
+                assert_eq!(r.status(), 202, "{format} {}", c.fixture);
+                messages.push(r.json::<Value>().await.unwrap()["messages"].clone());
+            }
+            assert_eq!(messages[0], messages[1], "{format} {}", c.fixture);
+            want += messages[0].as_u64().unwrap_or_default() as usize;
+        }
+        wait_for(
+            "every message to reach both",
+            Duration::from_secs(20),
+            || part_roam.delivered().len() >= want && whole_roam.delivered().len() >= want,
+        )
+        .await;
+        let (a, b) = (posted(&part_roam), posted(&whole_roam));
+        assert!(a.len() >= CASES.len(), "{format}: {} messages", a.len());
+        assert_eq!(a.len(), want);
+        assert_eq!(a, b, "{format}");
+        part_roam.assert_all_valid();
+        part.stop().await;
+        whole.stop().await;
+    }
 }
 
 #[tokio::test]
