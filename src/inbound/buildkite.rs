@@ -10,7 +10,7 @@ use super::kind::Kind;
 use super::simple::one;
 use super::{
     Ack, AuthSpec, Event, HmacStyle, Inbound, Parsed, Rejection, auth::header_str,
-    delivery_from_headers, name_part, parse_json,
+    delivery_from_headers, name_part, parse_json_kept,
 };
 
 pub const AUTH: AuthSpec = AuthSpec {
@@ -20,10 +20,20 @@ pub const AUTH: AuthSpec = AuthSpec {
     token_header: "X-Buildkite-Token",
 };
 
-pub const KIND: Kind = Kind::simple("buildkite", &AUTH, parse);
+/// The fields `parse` reads: the event (when no header names it), the state, and the
+/// entity's pipeline and build number.
+const READS: &[&str] = &[
+    "event",
+    "job.state",
+    "build.state",
+    "pipeline.slug",
+    "build.number",
+];
+
+pub const KIND: Kind = Kind::simple("buildkite", &AUTH, parse).reading(READS);
 
 pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
-    let p = parse_json(req.body)?;
+    let (p, whole) = parse_json_kept(req)?;
     let event = match header_str(req.headers, "x-buildkite-event") {
         Ok(Some(e)) => e.trim().to_string(),
         _ => p
@@ -64,6 +74,6 @@ pub fn parse(req: &Inbound<'_>) -> Result<Parsed, Rejection> {
         delivery_id: delivery_from_headers(req, &["x-request-id"]),
         entity,
         payload: p,
-        whole: None,
+        whole,
     }))
 }

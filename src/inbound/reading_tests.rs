@@ -3,6 +3,8 @@
 //! payload: a field its parser reads but does not list would change an event's name,
 //! delivery id or entity here.
 
+use std::path::{Path, PathBuf};
+
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use serde_json::Value;
 
@@ -13,22 +15,35 @@ use crate::reads::Reads;
 
 type Headers = fn(&str) -> Vec<(&'static str, String)>;
 
-/// A kind's fixture folder (`tests/fixtures/<folder>`) and the headers its parser needs
-/// for a file, given the file's name without `.json`.
-fn fixtures(kind: &str) -> (&'static str, Headers) {
+/// A kind's payloads and the headers its parser needs for one, given its file name
+/// without `.json`: its published fixtures (`tests/fixtures/<kind>`), or for a kind
+/// without any, the payloads written from its documented schema (`tests/data/<kind>.*`).
+fn fixtures(kind: &str) -> (Vec<PathBuf>, Headers) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let folder = |dir: PathBuf, prefix: &str| -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|f| f.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                name.starts_with(prefix) && name.ends_with(".json")
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let published = |kind: &str| folder(root.join("fixtures").join(kind), "");
     match kind {
-        "github" => ("github", |stem| {
+        "github" => (published("github"), |stem| {
             let event = stem.split('.').next().unwrap_or(stem);
             vec![("x-github-event", event.to_string())]
         }),
-        "gitlab" => ("gitlab", |_| vec![]),
-        "sentry" => ("sentry", |_| {
+        "gitlab" | "stripe" | "pagerduty" | "circleci" | "jenkins" => (published(kind), |_| vec![]),
+        "sentry" => (published("sentry"), |_| {
             vec![("sentry-hook-resource", "issue".to_string())]
         }),
-        "stripe" => ("stripe", |_| vec![]),
-        "pagerduty" => ("pagerduty", |_| vec![]),
-        "circleci" => ("circleci", |_| vec![]),
-        "jenkins" => ("jenkins", |_| vec![]),
+        // No X-Buildkite-Event: the event is then read from the body's `event`.
+        "buildkite" => (folder(root.join("data"), "buildkite."), |_| vec![]),
         other => panic!("{other} lists the fields it reads: name its fixtures here"),
     }
 }
@@ -79,17 +94,11 @@ fn every_kind_that_lists_its_reads_parses_its_fixtures_the_same_from_them() {
         for f in kind.reads.unwrap_or_default() {
             reads.add_field(&FieldPath::parse(f).unwrap());
         }
-        let (folder, headers_of) = fixtures(kind.name);
-        let dir = format!("{}/tests/fixtures/{folder}", env!("CARGO_MANIFEST_DIR"));
-        let mut files: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|f| f.ends_with(".json"))
-            .collect();
-        files.sort();
+        let (files, headers_of) = fixtures(kind.name);
         let (mut events, mut with_entity, mut smaller) = (0, 0, 0);
-        for file in &files {
-            let body = std::fs::read(format!("{dir}/{file}")).unwrap();
+        for path in &files {
+            let file = path.file_name().unwrap_or_default().to_string_lossy();
+            let body = std::fs::read(path).unwrap();
             let mut headers = HeaderMap::new();
             headers.insert("content-type", HeaderValue::from_static("application/json"));
             for (k, v) in headers_of(file.trim_end_matches(".json")) {
@@ -128,6 +137,7 @@ fn every_kind_that_lists_its_reads_parses_its_fixtures_the_same_from_them() {
     assert_eq!(
         kinds,
         [
+            "buildkite",
             "circleci",
             "github",
             "gitlab",
