@@ -62,13 +62,7 @@ async fn every_payload_of_every_kind_is_a_card_roam_accepts_coloured_by_outcome(
     // (event, body) of every message.
     let mut seen: Vec<(String, Value)> = Vec::new();
     for c in CASES {
-        let body = fixture(c.fixture);
-        let mut hdrs = headers(c.signer, secret_of(c.source), &body, now());
-        hdrs.extend(
-            c.extra_headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string())),
-        );
+        let (body, hdrs) = c.request();
         let r = post(&app, c.source, &body, &hdrs).await;
         assert_eq!(r.status(), 202, "{}", c.fixture);
         let reply: Value = r.json().await.unwrap();

@@ -183,6 +183,20 @@ pub(crate) struct Case {
     pub expect: &'static [&'static str],
 }
 
+impl Case {
+    /// The fixture's bytes and the headers its sender would send with them, signed now.
+    pub(crate) fn request(&self) -> (Vec<u8>, Vec<(String, String)>) {
+        let body = fixture(self.fixture);
+        let mut hdrs = headers(self.signer, secret_of(self.source), &body, now());
+        hdrs.extend(
+            self.extra_headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        (body, hdrs)
+    }
+}
+
 const SOURCES: &str = r#"
 [[sources]]
 name = "gl"
@@ -608,13 +622,7 @@ async fn every_fixture_is_verified_routed_and_rendered() {
     let app = TestApp::spawn(&config(&fake.url, &dir.path().join("t.db"))).await;
     let mut sent = 0;
     for c in CASES {
-        let body = fixture(c.fixture);
-        let mut hdrs = headers(c.signer, secret_of(c.source), &body, now());
-        hdrs.extend(
-            c.extra_headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string())),
-        );
+        let (body, hdrs) = c.request();
         let r = post(&app, c.source, &body, &hdrs).await;
         let status = r.status();
         let reply: Value = r.json().await.unwrap();
