@@ -85,6 +85,16 @@ impl Reads {
         }
     }
 
+    /// The whole values at these dotted field paths (a sender's `Kind::reads`); None when
+    /// one does not parse.
+    pub fn of_fields(paths: &[&str]) -> Option<Reads> {
+        let mut r = Reads::nothing();
+        for p in paths {
+            r.add_field(&FieldPath::parse(p).ok()?);
+        }
+        Some(r)
+    }
+
     /// The whole value at a field path (`when`, `group_by`, a sender's own fields).
     pub fn add_field(&mut self, path: &FieldPath) {
         let steps: Vec<Step> = path

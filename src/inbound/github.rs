@@ -116,48 +116,30 @@ fn entity_key(event: &str, p: &Value) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+    use axum::http::{HeaderMap, HeaderValue};
 
     use super::*;
-    use crate::fieldpath::FieldPath;
+    use crate::inbound::reading_tests::parse_with;
     use crate::reads::Reads;
-
-    fn parse_with(event: &str, ct: &str, body: &[u8], reads: Option<&Reads>) -> Event {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-github-event", HeaderValue::from_str(event).unwrap());
-        headers.insert("content-type", HeaderValue::from_str(ct).unwrap());
-        let uri = Uri::from_static("/hooks/github");
-        let req = Inbound {
-            method: &Method::POST,
-            uri: &uri,
-            headers: &headers,
-            body,
-            url_token: None,
-            reads,
-        };
-        parse(&req).unwrap().events.remove(0)
-    }
 
     /// The form mode keeps the form's `payload` field as the text the payload was built
     /// from (the JSON fixtures of every kind that lists its reads: `reading_tests`).
     #[test]
     fn a_form_body_keeps_its_payload_field_as_the_text() {
-        let mut reads = Reads::nothing();
-        for f in READS {
-            reads.add_field(&FieldPath::parse(f).unwrap());
-        }
+        let reads = Reads::of_fields(READS).unwrap();
         let json =
             br#"{"ref": "refs/heads/main", "after": "abc", "repository": {"full_name": "o/r"}}"#;
         let form = format!(
             "payload={}",
             form_urlencoded::byte_serialize(json).collect::<String>()
         );
-        let part = parse_with(
-            "push",
-            "application/x-www-form-urlencoded",
-            form.as_bytes(),
-            Some(&reads),
+        let mut headers = HeaderMap::new();
+        headers.insert("x-github-event", HeaderValue::from_static("push"));
+        headers.insert(
+            "content-type",
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
         );
+        let part = parse_with(parse, &headers, form.as_bytes(), Some(&reads)).remove(0);
         assert_eq!(part.entity.as_deref(), Some("github:o/r@refs/heads/main"));
         assert!(part.payload.get("after").is_none());
         assert_eq!(part.whole.as_deref(), Some(&json[..]));

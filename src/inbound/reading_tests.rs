@@ -10,7 +10,6 @@ use serde_json::Value;
 
 use super::kind::Build;
 use super::{Event, Inbound, KINDS};
-use crate::fieldpath::FieldPath;
 use crate::reads::Reads;
 
 type Headers = fn(&str) -> Vec<(&'static str, String)>;
@@ -65,7 +64,8 @@ fn within(part: &Value, whole: &Value) -> bool {
     }
 }
 
-fn parse_with(
+/// Parses with `parse` (the kind's own), whole or building only `reads`.
+pub(super) fn parse_with(
     parse: super::kind::ParseFn,
     headers: &HeaderMap,
     body: &[u8],
@@ -90,10 +90,7 @@ fn every_kind_that_lists_its_reads_parses_its_fixtures_the_same_from_them() {
         let Build::Simple { parse, .. } = kind.build else {
             panic!("{}: only simple kinds list their reads", kind.name);
         };
-        let mut reads = Reads::nothing();
-        for f in kind.reads.unwrap_or_default() {
-            reads.add_field(&FieldPath::parse(f).unwrap());
-        }
+        let reads = Reads::of_fields(kind.reads.unwrap_or_default()).unwrap();
         let (files, headers_of) = fixtures(kind.name);
         let mut events = 0;
         for path in &files {

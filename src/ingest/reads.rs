@@ -6,7 +6,6 @@
 //! stored silence has conditions on the payload.
 
 use crate::enrich::Enrichers;
-use crate::fieldpath::FieldPath;
 use crate::inbound::{Source, kind_reads};
 use crate::reads::Reads;
 use crate::render::Templates;
@@ -27,13 +26,9 @@ pub fn source_reads(
     if enrichers.covers(&source.name) {
         return Reads::All;
     }
-    let mut r = Reads::nothing();
-    for f in fields {
-        match FieldPath::parse(f) {
-            Ok(p) => r.add_field(&p),
-            Err(_) => return Reads::All,
-        }
-    }
+    let Some(mut r) = Reads::of_fields(fields) else {
+        return Reads::All;
+    };
     silences.configured_reads(&mut r);
     for route in router.routes().iter().filter(|x| x.source == source.name) {
         // Held and muted events keep their payload for the digest (`grouping::Item`).
