@@ -231,14 +231,16 @@ impl Card {
         // Header, context and buttons first: drop buttons, then context elements, from
         // the end until they leave room for at least a short section.
         let mut fixed_blocks = fixed(&buttons, &context);
-        while bytes(&fixed_blocks) > BLOCKS_BUDGET - 400 {
+        let mut fixed_bytes = bytes(&fixed_blocks);
+        while fixed_bytes > BLOCKS_BUDGET - 400 {
             if buttons.pop().is_none() && context.pop().is_none() {
                 break;
             }
             fixed_blocks = fixed(&buttons, &context);
+            fixed_bytes = bytes(&fixed_blocks);
         }
         let room_blocks = MAX_BLOCKS - fixed_blocks.len();
-        let mut room_bytes = BLOCKS_BUDGET.saturating_sub(bytes(&fixed_blocks) + 2);
+        let mut room_bytes = BLOCKS_BUDGET.saturating_sub(fixed_bytes + 2);
 
         let chunks: Vec<String> = self
             .sections
