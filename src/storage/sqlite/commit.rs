@@ -278,6 +278,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn each_message_belongs_to_its_own_event_around_duplicates() {
+        let (_dir, _, s) = temp_store().await;
+        s.commit_events(&[one("a")]).await.unwrap();
+        // A redelivery between new events, and one repeated within the batch.
+        let batch = [ev("b", &["C", "D"]), one("a"), one("c"), one("b")];
+        let out = s.commit_events(&batch).await.unwrap();
+        let ids: Vec<Option<i64>> = out
+            .iter()
+            .map(|c| match c {
+                Committed::Inserted { event_id, .. } => Some(*event_id),
+                Committed::Duplicate { .. } => None,
+            })
+            .collect();
+        let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, delivery_id FROM events")
+            .fetch_all(&s.writer)
+            .await
+            .unwrap();
+        let id_of = |d: &str| rows.iter().find(|r| r.1 == d).map(|r| r.0);
+        assert_eq!(ids, [id_of("b"), None, id_of("c"), None]);
+        // Every message names the event whose delivery it came from (its text).
+        let linked: Vec<(String, String)> = sqlx::query_as(
+            "SELECT e.delivery_id, m.request ->> '$.text' FROM messages m
+             JOIN events e ON e.id = m.event_id ORDER BY m.id",
+        )
+        .fetch_all(&s.writer)
+        .await
+        .unwrap();
+        let pairs: Vec<(&str, &str)> = linked
+            .iter()
+            .map(|(e, t)| (e.as_str(), t.as_str()))
+            .collect();
+        assert_eq!(pairs, [("a", "a"), ("b", "b"), ("b", "b"), ("c", "c")]);
+    }
+
+    #[tokio::test]
     async fn a_batch_waits_for_a_write_lock_another_connection_holds() {
         let (_dir, _, s) = temp_store().await;
         let mut tx = s.writer.begin().await.unwrap();
