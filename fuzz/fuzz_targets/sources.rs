@@ -38,11 +38,12 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let uri: Uri = "/hooks/x".parse().unwrap();
+    let body = axum::body::Bytes::copy_from_slice(body);
     let req = Inbound {
         method: &Method::POST,
         uri: &uri,
         headers: &headers,
-        body,
+        body: &body,
         url_token: None,
         reads: None,
     };

@@ -80,7 +80,8 @@ pub struct Inbound<'a> {
     pub method: &'a Method,
     pub uri: &'a Uri,
     pub headers: &'a HeaderMap,
-    pub body: &'a [u8],
+    /// The body as received (shared, not copied, where an event keeps it whole).
+    pub body: &'a Bytes,
     /// The segment after `/hooks/<source>/`, for `auth = "url-token"`.
     pub url_token: Option<&'a str>,
     /// What the source's parser, routes and templates read of the payload, when known

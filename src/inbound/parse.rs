@@ -56,7 +56,7 @@ pub fn parse_json_reading(body: &[u8], reads: Option<&Reads>) -> Result<Value, R
 /// template's fallback).
 pub fn parse_json_kept(req: &Inbound<'_>) -> Result<(Value, Option<Bytes>), Rejection> {
     let payload = parse_json_reading(req.body, req.reads)?;
-    Ok((payload, req.reads.map(|_| Bytes::copy_from_slice(req.body))))
+    Ok((payload, req.reads.map(|_| req.body.clone())))
 }
 
 /// Keeps event-name parts to `[a-z0-9_.-]` so names are predictable in routes.

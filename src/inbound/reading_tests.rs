@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use serde_json::Value;
 
@@ -72,11 +73,12 @@ pub(super) fn parse_with(
     reads: Option<&Reads>,
 ) -> Vec<Event> {
     let uri = Uri::from_static("/hooks/test");
+    let body = Bytes::copy_from_slice(body);
     let req = Inbound {
         method: &Method::POST,
         uri: &uri,
         headers,
-        body,
+        body: &body,
         url_token: None,
         reads,
     };

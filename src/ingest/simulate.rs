@@ -119,11 +119,13 @@ pub fn parse_events<'p>(
     let uri: Uri = format!("/hooks/{source}")
         .parse()
         .map_err(|_| "invalid source name".to_string())?;
+    // A copy: the senders take the body as received (`Bytes`); this path is not hot.
+    let body = axum::body::Bytes::copy_from_slice(body);
     let req = crate::inbound::Inbound {
         method: &Method::POST,
         uri: &uri,
         headers,
-        body,
+        body: &body,
         url_token: None,
         reads: None,
     };
@@ -131,7 +133,7 @@ pub fn parse_events<'p>(
     // with its meeting) is routed as the worker would; a `transcript:saved` webhook only
     // names the transcript.
     let transcript = (src.kind == "roam")
-        .then(|| serde_json::from_slice::<Value>(body).ok())
+        .then(|| serde_json::from_slice::<Value>(&body).ok())
         .flatten()
         .filter(|v| v.get("id").is_some() && v.get("meetingId").is_some());
     if let Some(info) = transcript {
