@@ -21,6 +21,7 @@ mod delivery;
 mod hardening;
 mod hooks;
 mod hubspot;
+mod message_text;
 mod noise;
 mod process;
 mod quiet;
