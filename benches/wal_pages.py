@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""WAL pages per accepted batch, by what the schema indexes (README, Performance).
+"""WAL pages per accepted batch, by what the schema indexes (docs/performance.md).
 
 In WAL mode SQLite appends every page a transaction changed, whole, to the WAL (and a
 checkpoint later writes it again into the database), so the pages a commit touches are

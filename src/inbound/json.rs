@@ -1,5 +1,5 @@
 //! JSON text into a `serde_json::Value`, the tree routes and templates read, built with
-//! fewer key comparisons than `serde_json::from_str` (README, Performance).
+//! fewer key comparisons than `serde_json::from_str` (docs/performance.md).
 //!
 //! serde_json's own `Value` builds each object by inserting its keys one at a time into a
 //! `BTreeMap`: a search from the root and a node shift per key, every step a `memcmp`.

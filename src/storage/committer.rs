@@ -11,7 +11,7 @@
 //! batch's handlers; what arrives meanwhile is the next batch. Flushing on a second
 //! thread while the writer went on was measured against this: with the writer this fast
 //! it made batches of two or three webhooks, more WAL pages per webhook, and more CPU
-//! per webhook than the overlap saved (README, Performance). On PostgreSQL a written
+//! per webhook than the overlap saved (docs/performance.md). On PostgreSQL a written
 //! batch is already durable and the writer task answers it at once.
 
 use std::sync::Arc;

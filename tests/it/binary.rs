@@ -1,5 +1,5 @@
 //! The binary as built: linked with packed relative relocations where the C library
-//! supports them (build.rs; README, Performance: 1.4 MiB less resident at every start).
+//! supports them (build.rs; docs/performance.md: 1.4 MiB less resident at every start).
 
 use std::process::Command;
 

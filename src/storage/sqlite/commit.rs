@@ -4,7 +4,7 @@
 //! thread that writes: the committer's writer thread. Every statement is a direct call
 //! into SQLite, prepared once and cached. Through sqlx each statement was a hop to its
 //! connection's worker thread and back, and each row returned another hop, with the
-//! futex calls and context switches they cost (README, Performance).
+//! futex calls and context switches they cost (docs/performance.md).
 //!
 //! The batch is one transaction; per event, in the order they came: its row (`ON
 //! CONFLICT DO NOTHING` finds a redelivery, or the same delivery twice in the batch),
