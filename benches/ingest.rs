@@ -9,8 +9,8 @@
 //!
 //! Reports, for each: maximum throughput (closed loop, 64 connections), ack latency
 //! p50/p99 at a steady 1,000 requests/s (open loop, latency measured from each
-//! request's scheduled time so a stall is not hidden), and resident memory idle and
-//! at peak. Environment: BENCH_REQUESTS (default 20000), BENCH_SECONDS (steady phase,
+//! request's scheduled time so a stall is not hidden), and resident memory idle
+//! (settled, before the first webhook) and at peak. Environment: BENCH_REQUESTS (default 20000), BENCH_SECONDS (steady phase,
 //! default 10), BENCH_RATE (default 1000), ROAM_NOTIFY_BIN (another build to measure). `ROAM_NOTIFY_BENCH_STORAGE=postgres` runs
 //! roam-notify on PostgreSQL (`ROAM_NOTIFY_TEST_POSTGRES`, a fresh schema) instead.
 
@@ -225,12 +225,14 @@ struct Figures {
 
 async fn measure(t: &Target, load: Arc<Load>, requests: u64, seconds: u64, rate: u64) -> Figures {
     let pid = t.child.id();
+    // Idle: started and settled, before any request (as `benches/compare` reads it; read
+    // after the warm-up below it would include what serving left in the allocator).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_idle = rss_kib(pid, "VmRSS:");
     // Warm up connections and caches.
     for _ in 0..200 {
         load.send(&t.url).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let rss_idle = rss_kib(pid, "VmRSS:");
 
     // 1. Closed loop: 64 connections as fast as they go.
     let conns = 64u64;
