@@ -17,7 +17,6 @@
 //! Times compared across replicas (leases, the bucket) use the database's clock.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,10 +25,7 @@ use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use super::row;
-use super::{
-    Committed, EntityMessage, HeldItem, NewEvent, OutboxMessage, OutboxStats, ReplicaSettings,
-    StoreError, messages_to_queue, now_ms,
-};
+use super::{EntityMessage, OutboxMessage, OutboxStats, ReplicaSettings, StoreError, now_ms};
 
 /// Version 4: the same tables as SQLite's versions 1-4, plus the replica tables.
 const SCHEMA_V4: &str = include_str!("schema.sql");
@@ -71,6 +67,7 @@ macro_rules! heads {
 }
 
 // After the macros above, which they use.
+mod commit;
 mod groups;
 mod replicas;
 mod url;
@@ -192,141 +189,6 @@ impl PgStore {
         .await
         .map_err(StoreError::Migrate)?;
         tx.commit().await.map_err(StoreError::Migrate)
-    }
-
-    pub async fn commit_events(&self, events: &[NewEvent]) -> Result<Vec<Committed>, StoreError> {
-        let now = now_ms();
-        // The first event of each key, in key order (see the module comment).
-        let mut order: Vec<usize> = (0..events.len()).collect();
-        order.sort_by(|&a, &b| {
-            (&events[a].source, &events[a].delivery_id, a).cmp(&(
-                &events[b].source,
-                &events[b].delivery_id,
-                b,
-            ))
-        });
-        order.dedup_by(|later, first| {
-            events[*later].source == events[*first].source
-                && events[*later].delivery_id == events[*first].delivery_id
-        });
-        let column = |f: &dyn Fn(&NewEvent) -> &str| -> Vec<String> {
-            order
-                .iter()
-                .map(|&i| clean(f(&events[i])).into_owned())
-                .collect()
-        };
-        let entities: Vec<Option<String>> = order
-            .iter()
-            .map(|&i| clean_opt(&events[i].entity))
-            .collect();
-
-        let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
-            "INSERT INTO events (source, delivery_id, name, entity, routes, received_at)
-             SELECT s, d, n, e, r, $6
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-                  WITH ORDINALITY AS t(s, d, n, e, r, o)
-             ORDER BY o
-             ON CONFLICT (source, delivery_id) DO NOTHING
-             RETURNING id, source, delivery_id",
-        )
-        .bind(column(&|e| &e.source))
-        .bind(column(&|e| &e.delivery_id))
-        .bind(column(&|e| &e.name))
-        .bind(entities)
-        .bind(
-            order
-                .iter()
-                .map(|&i| serde_json::to_string(&events[i].routes).unwrap_or_else(|_| "[]".into()))
-                .collect::<Vec<_>>(),
-        )
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        // Keyed as stored (cleaned), since the map is filled from what the INSERT returns.
-        let key =
-            |source: &str, delivery: &str| format!("{}\u{0}{}", clean(source), clean(delivery));
-        let mut inserted: HashMap<String, i64> = HashMap::with_capacity(rows.len());
-        for r in &rows {
-            let (id, source, delivery): (i64, String, String) =
-                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
-            inserted.insert(key(&source, &delivery), id);
-        }
-
-        let (mut ev_ids, mut routes, mut chats, mut requests) = (vec![], vec![], vec![], vec![]);
-        let (mut render_errors, mut ops, mut entity_keys) = (vec![], vec![], vec![]);
-        let queue = messages_to_queue(events, |ev| {
-            inserted.get(&key(&ev.source, &ev.delivery_id)).copied()
-        });
-        for (id, m) in queue {
-            ev_ids.push(id);
-            routes.push(m.route.as_str());
-            chats.push(m.chat.as_str());
-            requests.push(m.request.as_str());
-            render_errors.push(clean_opt(&m.render_error));
-            ops.push(m.op.as_str());
-            entity_keys.push(clean_opt(&m.entity_key));
-        }
-        if !ev_ids.is_empty() {
-            sqlx::query(
-                "INSERT INTO messages (event_id, route, chat, request, status, created_at, next_attempt_at,
-                                       render_error, op, entity_key)
-                 SELECT ev, r, c, q, 'pending', $8, $8, re, op, ek
-                 FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-                      WITH ORDINALITY AS t(ev, r, c, q, re, op, ek, o)
-                 ORDER BY o",
-            )
-            .bind(ev_ids)
-            .bind(routes)
-            .bind(chats)
-            .bind(requests)
-            .bind(render_errors)
-            .bind(ops)
-            .bind(entity_keys)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        insert_held(&mut tx, events, &inserted, now).await?;
-        tx.commit().await?;
-        self.outcomes(events, |ev| {
-            inserted.remove(&key(&ev.source, &ev.delivery_id))
-        })
-        .await
-    }
-
-    /// Per event of a written batch: `Inserted` for the event that got the row
-    /// (`take_id` hands each new row's id out once, so a second event with the same key
-    /// in the batch is a duplicate), else `Duplicate` with the routes it matched first.
-    async fn outcomes<'e>(
-        &self,
-        events: &'e [NewEvent],
-        mut take_id: impl FnMut(&'e NewEvent) -> Option<i64>,
-    ) -> Result<Vec<Committed>, StoreError> {
-        let mut out = Vec::with_capacity(events.len());
-        for ev in events {
-            out.push(match take_id(ev) {
-                Some(event_id) => Committed::Inserted {
-                    event_id,
-                    messages: ev.messages.len(),
-                    held: ev.held.len(),
-                },
-                None => {
-                    let prev: Option<String> = sqlx::query_scalar(
-                        "SELECT routes FROM events WHERE source = $1 AND delivery_id = $2",
-                    )
-                    .bind(clean(&ev.source))
-                    .bind(clean(&ev.delivery_id))
-                    .fetch_optional(&self.pool)
-                    .await?;
-                    let routes = prev.and_then(|r| serde_json::from_str(&r).ok());
-                    Committed::Duplicate {
-                        routes: routes.unwrap_or_default(),
-                    }
-                }
-            });
-        }
-        Ok(out)
     }
 
     pub async fn recover_in_flight(&self) -> Result<Vec<i64>, StoreError> {
@@ -529,64 +391,4 @@ impl PgStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-/// Inside the commit transaction: the held items of the events that were inserted (a
-/// duplicate delivery holds nothing back). Same rules as SQLite's `insert_held`.
-async fn insert_held(
-    conn: &mut PgConnection,
-    events: &[NewEvent],
-    inserted: &HashMap<String, i64>,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    let mut done = HashSet::new();
-    let mut held: Vec<(i64, &HeldItem)> = Vec::new();
-    for ev in events.iter().filter(|e| !e.held.is_empty()) {
-        let key = format!("{}\u{0}{}", clean(&ev.source), clean(&ev.delivery_id));
-        let Some(&event_id) = inserted.get(&key) else {
-            continue;
-        };
-        if !done.insert(key) {
-            continue;
-        }
-        held.extend(ev.held.iter().map(|h| (event_id, h)));
-    }
-    // Groups are locked in (route, key) order, as events are in key order: two
-    // replicas' batches never wait on each other in a cycle. Stable, so a group's items
-    // keep the order their events came in.
-    held.sort_by(|(_, a), (_, b)| (&a.route, clean(&a.key)).cmp(&(&b.route, clean(&b.key))));
-    for (event_id, h) in held {
-        let group_id: i64 = sqlx::query_scalar(
-            "INSERT INTO groups (route, key, spec, flush_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (route, key) DO UPDATE SET spec = excluded.spec,
-               flush_at = CASE
-                 WHEN $5::bigint IS NOT NULL THEN LEAST(groups.flush_at, $5)
-                 WHEN groups.flush_at IS NOT NULL THEN groups.flush_at
-                 WHEN groups.last_flush_at IS NULL THEN $7
-                 ELSE GREATEST($6, groups.last_flush_at + $8) END
-             RETURNING id",
-        )
-        .bind(&h.route)
-        .bind(clean(&h.key))
-        .bind(&h.spec)
-        .bind(h.flush_at.unwrap_or(now.saturating_add(h.wait_ms)))
-        .bind(h.flush_at)
-        .bind(now)
-        .bind(now.saturating_add(h.wait_ms))
-        // PostgreSQL errors on overflow where SQLite goes to float: keep the sum in range.
-        .bind(h.interval_ms.min(i64::MAX / 2))
-        .fetch_one(&mut *conn)
-        .await?;
-        sqlx::query(
-            "INSERT INTO group_items (group_id, event_id, fingerprint, item, received_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(group_id)
-        .bind(event_id)
-        .bind(clean(&h.fingerprint))
-        .bind(&h.item)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
 }

@@ -66,6 +66,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     duplicates_and_per_chat_order,
+    messages_follow_their_events_order_around_redeliveries,
     a_waiting_head_holds_back_its_chat_only,
     prune_keeps_dead_and_pending_and_events_still_referenced,
     a_group_is_flushed_once,
@@ -116,6 +117,53 @@ async fn duplicates_and_per_chat_order(url: String) {
     assert!(flagged.contains(&(due[1].id, false)), "{flagged:?}");
     let st = s.stats().await.unwrap();
     assert_eq!(st.pending, 3);
+    s.close().await;
+}
+
+/// Keys sort x < y < z, but the batch came y, z, x: messages are numbered in the order
+/// their events came, each joins its own event, and neither a redelivery of an earlier
+/// batch's event (z) nor a repeat within the batch (y) queues anything.
+async fn messages_follow_their_events_order_around_redeliveries(url: String) {
+    let s = Store::open(&url).await.unwrap();
+    s.commit_events(&[ev("z", &["C9"])]).await.unwrap();
+    let r = s
+        .commit_events(&[
+            ev("y", &["C1", "C2"]),
+            ev("z", &["C3"]),
+            ev("x", &["C4"]),
+            ev("y", &["C5"]),
+        ])
+        .await
+        .unwrap();
+    let dup = Committed::Duplicate {
+        routes: vec!["r".into()],
+    };
+    assert!(
+        matches!(r[0], Committed::Inserted { messages: 2, .. }),
+        "{r:?}"
+    );
+    assert_eq!(r[1], dup);
+    assert!(
+        matches!(r[2], Committed::Inserted { messages: 1, .. }),
+        "{r:?}"
+    );
+    assert_eq!(r[3], dup);
+    let mut queued = s.claim_due(now_ms() + 1, 100).await.unwrap();
+    queued.sort_by_key(|m| m.id);
+    let got: Vec<(&str, &str)> = queued
+        .iter()
+        .map(|m| (m.chat.as_str(), m.delivery_id.as_str()))
+        .collect();
+    assert_eq!(got, [("C9", "z"), ("C1", "y"), ("C2", "y"), ("C4", "x")]);
+    for m in &queued {
+        let text = format!("\"text\":\"{}\"", m.delivery_id);
+        assert!(
+            m.request.contains(&text),
+            "{} joined to {}",
+            m.request,
+            m.delivery_id
+        );
+    }
     s.close().await;
 }
 
@@ -360,5 +408,28 @@ async fn text_with_nul_from_a_payload_is_stored(url: String) {
     s.commit_events(&[ev("again\0", &["A"])]).await.unwrap();
     let m = s.claim_due(now_ms() + 1, 10).await.unwrap().remove(0);
     s.mark_dead(m.id, "roam said \0").await.unwrap();
+    if url.starts_with("postgres") {
+        // Stored with NUL as U+FFFD, two delivery ids that differ only there are one: the
+        // first event that came is inserted and queues its message, the other is a
+        // redelivery, in a batch written as one statement too (`postgres/commit.rs`).
+        let r = s
+            .commit_events(&[ev("n\u{fffd}", &["N1"]), ev("n\0", &["N2"])])
+            .await
+            .unwrap();
+        assert!(
+            matches!(r[0], Committed::Inserted { messages: 1, .. }),
+            "{r:?}"
+        );
+        assert!(matches!(r[1], Committed::Duplicate { .. }), "{r:?}");
+        let chats: Vec<String> = s
+            .claim_due(now_ms() + 1, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.chat)
+            .collect();
+        assert!(chats.contains(&"N1".to_string()), "{chats:?}");
+        assert!(!chats.contains(&"N2".to_string()), "{chats:?}");
+    }
     s.close().await;
 }
