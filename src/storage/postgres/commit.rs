@@ -14,39 +14,42 @@ use sqlx::Row;
 use sqlx::postgres::PgConnection;
 
 use super::{PgStore, clean, clean_opt};
-use crate::storage::{Committed, HeldItem, NewEvent, StoreError, messages_to_queue, now_ms};
+use crate::storage::{
+    Committed, HeldItem, NewEvent, NewMessage, StoreError, messages_to_queue, now_ms,
+};
 
 /// The batch's events, one row per key (its first event), in key order: `$1`-`$6`.
-const INSERT_EVENTS: &str =
-    "INSERT INTO events (source, delivery_id, name, entity, routes, received_at)
-     SELECT s, d, n, e, r, $6
-     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-          WITH ORDINALITY AS t(s, d, n, e, r, o)
-     ORDER BY o
-     ON CONFLICT (source, delivery_id) DO NOTHING
-     RETURNING id, source, delivery_id";
+macro_rules! insert_events {
+    () => {
+        "INSERT INTO events (source, delivery_id, name, entity, routes, received_at)
+         SELECT s, d, n, e, r, $6
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+              WITH ORDINALITY AS t(s, d, n, e, r, o)
+         ORDER BY o
+         ON CONFLICT (source, delivery_id) DO NOTHING
+         RETURNING id, source, delivery_id"
+    };
+}
 
-/// Events and messages in one statement: `INSERT_EVENTS`, then each message of an event
-/// whose row went in (joined on its key, `$7`, `$8`), in the order given.
-const INSERT_EVENTS_AND_MESSAGES: &str = "WITH ev AS (
-     INSERT INTO events (source, delivery_id, name, entity, routes, received_at)
-     SELECT s, d, n, e, r, $6
-     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-          WITH ORDINALITY AS t(s, d, n, e, r, o)
-     ORDER BY o
-     ON CONFLICT (source, delivery_id) DO NOTHING
-     RETURNING id, source, delivery_id
-   ), queued AS (
-     INSERT INTO messages (event_id, route, chat, request, status, created_at, next_attempt_at,
-                           render_error, op, entity_key)
-     SELECT ev.id, m.r, m.c, m.q, 'pending', $6, $6, m.re, m.op, m.ek
-     FROM UNNEST($7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                 $13::text[], $14::text[])
-          WITH ORDINALITY AS m(s, d, r, c, q, re, op, ek, o)
-     JOIN ev ON ev.source = m.s AND ev.delivery_id = m.d
-     ORDER BY m.o
-   )
-   SELECT id, source, delivery_id FROM ev";
+const INSERT_EVENTS: &str = insert_events!();
+
+/// Events and messages in one statement: the events, then each message of an event whose
+/// row went in (joined on its key, `$7`, `$8`), in the order given.
+const INSERT_EVENTS_AND_MESSAGES: &str = concat!(
+    "WITH ev AS (",
+    insert_events!(),
+    "), queued AS (
+       INSERT INTO messages (event_id, route, chat, request, status, created_at,
+                             next_attempt_at, render_error, op, entity_key)
+       SELECT ev.id, m.r, m.c, m.q, 'pending', $6, $6, m.re, m.op, m.ek
+       FROM UNNEST($7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                   $13::text[], $14::text[])
+            WITH ORDINALITY AS m(s, d, r, c, q, re, op, ek, o)
+       JOIN ev ON ev.source = m.s AND ev.delivery_id = m.d
+       ORDER BY m.o
+     )
+     SELECT id, source, delivery_id FROM ev"
+);
 
 const INSERT_MESSAGES: &str = "INSERT INTO messages (event_id, route, chat, request, status, created_at, next_attempt_at,
                            render_error, op, entity_key)
@@ -138,6 +141,49 @@ fn inserted_ids(rows: &[sqlx::postgres::PgRow]) -> Result<HashMap<String, i64>, 
     Ok(inserted)
 }
 
+/// The columns of the messages an `INSERT` queues, in the order they are bound.
+#[derive(Default)]
+struct MessageRows<'a> {
+    routes: Vec<&'a str>,
+    chats: Vec<&'a str>,
+    requests: Vec<&'a str>,
+    render_errors: Vec<Option<String>>,
+    ops: Vec<&'a str>,
+    entity_keys: Vec<Option<String>>,
+}
+
+impl<'a> MessageRows<'a> {
+    fn push(&mut self, m: &'a NewMessage) {
+        self.routes.push(&m.route);
+        self.chats.push(&m.chat);
+        self.requests.push(&m.request);
+        self.render_errors.push(clean_opt(&m.render_error));
+        self.ops.push(m.op.as_str());
+        self.entity_keys.push(clean_opt(&m.entity_key));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Binds the six columns as the next six parameters.
+    fn bind<'q>(
+        self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>
+    where
+        'a: 'q,
+    {
+        query
+            .bind(self.routes)
+            .bind(self.chats)
+            .bind(self.requests)
+            .bind(self.render_errors)
+            .bind(self.ops)
+            .bind(self.entity_keys)
+    }
+}
+
 impl PgStore {
     pub async fn commit_events(&self, events: &[NewEvent]) -> Result<Vec<Committed>, StoreError> {
         let now = now_ms();
@@ -168,9 +214,8 @@ impl PgStore {
             row_of[i] = Some(row);
         }
         let mut seen = HashSet::new();
-        let (mut sources, mut deliveries, mut routes, mut chats) = (vec![], vec![], vec![], vec![]);
-        let (mut requests, mut render_errors, mut ops, mut entity_keys) =
-            (vec![], vec![], vec![], vec![]);
+        let (mut sources, mut deliveries) = (vec![], vec![]);
+        let mut messages = MessageRows::default();
         for (ev, row) in events.iter().zip(&row_of) {
             let Some(row) = *row else { continue };
             if !seen.insert((&rows.sources[row], &rows.deliveries[row])) {
@@ -179,26 +224,14 @@ impl PgStore {
             for m in &ev.messages {
                 sources.push(rows.sources[row].as_str());
                 deliveries.push(rows.deliveries[row].as_str());
-                routes.push(m.route.as_str());
-                chats.push(m.chat.as_str());
-                requests.push(m.request.as_str());
-                render_errors.push(clean_opt(&m.render_error));
-                ops.push(m.op.as_str());
-                entity_keys.push(clean_opt(&m.entity_key));
+                messages.push(m);
             }
         }
-        let written = rows
+        let query = rows
             .bind(events, sqlx::query(INSERT_EVENTS_AND_MESSAGES), now)
             .bind(sources)
-            .bind(deliveries)
-            .bind(routes)
-            .bind(chats)
-            .bind(requests)
-            .bind(render_errors)
-            .bind(ops)
-            .bind(entity_keys)
-            .fetch_all(&self.pool)
-            .await?;
+            .bind(deliveries);
+        let written = messages.bind(query).fetch_all(&self.pool).await?;
         Ok(inserted_ids(&written)?)
     }
 
@@ -215,29 +248,18 @@ impl PgStore {
             .fetch_all(&mut *tx)
             .await?;
         let inserted = inserted_ids(&written)?;
-        let (mut ev_ids, mut routes, mut chats, mut requests) = (vec![], vec![], vec![], vec![]);
-        let (mut render_errors, mut ops, mut entity_keys) = (vec![], vec![], vec![]);
+        let mut ev_ids = Vec::new();
+        let mut messages = MessageRows::default();
         let queue = messages_to_queue(events, |ev| {
             inserted.get(&key(&ev.source, &ev.delivery_id)).copied()
         });
         for (id, m) in queue {
             ev_ids.push(id);
-            routes.push(m.route.as_str());
-            chats.push(m.chat.as_str());
-            requests.push(m.request.as_str());
-            render_errors.push(clean_opt(&m.render_error));
-            ops.push(m.op.as_str());
-            entity_keys.push(clean_opt(&m.entity_key));
+            messages.push(m);
         }
-        if !ev_ids.is_empty() {
-            sqlx::query(INSERT_MESSAGES)
-                .bind(ev_ids)
-                .bind(routes)
-                .bind(chats)
-                .bind(requests)
-                .bind(render_errors)
-                .bind(ops)
-                .bind(entity_keys)
+        if !messages.is_empty() {
+            messages
+                .bind(sqlx::query(INSERT_MESSAGES).bind(ev_ids))
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
