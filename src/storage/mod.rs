@@ -92,20 +92,25 @@ pub struct NewMessage {
     pub entity_key: Option<String>,
 }
 
-/// The messages a batch's events INSERT queues: for each event it wrote (`id_of` gives its
-/// new row id, None for a redelivery; an event whose id was already seen is the same
-/// delivery twice in one batch), its messages, in the order events came in, so message
-/// ids follow it. PostgreSQL inserts exactly these; SQLite's batch writer applies the same
-/// rule event by event (`sqlite/commit.rs`).
-pub(crate) fn messages_to_queue(
-    events: &[NewEvent],
-    id_of: impl Fn(&NewEvent) -> Option<i64>,
-) -> Vec<(i64, &NewMessage)> {
+/// The messages a batch's events INSERT queues: for each event it wrote (`row_of` gives
+/// its row: the new id, or before the ids are known its stored key; None for a
+/// redelivery; an event whose row was already seen is the same delivery twice in one
+/// batch), its messages, in the order events came in, so message ids follow it.
+/// PostgreSQL inserts exactly these; SQLite's batch writer applies the same rule event by
+/// event (`sqlite/commit.rs`).
+pub(crate) fn messages_to_queue<'e, K: Eq + std::hash::Hash + Clone>(
+    events: &'e [NewEvent],
+    row_of: impl Fn(&'e NewEvent) -> Option<K>,
+) -> Vec<(K, &'e NewMessage)> {
     let mut seen = std::collections::HashSet::new();
     events
         .iter()
-        .filter_map(|ev| id_of(ev).filter(|id| seen.insert(*id)).map(|id| (id, ev)))
-        .flat_map(|(id, ev)| ev.messages.iter().map(move |m| (id, m)))
+        .filter_map(|ev| {
+            row_of(ev)
+                .filter(|row| seen.insert(row.clone()))
+                .map(|row| (row, ev))
+        })
+        .flat_map(|(row, ev)| ev.messages.iter().map(move |m| (row.clone(), m)))
         .collect()
 }
 

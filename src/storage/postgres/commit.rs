@@ -206,26 +206,17 @@ impl PgStore {
         rows: &EventRows,
         now: i64,
     ) -> Result<HashMap<String, i64>, StoreError> {
-        // Each key's first event, in the order the batch came, with its row's key. Two
-        // keys that differ only by NUL are one key once cleaned: the first event's
-        // messages are queued, as `messages_to_queue` does.
-        let mut row_of = vec![None; events.len()];
-        for (row, &i) in rows.order.iter().enumerate() {
-            row_of[i] = Some(row);
-        }
-        let mut seen = HashSet::new();
+        // The ids are not known yet: each message joins its event's row by the stored
+        // key, which is also what makes two keys that differ only by NUL one event.
+        let queue = messages_to_queue(events, |ev| {
+            Some((clean(&ev.source), clean(&ev.delivery_id)))
+        });
         let (mut sources, mut deliveries) = (vec![], vec![]);
         let mut messages = MessageRows::default();
-        for (ev, row) in events.iter().zip(&row_of) {
-            let Some(row) = *row else { continue };
-            if !seen.insert((&rows.sources[row], &rows.deliveries[row])) {
-                continue;
-            }
-            for m in &ev.messages {
-                sources.push(rows.sources[row].as_str());
-                deliveries.push(rows.deliveries[row].as_str());
-                messages.push(m);
-            }
+        for ((source, delivery), m) in &queue {
+            sources.push(&**source);
+            deliveries.push(&**delivery);
+            messages.push(m);
         }
         let query = rows
             .bind(events, sqlx::query(INSERT_EVENTS_AND_MESSAGES), now)
@@ -315,7 +306,7 @@ async fn insert_held(
     let mut done = HashSet::new();
     let mut held: Vec<(i64, &HeldItem)> = Vec::new();
     for ev in events.iter().filter(|e| !e.held.is_empty()) {
-        let key = format!("{}\u{0}{}", clean(&ev.source), clean(&ev.delivery_id));
+        let key = key(&ev.source, &ev.delivery_id);
         let Some(&event_id) = inserted.get(&key) else {
             continue;
         };
