@@ -10,8 +10,9 @@
 //! Reports, for each: maximum throughput (closed loop, 64 connections), ack latency
 //! p50/p99 at a steady 1,000 requests/s (open loop, latency measured from each
 //! request's scheduled time so a stall is not hidden), and resident memory idle
-//! (settled, before the first webhook) and at peak. Environment: BENCH_REQUESTS (default 20000), BENCH_SECONDS (steady phase,
-//! default 10), BENCH_RATE (default 1000), ROAM_NOTIFY_BIN (another build to measure). `ROAM_NOTIFY_BENCH_STORAGE=postgres` runs
+//! (settled, before the first webhook) and at peak. Environment: BENCH_REQUESTS
+//! (default 20000), BENCH_SECONDS (steady phase, default 10), BENCH_RATE (default 1000),
+//! ROAM_NOTIFY_BIN (another build to measure). `ROAM_NOTIFY_BENCH_STORAGE=postgres` runs
 //! roam-notify on PostgreSQL (`ROAM_NOTIFY_TEST_POSTGRES`, a fresh schema) instead.
 
 mod common;
