@@ -8,6 +8,7 @@
 //! `COMMIT` took four. A batch that holds items back is a transaction: events,
 //! messages, then the groups in (route, key) order (see the module's notes on replicas).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
@@ -73,28 +74,23 @@ struct EventRows {
 
 impl EventRows {
     fn of(events: &[NewEvent]) -> EventRows {
+        // By the key as stored: ids that differ only by NUL are one row, that of the
+        // first of them that came (whose messages and outcome are the inserted ones).
+        let keys: Vec<(Cow<'_, str>, Cow<'_, str>)> = events
+            .iter()
+            .map(|e| (clean(&e.source), clean(&e.delivery_id)))
+            .collect();
         let mut order: Vec<usize> = (0..events.len()).collect();
-        order.sort_by(|&a, &b| {
-            (&events[a].source, &events[a].delivery_id, a).cmp(&(
-                &events[b].source,
-                &events[b].delivery_id,
-                b,
-            ))
-        });
-        order.dedup_by(|later, first| {
-            events[*later].source == events[*first].source
-                && events[*later].delivery_id == events[*first].delivery_id
-        });
-        let column = |f: fn(&NewEvent) -> &str| -> Vec<String> {
-            order
-                .iter()
-                .map(|&i| clean(f(&events[i])).into_owned())
-                .collect()
-        };
+        order.sort_by(|&a, &b| (&keys[a], a).cmp(&(&keys[b], b)));
+        order.dedup_by(|later, first| keys[*later] == keys[*first]);
+        let (sources, deliveries) = order
+            .iter()
+            .map(|&i| (keys[i].0.to_string(), keys[i].1.to_string()))
+            .unzip();
         EventRows {
-            sources: column(|e| &e.source),
-            deliveries: column(|e| &e.delivery_id),
             order,
+            sources,
+            deliveries,
         }
     }
 
