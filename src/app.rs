@@ -214,7 +214,8 @@ impl Application {
             delivery.clone(),
             metrics.clone(),
         )
-        .with_directory(resolver.directory.clone());
+        .with_directory(resolver.directory.clone())
+        .with_templates(Pipeline::current_templates(&pipeline));
         let reloader = Arc::new(
             Reloader::new(cfg.clone(), pipeline.clone(), metrics.clone())
                 .with_resolver(resolver.clone()),

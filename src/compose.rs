@@ -2,9 +2,19 @@
 //! the outbox rows (`chat.post` bodies), one per destination chat, continued in thread
 //! replies or cut to Roam's size, with mentions, `threadKey` and the upsert key. Used by the ingest step
 //! and by the group flusher alike.
+//!
+//! A plain route's message (not held, muted or split) is rendered when it is sent rather
+//! than when it is accepted ([`RenderLater`]): the outbox row keeps what to render, and
+//! delivery makes the same body from it with the templates then in force
+//! ([`render_later`]). Accepting a webhook then costs no template work
+//! (docs/performance.md).
 
-use crate::render::Content;
-use crate::storage::{KEY_SEP, MessageOp, NewMessage};
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+use crate::render::{Content, EventMeta, Format, Templates, fallback_content};
+use crate::storage::{KEY_SEP, MessageOp, MessageRecord, NewMessage};
 use crate::text::{ROAM_MAX_TEXT_BYTES, fit_message, split_message};
 
 /// Where and how one route's message about one event (or one group) goes.
@@ -96,20 +106,14 @@ pub fn outbox_messages(
         true => entity_thread,
         false => entity_thread.or_else(|| Some(thread_key("rn-split-", a.split_seed))),
     };
-    let upsert_entity = a.entity.filter(|_| a.update);
     let mut out = Vec::with_capacity((rest.len() + 1) * a.to.len());
     for chat in a.to {
-        let (op, entity_key) = match upsert_entity {
-            Some(e) => (
-                MessageOp::Upsert,
-                Some(format!("{}{KEY_SEP}{chat}{KEY_SEP}{e}", a.route)),
-            ),
-            None => (MessageOp::Post, None),
-        };
+        let (op, entity_key) = upsert(a, chat);
         out.push(NewMessage {
             route: a.route.to_string(),
             chat: chat.clone(),
             request: post_body(chat, &first, thread.as_deref(), op == MessageOp::Upsert),
+            render: None,
             render_error: render_error.map(str::to_string),
             op,
             entity_key,
@@ -122,6 +126,7 @@ pub fn outbox_messages(
                 route: a.route.to_string(),
                 chat: chat.clone(),
                 request: post_body(chat, &body, thread.as_deref(), false),
+                render: None,
                 render_error: render_error.map(str::to_string),
                 op: MessageOp::Post,
                 entity_key: None,
@@ -129,6 +134,123 @@ pub fn outbox_messages(
         }
     }
     out
+}
+
+/// Whether the message to `chat` edits its entity's earlier one (route `update`), and
+/// the key of that entity's message: route, chat and entity joined by `KEY_SEP`.
+fn upsert(a: &Addressing<'_>, chat: &str) -> (MessageOp, Option<String>) {
+    match a.entity.filter(|_| a.update) {
+        Some(e) => (
+            MessageOp::Upsert,
+            Some(format!("{}{KEY_SEP}{chat}{KEY_SEP}{e}", a.route)),
+        ),
+        None => (MessageOp::Post, None),
+    }
+}
+
+/// What a message rendered when it is sent keeps in its outbox row
+/// (`messages.render`): the template, the route's format, mentions, thread and update
+/// settings, and the event as the templates see it (the payload, as far as the
+/// configuration reads it, with `_event`).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct RenderLater<'a> {
+    pub template: Cow<'a, str>,
+    pub format: Format,
+    #[serde(default)]
+    pub mentions: Cow<'a, [String]>,
+    #[serde(default)]
+    pub thread: bool,
+    #[serde(default)]
+    pub update: bool,
+    /// `data` holds only what the configuration reads of the payload (not all of it).
+    #[serde(default)]
+    pub partial: bool,
+    pub data: Cow<'a, Value>,
+}
+
+/// The outbox rows of a message rendered when it is sent, one per destination chat:
+/// no body yet, `render` (a [`RenderLater`] as JSON) instead. `a` must not split
+/// (`split_long`): its parts are only known once rendered.
+pub fn deferred_messages(a: &Addressing<'_>, render: &str) -> Vec<NewMessage> {
+    a.to.iter()
+        .map(|chat| {
+            let (op, entity_key) = upsert(a, chat);
+            NewMessage {
+                route: a.route.to_string(),
+                chat: chat.clone(),
+                request: String::new(),
+                render: Some(render.to_string()),
+                render_error: None,
+                op,
+                entity_key,
+            }
+        })
+        .collect()
+}
+
+/// A stored [`RenderLater`] rendered for `chat` with `templates` (those in force): the
+/// `chat.post` body, as `outbox_messages` would have made it when the event was
+/// accepted, and the template's failure, if any (the body is then the plain fallback
+/// form). Err: the stored JSON cannot be read.
+pub fn render_later(
+    templates: &Templates,
+    render: &str,
+    route: &str,
+    chat: &str,
+) -> Result<(String, Option<String>), serde_json::Error> {
+    let spec: RenderLater<'_> = serde_json::from_str(render)?;
+    let event = spec.data.get("_event");
+    let field = |k: &str| event.and_then(|e| e.get(k)).and_then(Value::as_str);
+    let [name, source, kind, delivery_id] =
+        ["name", "source", "kind", "delivery_id"].map(|k| field(k).unwrap_or("").to_string());
+    let entity = field("entity").map(str::to_string);
+    let meta = EventMeta {
+        name: &name,
+        source: &source,
+        kind: &kind,
+        delivery_id: &delivery_id,
+        entity: entity.as_deref(),
+    };
+    let data = handlebars::Context::from(spec.data.into_owned());
+    let mut rendered = templates.render_event(&spec.template, spec.format, &meta, &data);
+    if let (true, Some(e)) = (rendered.fallback && spec.partial, &rendered.error) {
+        // The whole payload is not kept: the fallback says its JSON is what was read.
+        let note = format!("{e}; shown: the fields the configuration reads");
+        rendered.content = fallback_content(&meta, data.data().clone(), &note);
+    }
+    let to = [chat.to_string()];
+    let a = Addressing {
+        route,
+        to: &to,
+        mentions: &spec.mentions,
+        split_long: false,
+        thread: spec.thread,
+        update: spec.update,
+        entity: entity.as_deref(),
+        split_seed: route,
+    };
+    let body = outbox_messages(&a, &rendered.content, None)
+        .into_iter()
+        .next()
+        .map(|m| m.request)
+        .unwrap_or_default();
+    Ok((body, rendered.error))
+}
+
+/// A listed message whose body is made when it is sent (`render` set, `request` still
+/// empty) given the body `templates` make of it now, to show (the console, the admin
+/// API); the template's failure, if any, as its `render_error`.
+pub fn fill_preview(templates: &Templates, m: &mut MessageRecord) {
+    let Some(render) = m.render.as_deref().filter(|_| m.request.is_empty()) else {
+        return;
+    };
+    match render_later(templates, render, &m.route, &m.chat) {
+        Ok((request, error)) => {
+            m.request = request;
+            m.render_error = error;
+        }
+        Err(e) => m.render_error = Some(format!("what to render cannot be read: {e}")),
+    }
 }
 
 /// The route's mentions in Roam's syntax (`<@U-…>`, `<@all>`), if it has any.

@@ -1,6 +1,8 @@
 //! Every source kind's signature check and parser on arbitrary headers and bodies.
 //! Input: byte 0 picks the source; then header lines `name: value\n` up to a blank line;
-//! the rest is the body. Nothing may panic; every outcome is Ok or a Rejection.
+//! the rest is the body. Nothing may panic; every outcome is Ok or a Rejection. Each
+//! event is planned as accepting plans it, and each message rendered when sent is then
+//! rendered as delivery renders it.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -8,7 +10,8 @@ use std::sync::OnceLock;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use libfuzzer_sys::fuzz_target;
 use roam_notify::inbound::Inbound;
-use roam_notify::ingest::Pipeline;
+use roam_notify::compose::render_later;
+use roam_notify::ingest::{Pipeline, Rendering};
 
 static PIPELINE: OnceLock<Pipeline> = OnceLock::new();
 
@@ -50,7 +53,12 @@ fuzz_target!(|data: &[u8]| {
     let _ = source.authenticate(&req);
     if let Ok(parsed) = source.parse(&req) {
         for ev in parsed.events {
-            let _ = p.plan(source, ev);
+            let planned = p.plan(source, ev, Rendering::WhenSent);
+            for m in &planned.event.messages {
+                if let Some(render) = &m.render {
+                    let _ = render_later(&p.templates, render, &m.route, &m.chat);
+                }
+            }
         }
     }
 });

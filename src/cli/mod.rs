@@ -41,6 +41,14 @@ pub async fn run(cfg: &Config, cmd: OutboxCommand) -> Result<String, String> {
     let store = Store::open(cfg.storage.url.expose())
         .await
         .map_err(|e| e.to_string())?;
+    // A message rendered when it is sent is shown as the configured templates make it
+    // now (as in the console and the admin API).
+    let templates = crate::render::Templates::load(cfg).ok();
+    let preview = |m: &mut MessageRecord| {
+        if let Some(t) = &templates {
+            crate::compose::fill_preview(t, m);
+        }
+    };
     let out = match cmd {
         OutboxCommand::List {
             status,
@@ -52,10 +60,11 @@ pub async fn run(cfg: &Config, cmd: OutboxCommand) -> Result<String, String> {
                 limit,
                 ..Default::default()
             };
-            let rows = store
+            let mut rows = store
                 .list_messages(&query)
                 .await
                 .map_err(|e| e.to_string())?;
+            rows.iter_mut().for_each(preview);
             if json {
                 serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())? + "\n"
             } else {
@@ -64,7 +73,10 @@ pub async fn run(cfg: &Config, cmd: OutboxCommand) -> Result<String, String> {
         }
         OutboxCommand::Show { id } => {
             match store.get_message(id).await.map_err(|e| e.to_string())? {
-                Some(m) => serde_json::to_string_pretty(&m).map_err(|e| e.to_string())? + "\n",
+                Some(mut m) => {
+                    preview(&mut m);
+                    serde_json::to_string_pretty(&m).map_err(|e| e.to_string())? + "\n"
+                }
                 None => return Err(format!("no message {id}")),
             }
         }

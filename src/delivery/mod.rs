@@ -16,6 +16,10 @@
 //!
 //! A message is marked `sending` before the request; if the process dies before the
 //! outcome is recorded it is sent again at start-up and logged as a possible duplicate.
+//!
+//! A message rendered when it is sent (`compose::RenderLater`) is rendered here, with the
+//! templates in force, just before it is marked `sending`; that same update stores its
+//! body, so a retry or a re-send after a restart sends exactly that body.
 
 pub mod address;
 pub mod retry;
@@ -32,8 +36,11 @@ use tracing::Instrument;
 use crate::directory::{Directory, Lookup};
 use crate::metrics::Metrics;
 use crate::pacer::Pacer;
+use crate::render::CurrentTemplates;
 use crate::roam::{RoamClient, RoamError};
-use crate::storage::{EntityMessage, MessageOp, OutboxMessage, Store, StoreError, now_ms};
+use crate::storage::{
+    EntityMessage, MessageOp, OutboxMessage, RenderedBody, Store, StoreError, now_ms,
+};
 use address::{Address, address};
 pub use retry::RetryPolicy;
 
@@ -105,6 +112,8 @@ pub struct DeliveryWorker {
     auth_failures: AtomicU64,
     /// Resolves chats and mentions given by name or email (see `address`).
     directory: Directory,
+    /// Renders messages rendered when sent; None: such a message is dead-lettered.
+    templates: Option<CurrentTemplates>,
 }
 
 impl DeliveryWorker {
@@ -127,7 +136,15 @@ impl DeliveryWorker {
             metrics,
             auth_failures: AtomicU64::new(0),
             directory: Directory::default(),
+            templates: None,
         }
+    }
+
+    /// Renders messages that are rendered when sent with these (the daemon's, swapped by
+    /// a reload).
+    pub fn with_templates(mut self, templates: CurrentTemplates) -> DeliveryWorker {
+        self.templates = Some(templates);
+        self
     }
 
     /// Resolves names and emails with this directory (the daemon's).
@@ -243,10 +260,35 @@ impl DeliveryWorker {
         let span = tracing::info_span!("message", message_id = m.id, source = %m.source,
             delivery_id = %m.delivery_id, route = %m.route, chat = %m.chat);
         async {
-            if !self.store.mark_sending(m.id).await? {
+            let mut m = m;
+            let rendered = match m.render.take() {
+                None => None,
+                Some(render) => match self.render(&m, &render) {
+                    Ok(r) => Some(r),
+                    Err(reason) => {
+                        tracing::error!(message_id = m.id, route = %m.route, "dead letter: {reason}");
+                        self.store.mark_dead(m.id, &reason).await?;
+                        self.metrics.messages.inc(&[&m.route, "dead"]);
+                        return Ok(Done::Handled);
+                    }
+                },
+            };
+            let body = rendered.as_ref().map(|(request, error)| RenderedBody {
+                request,
+                render_error: error.as_deref(),
+            });
+            if !self.store.mark_sending(m.id, body).await? {
                 // Our claim ran out while we waited and another replica took it.
                 tracing::info!("claim expired and was taken over by another replica; skipping");
                 return Ok(Done::Skipped);
+            }
+            if let Some((request, error)) = rendered {
+                if let Some(e) = &error {
+                    self.metrics.template_errors.inc(&[&m.route]);
+                    tracing::error!(message_id = m.id, route = %m.route, error = %e,
+                        "template failed; the message is sent in its plain fallback form (or, for a failing optional card part, without that part)");
+                }
+                m.request = request;
             }
             if m.maybe_duplicate {
                 tracing::warn!(message_id = m.id, chat = %m.chat, route = %m.route,
@@ -288,6 +330,16 @@ impl DeliveryWorker {
         }
         .instrument(span)
         .await
+    }
+
+    /// The body of a message rendered when sent, and its template's failure. Err: it
+    /// cannot be rendered (the reason it is dead-lettered).
+    fn render(&self, m: &OutboxMessage, render: &str) -> Result<(String, Option<String>), String> {
+        let Some(templates) = &self.templates else {
+            return Err("no templates to render the message with".into());
+        };
+        crate::compose::render_later(&templates.load(), render, &m.route, &m.chat)
+            .map_err(|e| format!("what to render cannot be read: {e}"))
     }
 
     /// Sends one message; returns the timestamp of a message it posted for an entity.

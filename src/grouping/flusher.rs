@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::access::DynAccess;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -17,7 +16,7 @@ use super::{GroupKey, GroupSpec, Item, Line, group_context};
 use crate::compose::{Addressing, outbox_messages};
 use crate::delivery::SHARED_POLL;
 use crate::metrics::Metrics;
-use crate::render::{Content, Templates};
+use crate::render::{Content, CurrentTemplates};
 use crate::storage::leader::Leader;
 use crate::storage::{DueGroup, GroupFlush, Store, StoreError, StoredItem, now_ms};
 use crate::text::escape_markdown;
@@ -35,9 +34,6 @@ pub enum Step {
         next_due_ms: Option<i64>,
     },
 }
-
-/// The templates in force (a reload swaps them): the group template renders digests.
-pub type CurrentTemplates = Box<dyn DynAccess<Templates> + Send + Sync>;
 
 pub struct Flusher {
     store: Store,

@@ -94,7 +94,7 @@ impl Ingest {
         let mut planned = Vec::with_capacity(events.len());
         let mut quiet = Vec::with_capacity(events.len());
         for ev in events {
-            let p = pipeline.plan(source, ev);
+            let p = pipeline.plan(source, ev, super::Rendering::WhenSent);
             for q in &p.quiet {
                 let reason = match q {
                     Quiet::Silenced { .. } => "silenced",

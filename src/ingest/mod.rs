@@ -26,14 +26,13 @@ use ipnet::IpNet;
 use crate::config::{Config, ConfigError};
 use crate::directory::Directory;
 use crate::enrich::Enrichers;
-use crate::grouping::flusher::CurrentTemplates;
 use crate::inbound::{self, Source};
 use crate::reads::Reads;
-use crate::render::Templates;
+use crate::render::{CurrentTemplates, Templates};
 use crate::routing::Router;
 use crate::silences::{self, Silences};
 pub use accept::{EventOutcome, Ingest, IngestError, Outcome};
-pub use plan::{Planned, Quiet, RenderFailure};
+pub use plan::{Planned, Quiet, RenderFailure, Rendering};
 
 pub struct Pipeline {
     pub sources: HashMap<String, Source>,

@@ -5,7 +5,9 @@
 use serde_json::{Value, json};
 
 use super::Pipeline;
-use crate::compose::{Addressing, outbox_messages};
+use std::borrow::Cow;
+
+use crate::compose::{Addressing, RenderLater, deferred_messages, outbox_messages};
 use crate::grouping::{self, GroupKey, GroupSpec, Hold, Item};
 use crate::inbound::{Event, Source};
 use crate::render::{Content, EventMeta, event_context, fallback_content};
@@ -66,6 +68,15 @@ pub struct RenderFailure {
     pub error: String,
 }
 
+/// When a plain route's message body is made (one not held, muted or split).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rendering {
+    /// Now: previews and dry runs show the bodies (`check`, `routes test`, the console).
+    Now,
+    /// When it is sent: what accepting stores (see `compose::RenderLater`).
+    WhenSent,
+}
+
 /// An event ready to commit, with the template failures met while rendering it.
 #[derive(Debug)]
 pub struct Planned {
@@ -76,8 +87,9 @@ pub struct Planned {
 }
 
 impl Pipeline {
-    /// Routes and renders one event into the rows to commit.
-    pub fn plan(&self, source: &Source, event: Event) -> Planned {
+    /// Routes and renders one event into the rows to commit (with `Rendering::WhenSent`,
+    /// a plain route's rows say what to render instead).
+    pub fn plan(&self, source: &Source, event: Event, rendering: Rendering) -> Planned {
         if tracing::enabled!(tracing::Level::DEBUG) {
             for v in self
                 .router
@@ -143,6 +155,42 @@ impl Pipeline {
                 }
                 let targets = self.router.targets(route, &data, &directory);
                 let template = self.templates.resolve(route.template.as_deref(), &name);
+                let addressing = Addressing {
+                    route: &route.name,
+                    to: &targets.to,
+                    mentions: &targets.mentions,
+                    split_long: route.split_long,
+                    thread: route.thread,
+                    update: route.update,
+                    entity: entity.as_deref(),
+                    split_seed: &format!("{}\u{0}{delivery_id}\u{0}{}", source.name, route.name),
+                };
+                if rendering == Rendering::WhenSent
+                    && muted.is_none()
+                    && route.hold.is_none()
+                    && !route.split_long
+                {
+                    let later = RenderLater {
+                        template: Cow::Borrowed(&template),
+                        format: route.format,
+                        mentions: Cow::Borrowed(&targets.mentions),
+                        thread: route.thread,
+                        update: route.update,
+                        partial: whole.is_some(),
+                        data: Cow::Borrowed(data.data()),
+                    };
+                    if let Ok(render) = serde_json::to_string(&later) {
+                        messages.extend(deferred_messages(&addressing, &render));
+                        if route.dm_assignees {
+                            messages.extend(self.assignee_messages(
+                                route,
+                                data.data(),
+                                &mut render_errors,
+                            ));
+                        }
+                        continue;
+                    }
+                }
                 let mut rendered =
                     self.templates
                         .render_event(&template, route.format, &meta, &data);
@@ -185,16 +233,6 @@ impl Pipeline {
                     ));
                     continue;
                 }
-                let addressing = Addressing {
-                    route: &route.name,
-                    to: &targets.to,
-                    mentions: &targets.mentions,
-                    split_long: route.split_long,
-                    thread: route.thread,
-                    update: route.update,
-                    entity: entity.as_deref(),
-                    split_seed: &format!("{}\u{0}{delivery_id}\u{0}{}", source.name, route.name),
-                };
                 messages.extend(outbox_messages(
                     &addressing,
                     &rendered.content,

@@ -59,7 +59,7 @@ pub fn simulate(
         let verdicts = pipeline.router.explain(source, &ev.name, &ev.payload);
         let (name, delivery_id, entity) =
             (ev.name.clone(), ev.delivery_id.clone(), ev.entity.clone());
-        let planned = pipeline.plan(src, ev);
+        let planned = pipeline.plan(src, ev, super::Rendering::Now);
         let messages = planned
             .event
             .messages

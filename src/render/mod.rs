@@ -125,6 +125,10 @@ pub struct Rendered {
     pub fallback: bool,
 }
 
+/// The templates in force (a reload swaps them): what the group flusher renders digests
+/// with, and delivery a message rendered when it is sent.
+pub type CurrentTemplates = Box<dyn arc_swap::access::DynAccess<Templates> + Send + Sync>;
+
 pub struct Templates {
     /// Text templates and a card's markdown parts: values are escaped for markdown.
     hbs: Handlebars<'static>,

@@ -44,7 +44,8 @@ macro_rules! contract {
             use crate::storage::{
                 Activity, Committed, DirEntry, DueGroup, EntityMessage, GroupFlush, MessageQuery,
                 MessageRecord, NewEvent,
-                OutboxMessage, OutboxStats, QueuedTranscript, Silence, StoreError, StoredItem,
+                OutboxMessage, OutboxStats, QueuedTranscript, RenderedBody, Silence, StoreError,
+                StoredItem,
             };
 
             $(
@@ -89,7 +90,9 @@ contract! {
 
     /// Marks a claimed message as being sent (counts an attempt). False when the claim
     /// was lost (it expired and another replica took the message): do not send it.
-    fn mark_sending(&self, id: i64) -> bool;
+    /// `rendered`: the body of a message rendered now (its `render` is cleared), stored
+    /// in the same update, so a retry or a restart sends this same body.
+    fn mark_sending(&self, id: i64, rendered: Option<RenderedBody<'_>>) -> bool;
 
     /// Marks a message delivered; `posted` records the Roam message that now stands for
     /// its entity (an upsert's first post), in the same transaction.

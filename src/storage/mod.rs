@@ -14,6 +14,17 @@
 //! several replicas (claims with leases, a shared rate limit, leader leases, sweep ticks)
 //! is real on PostgreSQL and trivially true on SQLite, where one process owns the file.
 
+/// The columns `mark_sending` sets from its `rendered` argument (`$2` the body, `$3` the
+/// template failure): a message rendered now gets its body and loses its `render`; for
+/// any other (`$2` null) they stay as they are.
+macro_rules! rendered_columns {
+    () => {
+        "request = COALESCE($2, request),
+         render = CASE WHEN $2 IS NULL THEN render END,
+         render_error = CASE WHEN $2 IS NULL THEN render_error ELSE $3 END"
+    };
+}
+
 pub mod committer;
 mod contract;
 pub mod leader;
@@ -84,8 +95,11 @@ pub struct NewEvent {
 pub struct NewMessage {
     pub route: String,
     pub chat: String,
-    /// The chat.post JSON body.
+    /// The chat.post JSON body; empty when `render` is set.
     pub request: String,
+    /// What to render when it is sent, instead of a body made now
+    /// (`RenderLater` of `compose.rs`, as JSON).
+    pub render: Option<String>,
     pub render_error: Option<String>,
     pub op: MessageOp,
     /// For `Upsert`: route, chat and entity joined by `KEY_SEP`, the key of `entity_messages`.
@@ -198,7 +212,10 @@ pub struct OutboxMessage {
     pub id: i64,
     pub chat: String,
     pub route: String,
+    /// The chat.post body; empty until rendered when `render` is set.
     pub request: String,
+    /// What to render before sending (see [`NewMessage::render`]).
+    pub render: Option<String>,
     pub attempts: i64,
     pub created_at: i64,
     pub maybe_duplicate: bool,
@@ -207,6 +224,13 @@ pub struct OutboxMessage {
     /// The event it came from, for the log.
     pub source: String,
     pub delivery_id: String,
+}
+
+/// The body of a message rendered as it is sent, and what failed in its template.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderedBody<'a> {
+    pub request: &'a str,
+    pub render_error: Option<&'a str>,
 }
 
 /// The Roam message posted for an entity: what a later `chat.update` edits.
@@ -235,8 +259,10 @@ pub struct MessageRecord {
     pub last_error: Option<String>,
     pub render_error: Option<String>,
     pub maybe_duplicate: bool,
-    /// The chat.post body.
+    /// The chat.post body; empty until it is sent when `render` is set.
     pub request: String,
+    /// What is rendered when it is sent (see [`NewMessage::render`]).
+    pub render: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -328,10 +354,11 @@ pub struct Silence {
 
 /// Schema versions whose SQL is the same on both backends, applied in order after each
 /// backend's own (SQLite 1-4, PostgreSQL 4). Version 7 is SQLite's own (its old enqueue
-/// trigger dropped); a shared version after it takes 8.
+/// trigger dropped); PostgreSQL has no 7.
 pub(crate) const SHARED_SCHEMA: &[(i64, &str)] = &[
     (5, include_str!("schema_v5.sql")),
     (6, include_str!("schema_v6.sql")),
+    (8, include_str!("schema_v8.sql")),
 ];
 
 /// A row of the directory cache: what a chat name or an email stands for in Roam.

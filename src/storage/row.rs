@@ -46,10 +46,10 @@ cols!(SqliteRow, |r, i| Ok(r.try_get::<i64, _>(i)? != 0));
 cols!(PgRow, |r, i| r.try_get::<bool, _>(i));
 
 /// Columns: id, status, chat, route, event name, source, delivery_id, attempts, created_at,
-/// next_attempt_at, delivered_at, last_error, render_error, maybe_duplicate, request.
+/// next_attempt_at, delivered_at, last_error, render_error, maybe_duplicate, request, render.
 pub(crate) const RECORD_COLUMNS: &str =
     "m.id, m.status, m.chat, m.route, e.name, e.source, e.delivery_id, m.attempts, m.created_at,
-    m.next_attempt_at, m.delivered_at, m.last_error, m.render_error, m.maybe_duplicate, m.request";
+    m.next_attempt_at, m.delivered_at, m.last_error, m.render_error, m.maybe_duplicate, m.request, m.render";
 
 pub(crate) fn record(r: &impl Cols) -> Result<MessageRecord, sqlx::Error> {
     Ok(MessageRecord {
@@ -68,11 +68,12 @@ pub(crate) fn record(r: &impl Cols) -> Result<MessageRecord, sqlx::Error> {
         render_error: r.opt_text(12)?,
         maybe_duplicate: r.flag(13)?,
         request: r.text(14)?,
+        render: r.opt_text(15)?,
     })
 }
 
 /// Columns: id, chat, route, request, attempts, created_at, maybe_duplicate, op,
-/// entity_key, source, delivery_id.
+/// entity_key, source, delivery_id, render.
 pub(crate) fn outbox_message(r: &impl Cols) -> Result<OutboxMessage, sqlx::Error> {
     Ok(OutboxMessage {
         id: r.int(0)?,
@@ -86,6 +87,7 @@ pub(crate) fn outbox_message(r: &impl Cols) -> Result<OutboxMessage, sqlx::Error
         entity_key: r.opt_text(8)?,
         source: r.text(9)?,
         delivery_id: r.text(10)?,
+        render: r.opt_text(11)?,
     })
 }
 

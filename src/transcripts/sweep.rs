@@ -458,7 +458,7 @@ impl Sweeper {
             self.resolve_assignees(&mut event.payload).await;
         }
         if dry_run {
-            let planned = pipeline.plan(source, event);
+            let planned = pipeline.plan(source, event, crate::ingest::Rendering::Now);
             return Ok(Outcome::Planned(
                 planned
                     .event

@@ -190,7 +190,7 @@ async fn every_kind_that_builds_only_what_it_reads_sends_what_the_whole_payload_
 }
 
 #[tokio::test]
-async fn a_template_that_fails_shows_the_whole_payload_in_its_fallback() {
+async fn a_template_that_fails_when_sent_shows_what_was_read_in_its_fallback() {
     let templates = tempfile::tempdir().unwrap();
     std::fs::write(templates.path().join("broken.hbs"), "{{missing.field}}\n").unwrap();
     let extra = format!(
@@ -214,8 +214,15 @@ async fn a_template_that_fails_shows_the_whole_payload_in_its_fallback() {
         .unwrap_or_default()
         .to_string();
     assert!(text.contains("the message template failed"), "{text}");
-    // Nothing reads `before`: it is there because the fallback reads the whole text.
-    assert!(text.contains("\"before\""), "{text}");
+    assert!(text.contains("missing.field"), "{text}");
+    // Rendered when sent, from what was stored: the fields read (here for the entity
+    // key), said to be only those. Nothing reads `before`, so it is not there.
+    assert!(
+        text.contains("shown: the fields the configuration reads"),
+        "{text}"
+    );
+    assert!(text.contains("\"full_name\""), "{text}");
+    assert!(!text.contains("\"before\""), "{text}");
 }
 
 /// `pusher.email` is read by no route or template of `ROUTE_ALL_GITHUB`: only a silence.

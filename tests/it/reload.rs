@@ -221,3 +221,100 @@ async fn admin_endpoints_are_not_on_the_public_port() {
     );
     app.stop().await;
 }
+
+/// Rendering when sent: a message is rendered with the templates in force when it is
+/// first sent, and keeps that body for its retries. With Roam down, the first push is
+/// tried (rendered with v1) and waits to be retried; the second waits behind it in the
+/// same chat, untried, shown by the admin API as v1 would render it. The template is
+/// reloaded as v2: Roam comes back, the first goes out as it was tried (v1), the second
+/// with v2, and each stored row then holds the body it was sent with. `outbox show`
+/// shows the waiting one as the templates on disk make it.
+#[tokio::test]
+async fn a_template_reloaded_while_a_message_waits_is_the_one_it_is_sent_with() {
+    let roam = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tdir = dir.path().join("tpl");
+    std::fs::create_dir_all(tdir.join("github")).unwrap();
+    let template = tdir.join("github/push.hbs");
+    std::fs::write(&template, "v1: {{_event.delivery_id}} by {{pusher.name}}").unwrap();
+    let path = dir.path().join("config.toml");
+    let extra = format!(
+        "[templates]\ndir = \"{}\"\n{ROUTE_ALL_GITHUB}",
+        tdir.display()
+    );
+    std::fs::write(
+        &path,
+        test_config(&roam.url, &dir.path().join("t.db"), &extra),
+    )
+    .unwrap();
+    let app = TestApp::spawn_file(&path).await;
+    let http = reqwest::Client::new();
+    let outbox = |status: &'static str| {
+        let (http, url) = (
+            http.clone(),
+            app.admin_url(&format!("/api/outbox?status={status}")),
+        );
+        async move {
+            let r: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            r["messages"].as_array().unwrap().clone()
+        }
+    };
+
+    roam.set_down(true);
+    app.push_accepted("first").await;
+    wait_for("the first push tried", Duration::from_secs(10), || {
+        roam.recorded()
+            .iter()
+            .any(|r| r.path.ends_with("chat.post"))
+    })
+    .await;
+    app.push_accepted("second").await;
+    let waiting = outbox("pending").await;
+    let second = waiting
+        .iter()
+        .find(|m| m["delivery_id"] == "second")
+        .unwrap();
+    assert!(second["render"].is_string(), "{second}");
+    let preview: Value = serde_json::from_str(second["request"].as_str().unwrap()).unwrap();
+    assert_eq!(preview["text"], "v1: second by Codertocat", "{second}");
+    let first = waiting
+        .iter()
+        .find(|m| m["delivery_id"] == "first")
+        .unwrap();
+    assert!(first["render"].is_null(), "tried, so rendered: {first}");
+
+    std::fs::write(&template, "v2: {{_event.delivery_id}} by {{pusher.name}}").unwrap();
+    // `outbox show` renders it with the templates the config names, as they are now.
+    let out = bin()
+        .args(["--config", path.to_str().unwrap(), "outbox", "show"])
+        .arg(second["id"].to_string())
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_str(&stdout_ok(&out)).unwrap();
+    let preview: Value = serde_json::from_str(shown["request"].as_str().unwrap()).unwrap();
+    assert_eq!(preview["text"], "v2: second by Codertocat", "{shown}");
+    let r = http.post(app.admin_url("/-/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    roam.set_down(false);
+    wait_for("both delivered", Duration::from_secs(20), || {
+        roam.delivered().len() == 2
+    })
+    .await;
+    assert_eq!(
+        roam.texts(),
+        ["v1: first by Codertocat", "v2: second by Codertocat"]
+    );
+    for m in outbox("delivered").await {
+        let id = m["delivery_id"].as_str().unwrap();
+        let sent: Value = serde_json::from_str(m["request"].as_str().unwrap()).unwrap();
+        assert!(m["render"].is_null(), "{m}");
+        assert!(
+            sent["text"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("{id} by Codertocat"))
+        );
+    }
+    roam.assert_all_valid();
+    app.stop().await;
+}

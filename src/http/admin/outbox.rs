@@ -46,7 +46,11 @@ async fn outbox_list(
         before: q.before,
         limit: q.limit.unwrap_or(50).clamp(1, 1000),
     };
-    let rows = st.store.list_messages(&query).await.map_err(storage)?;
+    let mut rows = st.store.list_messages(&query).await.map_err(storage)?;
+    let templates = &st.pipeline.load().templates;
+    for m in &mut rows {
+        crate::compose::fill_preview(templates, m);
+    }
     let next_before = (rows.len() as i64 == query.limit)
         .then(|| rows.last().map(|m| m.id))
         .flatten();
@@ -60,7 +64,10 @@ async fn outbox_show(
     Path(id): Path<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
     match st.store.get_message(id).await.map_err(storage)? {
-        Some(m) => Ok(Json(json!(m))),
+        Some(mut m) => {
+            crate::compose::fill_preview(&st.pipeline.load().templates, &mut m);
+            Ok(Json(json!(m)))
+        }
         None => Err(ApiError::NoSuchMessage(id)),
     }
 }

@@ -168,9 +168,10 @@ async fn show(
     Path(id): Path<i64>,
     Query(f): Query<Filter>,
 ) -> Result<Html<String>, Problem> {
-    let Some(m) = c.app.store.get_message(id).await? else {
+    let Some(mut m) = c.app.store.get_message(id).await? else {
         return Err(Problem::NotFound(format!("There is no message {id}.")));
     };
+    crate::compose::fill_preview(&c.app.pipeline.load().templates, &mut m);
     let body = detail(&v, &m);
     let n = notice(f.notice.as_deref());
     Ok(page(
@@ -231,6 +232,9 @@ fn detail(v: &Viewer, m: &MessageRecord) -> maud::Markup {
         }
         section.request {
             h2 { "As it will look" }
+            @if m.render.is_some() {
+                p.muted { "Rendered when it is sent; shown here with the templates in force now." }
+            }
             (preview::message(&m.request))
             h2 { "Exact request (" code { "chat.post" } ")" }
             pre.json { code { (preview::exact(&m.request)) } }

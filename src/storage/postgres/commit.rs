@@ -35,17 +35,17 @@ macro_rules! insert_events {
 const INSERT_EVENTS: &str = insert_events!();
 
 /// Events and messages in one statement: the events, then each message of an event whose
-/// row went in (joined on its key, `$7`, `$8`), in the order given.
+/// row went in (joined on its key, `$7`, `$8`), in the order given; its columns `$9`-`$15`.
 const INSERT_EVENTS_AND_MESSAGES: &str = concat!(
     "WITH ev AS (",
     insert_events!(),
     "), queued AS (
        INSERT INTO messages (event_id, route, chat, request, status, created_at,
-                             next_attempt_at, render_error, op, entity_key)
-       SELECT ev.id, m.r, m.c, m.q, 'pending', $6, $6, m.re, m.op, m.ek
+                             next_attempt_at, render_error, op, entity_key, render)
+       SELECT ev.id, m.r, m.c, m.q, 'pending', $6, $6, m.re, m.op, m.ek, m.rd
        FROM UNNEST($7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                   $13::text[], $14::text[])
-            WITH ORDINALITY AS m(s, d, r, c, q, re, op, ek, o)
+                   $13::text[], $14::text[], $15::text[])
+            WITH ORDINALITY AS m(s, d, r, c, q, re, op, ek, rd, o)
        JOIN ev ON ev.source = m.s AND ev.delivery_id = m.d
        ORDER BY m.o
      )
@@ -53,10 +53,11 @@ const INSERT_EVENTS_AND_MESSAGES: &str = concat!(
 );
 
 const INSERT_MESSAGES: &str = "INSERT INTO messages (event_id, route, chat, request, status, created_at, next_attempt_at,
-                           render_error, op, entity_key)
-     SELECT ev, r, c, q, 'pending', $8, $8, re, op, ek
-     FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-          WITH ORDINALITY AS t(ev, r, c, q, re, op, ek, o)
+                           render_error, op, entity_key, render)
+     SELECT ev, r, c, q, 'pending', $9, $9, re, op, ek, rd
+     FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                 $8::text[])
+          WITH ORDINALITY AS t(ev, r, c, q, re, op, ek, rd, o)
      ORDER BY o";
 
 /// The key a stored event is found by (cleaned, as the INSERT returns it).
@@ -146,6 +147,7 @@ struct MessageRows<'a> {
     render_errors: Vec<Option<String>>,
     ops: Vec<&'a str>,
     entity_keys: Vec<Option<String>>,
+    renders: Vec<Option<&'a str>>,
 }
 
 impl<'a> MessageRows<'a> {
@@ -156,13 +158,14 @@ impl<'a> MessageRows<'a> {
         self.render_errors.push(clean_opt(&m.render_error));
         self.ops.push(m.op.as_str());
         self.entity_keys.push(clean_opt(&m.entity_key));
+        self.renders.push(m.render.as_deref());
     }
 
     fn is_empty(&self) -> bool {
         self.routes.is_empty()
     }
 
-    /// Binds the six columns as the next six parameters.
+    /// Binds the seven columns as the next seven parameters.
     fn bind<'q>(
         self,
         query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
@@ -177,6 +180,7 @@ impl<'a> MessageRows<'a> {
             .bind(self.render_errors)
             .bind(self.ops)
             .bind(self.entity_keys)
+            .bind(self.renders)
     }
 }
 

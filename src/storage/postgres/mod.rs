@@ -25,7 +25,9 @@ use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use super::row;
-use super::{EntityMessage, OutboxMessage, OutboxStats, ReplicaSettings, StoreError, now_ms};
+use super::{
+    EntityMessage, OutboxMessage, OutboxStats, RenderedBody, ReplicaSettings, StoreError, now_ms,
+};
 
 /// Version 4: the same tables as SQLite's versions 1-4, plus the replica tables.
 const SCHEMA_V4: &str = include_str!("schema.sql");
@@ -234,7 +236,7 @@ impl PgStore {
             FROM picked, events e
             WHERE m.id = picked.id AND e.id = m.event_id
             RETURNING m.id, m.chat, m.route, m.request, m.attempts, m.created_at, m.maybe_duplicate,
-                      m.op, m.entity_key, e.source, e.delivery_id, m.next_attempt_at"
+                      m.op, m.entity_key, e.source, e.delivery_id, m.render, m.next_attempt_at"
         ))
         .bind(now)
         .bind(limit)
@@ -245,7 +247,7 @@ impl PgStore {
         // UPDATE ... RETURNING has no order: oldest due first, as SQLite gives them.
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
-            out.push((r.try_get::<i64, _>(11)?, row::outbox_message(r)?));
+            out.push((r.try_get::<i64, _>(12)?, row::outbox_message(r)?));
         }
         out.sort_by_key(|(due, m)| (*due, m.id));
         Ok(out.into_iter().map(|(_, m)| m).collect())
@@ -275,13 +277,21 @@ impl PgStore {
         .await?)
     }
 
-    pub async fn mark_sending(&self, id: i64) -> Result<bool, StoreError> {
+    pub async fn mark_sending(
+        &self,
+        id: i64,
+        rendered: Option<RenderedBody<'_>>,
+    ) -> Result<bool, StoreError> {
         let r = sqlx::query(concat!(
-            "UPDATE messages SET status = 'sending', attempts = attempts + 1, lease_until = ",
+            "UPDATE messages SET status = 'sending', attempts = attempts + 1, ",
+            rendered_columns!(),
+            ", lease_until = ",
             db_now!(),
-            " + $3 WHERE id = $1 AND status = 'claimed' AND claimed_by = $2"
+            " + $5 WHERE id = $1 AND status = 'claimed' AND claimed_by = $4"
         ))
         .bind(id)
+        .bind(rendered.map(|r| r.request))
+        .bind(rendered.and_then(|r| r.render_error.map(clean)))
         .bind(&*self.replica)
         .bind(self.lease_ms)
         .execute(&self.pool)

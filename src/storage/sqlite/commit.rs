@@ -37,8 +37,8 @@ const INSERT_EVENT: &str =
 const ROUTES_OF: &str = "SELECT routes FROM events WHERE source = ?1 AND delivery_id = ?2";
 
 const INSERT_MESSAGE: &str = "INSERT INTO messages (event_id, route, chat, request, status,
-     created_at, next_attempt_at, render_error, op, entity_key)
-     VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?6, ?7, ?8)";
+     created_at, next_attempt_at, render_error, op, entity_key, render)
+     VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?6, ?7, ?8, ?9)";
 
 /// A held item's group: made, or its flush time brought forward (a new group waits
 /// `wait`, one that has sent waits `interval` after its last flush, `flush_at` overrides).
@@ -137,7 +137,8 @@ fn insert(
         now,
         m.render_error,
         m.op.as_str(),
-        m.entity_key
+        m.entity_key,
+        m.render
     ])?;
     Ok(())
 }
@@ -338,7 +339,7 @@ mod tests {
         assert_eq!(scalar(&s, triggers).await, 0);
         assert_eq!(
             scalar(&s, "SELECT MAX(version) FROM schema_version").await,
-            7
+            8
         );
         s.close().await;
         // Opening again applies nothing twice.

@@ -20,7 +20,7 @@ use sqlx::sqlite::{
 };
 
 use super::row;
-use super::{EntityMessage, KEY_SEP, OutboxMessage, OutboxStats, StoreError, now_ms};
+use super::{EntityMessage, KEY_SEP, OutboxMessage, OutboxStats, RenderedBody, StoreError, now_ms};
 
 const SCHEMA_V1: &str = include_str!("schema.sql");
 const SCHEMA_V2: &str = include_str!("schema_v2.sql");
@@ -153,7 +153,7 @@ macro_rules! heads {
 const CLAIM_DUE: &str = concat!(
     heads!(),
     " SELECT h.id, h.chat, h.route, h.request, h.attempts, h.created_at, h.maybe_duplicate,
-             h.op, h.entity_key, e.source, e.delivery_id
+             h.op, h.entity_key, e.source, e.delivery_id, h.render
       FROM heads h JOIN events e ON e.id = h.event_id
       WHERE h.status = 'pending' AND h.next_attempt_at <= $1
       ORDER BY h.next_attempt_at, h.id LIMIT $2"
@@ -296,11 +296,19 @@ impl SqliteStore {
             .await?)
     }
 
-    pub async fn mark_sending(&self, id: i64) -> Result<bool, StoreError> {
-        sqlx::query(
-            "UPDATE messages SET status = 'sending', attempts = attempts + 1 WHERE id = $1",
-        )
+    pub async fn mark_sending(
+        &self,
+        id: i64,
+        rendered: Option<RenderedBody<'_>>,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(concat!(
+            "UPDATE messages SET status = 'sending', attempts = attempts + 1, ",
+            rendered_columns!(),
+            " WHERE id = $1"
+        ))
         .bind(id)
+        .bind(rendered.map(|r| r.request))
+        .bind(rendered.and_then(|r| r.render_error))
         .execute(&self.writer)
         .await?;
         Ok(true)
@@ -465,14 +473,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/t.db", dir.path().display());
         let s = SqliteStore::open(&url).await.unwrap();
-        // Rows as version 3 wrote them, and the store set back to version 3 (version 5's
-        // table goes too, to be made again).
+        // Rows as version 3 wrote them, and the store set back to version 3 (the tables
+        // and column of versions 5, 6 and 8 go too, to be made again).
         sqlx::raw_sql(
             "INSERT INTO entity_messages VALUES ('r' || char(0) || 'C' || char(0) || 'e', 'C', 5, 1);
              INSERT INTO groups (route, key, spec) VALUES ('r', 'a=1' || char(0) || 'b=2', '{}');
              DELETE FROM schema_version WHERE version >= 4;
              DROP TABLE directory;
-             DROP TABLE enrichment_cache;",
+             DROP TABLE enrichment_cache;
+             ALTER TABLE messages DROP COLUMN render;",
         )
         .execute(&s.writer)
         .await

@@ -20,6 +20,7 @@ pub(super) fn ev(id: &str, chats: &[&str]) -> NewEvent {
                 route: "r".into(),
                 chat: c.to_string(),
                 request: serde_json::json!({"chat": c, "text": id}).to_string(),
+                render: None,
                 render_error: None,
                 op: MessageOp::Post,
                 entity_key: None,
@@ -73,6 +74,7 @@ on_both_backends!(
     outbox_admin_and_silences,
     transcript_queue_and_state,
     text_with_nul_from_a_payload_is_stored,
+    a_message_rendered_when_sent_keeps_the_body_it_was_sent_with,
 );
 
 mod caches;
@@ -104,7 +106,7 @@ async fn duplicates_and_per_chat_order(url: String) {
     // One head per chat: message a->C1 and a->C2; b->C1 waits behind a->C1.
     assert_eq!(due.len(), 2);
     assert!(due.iter().all(|m| m.source == "gh" && m.delivery_id == "a"));
-    assert!(s.mark_sending(due[0].id).await.unwrap());
+    assert!(s.mark_sending(due[0].id, None).await.unwrap());
     s.release_claims(&[due[0].id, due[1].id]).await.unwrap();
     // Reopen: the in-flight one is recovered and flagged; the released one is not.
     s.close().await;
@@ -183,7 +185,7 @@ async fn a_waiting_head_holds_back_its_chat_only(url: String) {
     assert!(got[0].1.contains("\"text\":\"1\"") && got[0].0 == "A");
     // A's head must wait a minute: A's second message is not offered, B and C are.
     let a_head = heads.iter().find(|m| m.chat == "A").unwrap();
-    assert!(s.mark_sending(a_head.id).await.unwrap());
+    assert!(s.mark_sending(a_head.id, None).await.unwrap());
     s.retry_later(a_head.id, now + 60_000, "503", true)
         .await
         .unwrap();
@@ -193,7 +195,7 @@ async fn a_waiting_head_holds_back_its_chat_only(url: String) {
     assert!(later.iter().all(|m| m.chat != "A"), "{later:?}");
     assert_eq!(later.len(), 2);
     for m in &later {
-        assert!(s.mark_sending(m.id).await.unwrap());
+        assert!(s.mark_sending(m.id, None).await.unwrap());
         s.mark_delivered(m.id, None).await.unwrap();
     }
     // B's second message is now its head; A still waits; C is done.
@@ -268,6 +270,7 @@ async fn a_group_is_flushed_once(url: String) {
                 route: "r".into(),
                 chat: "G".into(),
                 request: "{\"chat\":\"G\",\"text\":\"2 items\"}".into(),
+                render: None,
                 render_error: None,
                 op: MessageOp::Post,
                 entity_key: None,
@@ -439,4 +442,56 @@ async fn text_with_nul_from_a_payload_is_stored(url: String) {
         assert!(!chats.contains(&"N2".to_string()), "{chats:?}");
     }
     s.close().await;
+}
+
+/// A message stored with what to render and no body: delivery gets the `render`; the
+/// update that marks it `sending` stores its body and template failure and clears the
+/// `render`, so a retry (and a restart) sends that body; a message marked `sending`
+/// without a body keeps its own.
+async fn a_message_rendered_when_sent_keeps_the_body_it_was_sent_with(url: String) {
+    let s = Store::open_with(&url, short_lease()).await.unwrap();
+    let mut later = ev("later", &["C1"]);
+    later.messages[0].request = String::new();
+    later.messages[0].render = Some(r#"{"template":"t","format":"text","data":{}}"#.into());
+    s.commit_events(&[later, ev("now", &["C2"])]).await.unwrap();
+    let due = s.claim_due(now_ms() + 1, 10).await.unwrap();
+    let pick = |chat: &str| due.iter().find(|m| m.chat == chat).unwrap().clone();
+    let (later, now) = (pick("C1"), pick("C2"));
+    assert_eq!(later.request, "");
+    assert!(
+        later
+            .render
+            .as_deref()
+            .unwrap()
+            .contains(r#""template":"t""#)
+    );
+    assert_eq!(now.render, None);
+    let listed = s.get_message(later.id).await.unwrap().unwrap();
+    assert_eq!(
+        (listed.request.as_str(), listed.render.is_some()),
+        ("", true)
+    );
+
+    let body = r#"{"chat":"C1","markdown":true,"text":"made when sent"}"#;
+    let sent = RenderedBody {
+        request: body,
+        render_error: Some("template t: oops"),
+    };
+    assert!(s.mark_sending(later.id, Some(sent)).await.unwrap());
+    assert!(s.mark_sending(now.id, None).await.unwrap());
+    let got = s.get_message(later.id).await.unwrap().unwrap();
+    assert_eq!(got.request, body);
+    assert_eq!(got.render, None);
+    assert_eq!(got.render_error.as_deref(), Some("template t: oops"));
+    let kept = s.get_message(now.id).await.unwrap().unwrap();
+    assert!(kept.request.contains(r#""text":"now""#), "{}", kept.request);
+
+    // Roam failed: the retry is claimed with the body it was sent with, nothing to render.
+    s.retry_later(later.id, 0, "HTTP 503", true).await.unwrap();
+    let again = s.claim_due(now_ms() + 1, 10).await.unwrap();
+    let retry = again.iter().find(|m| m.id == later.id).unwrap();
+    assert_eq!(
+        (retry.request.as_str(), retry.render.as_deref()),
+        (body, None)
+    );
 }

@@ -49,8 +49,8 @@ async fn each_message_is_claimed_by_one_replica() {
     );
     assert_eq!(all.len(), 60);
     // A replica cannot send what the other claimed.
-    assert!(!b.mark_sending(got_a[0]).await.unwrap());
-    assert!(a.mark_sending(got_a[0]).await.unwrap());
+    assert!(!b.mark_sending(got_a[0], None).await.unwrap());
+    assert!(a.mark_sending(got_a[0], None).await.unwrap());
     // Releasing gives them back to anyone.
     a.release_claims(&got_a).await.unwrap();
     let back = b.claim_due(now_ms() + 1, 100).await.unwrap();
@@ -73,7 +73,7 @@ async fn a_dead_replicas_claims_are_taken_over() {
     let claimed = a.claim_due(now_ms() + 1, 10).await.unwrap();
     assert_eq!(claimed.len(), 2);
     let sending = claimed.iter().find(|m| m.chat == "A").unwrap().id;
-    assert!(a.mark_sending(sending).await.unwrap());
+    assert!(a.mark_sending(sending, None).await.unwrap());
     // While A's claims are live, B gets nothing: not even A's second message for chat A.
     assert!(b.claim_due(now_ms() + 1, 10).await.unwrap().is_empty());
     // A "dies": its leases run out.
@@ -92,7 +92,10 @@ async fn a_dead_replicas_claims_are_taken_over() {
         flags.contains(&("B".into(), false)),
         "only claimed: never sent"
     );
-    assert!(!a.mark_sending(sending).await.unwrap(), "A's claim is gone");
+    assert!(
+        !a.mark_sending(sending, None).await.unwrap(),
+        "A's claim is gone"
+    );
 }
 
 #[tokio::test]
