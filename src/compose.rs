@@ -3,8 +3,8 @@
 //! replies or cut to Roam's size, with mentions, `threadKey` and the upsert key. Used by the ingest step
 //! and by the group flusher alike.
 //!
-//! A plain route's message (not held, muted or split) is rendered when it is sent rather
-//! than when it is accepted ([`RenderLater`]): the outbox row keeps what to render, and
+//! A plain route's message (not held, muted or split, and keeping at most 4 KiB) is
+//! rendered when it is sent rather than when it is accepted ([`RenderLater`]): the outbox row keeps what to render, and
 //! delivery makes the same body from it with the templates then in force
 //! ([`render_later`]). Accepting a webhook then costs no template work
 //! (docs/performance.md).

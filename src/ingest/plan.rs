@@ -2,11 +2,11 @@
 //! commit (outbox messages, or items held in groups). Pure and in memory; `accept`
 //! commits what this plans, and `check` / `routes test` show it offline.
 
+use std::borrow::Cow;
+
 use serde_json::{Value, json};
 
 use super::Pipeline;
-use std::borrow::Cow;
-
 use crate::compose::{Addressing, RenderLater, deferred_messages, outbox_messages};
 use crate::grouping::{self, GroupKey, GroupSpec, Hold, Item};
 use crate::inbound::{Event, Source};
@@ -73,9 +73,16 @@ pub struct RenderFailure {
 pub enum Rendering {
     /// Now: previews and dry runs show the bodies (`check`, `routes test`, the console).
     Now,
-    /// When it is sent: what accepting stores (see `compose::RenderLater`).
+    /// When it is sent: what accepting stores (see `compose::RenderLater`), when it
+    /// keeps at most `RENDER_LATER_MAX_BYTES`.
     WhenSent,
 }
+
+/// The most a message rendered when sent may keep (`compose::RenderLater` as JSON): a
+/// payload that templates read all of (the `default` template's `{{json this}}`) can
+/// be many times its message, and every byte of an outbox row is written twice (WAL and
+/// database); such a message is rendered at once instead.
+const RENDER_LATER_MAX_BYTES: usize = 4096;
 
 /// An event ready to commit, with the template failures met while rendering it.
 #[derive(Debug)]
@@ -165,31 +172,33 @@ impl Pipeline {
                     entity: entity.as_deref(),
                     split_seed: &format!("{}\u{0}{delivery_id}\u{0}{}", source.name, route.name),
                 };
-                if rendering == Rendering::WhenSent
+                let later = (rendering == Rendering::WhenSent
                     && muted.is_none()
                     && route.hold.is_none()
-                    && !route.split_long
-                {
-                    let later = RenderLater {
-                        template: Cow::Borrowed(&template),
-                        format: route.format,
-                        mentions: Cow::Borrowed(&targets.mentions),
-                        thread: route.thread,
-                        update: route.update,
-                        partial: whole.is_some(),
-                        data: Cow::Borrowed(data.data()),
-                    };
-                    if let Ok(render) = serde_json::to_string(&later) {
-                        messages.extend(deferred_messages(&addressing, &render));
-                        if route.dm_assignees {
-                            messages.extend(self.assignee_messages(
-                                route,
-                                data.data(),
-                                &mut render_errors,
-                            ));
-                        }
-                        continue;
+                    && !route.split_long)
+                    .then(|| {
+                        serde_json::to_string(&RenderLater {
+                            template: Cow::Borrowed(&template),
+                            format: route.format,
+                            mentions: Cow::Borrowed(&targets.mentions),
+                            thread: route.thread,
+                            update: route.update,
+                            partial: whole.is_some(),
+                            data: Cow::Borrowed(data.data()),
+                        })
+                    })
+                    .and_then(Result::ok)
+                    .filter(|r| r.len() <= RENDER_LATER_MAX_BYTES);
+                if let Some(render) = later {
+                    messages.extend(deferred_messages(&addressing, &render));
+                    if route.dm_assignees {
+                        messages.extend(self.assignee_messages(
+                            route,
+                            data.data(),
+                            &mut render_errors,
+                        ));
                     }
+                    continue;
                 }
                 let mut rendered =
                     self.templates

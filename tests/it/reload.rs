@@ -318,3 +318,72 @@ async fn a_template_reloaded_while_a_message_waits_is_the_one_it_is_sent_with() 
     roam.assert_all_valid();
     app.stop().await;
 }
+
+/// What a message rendered when sent may keep is bounded: with the catch-all `default`
+/// template (`{{json this}}` reads the whole 7.3 KB push) it would keep the whole
+/// payload, so it is rendered when accepted instead. Checked on messages that wait
+/// untried behind a failing one in the same chat: the push's row holds its body and
+/// nothing to render; an issue's row from a second GitHub source, whose builtin template
+/// reads a few fields, holds what to render and no body.
+#[tokio::test]
+async fn a_message_that_would_keep_a_large_payload_is_rendered_when_accepted() {
+    let roam = FakeRoam::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[[sources]]\nname = \"gh2\"\nkind = \"github\"\nsecret = \"{SECRET}\"\n\
+         [[routes]]\nname = \"pushes\"\nsource = \"github\"\ntemplate = \"default\"\n\
+         to = \"{CHAT_A}\"\n\
+         [[routes]]\nname = \"issues\"\nsource = \"gh2\"\nto = \"{CHAT_A}\"\n"
+    );
+    let app = TestApp::spawn(&test_config(&roam.url, &dir.path().join("t.db"), &extra)).await;
+    roam.set_down(true);
+    let issue = fixture("github/issues.opened.json");
+    let post_issue = |delivery: &'static str| {
+        app.http
+            .post(app.url("/hooks/gh2"))
+            .header("X-GitHub-Event", "issues")
+            .header("X-GitHub-Delivery", delivery)
+            .header("X-Hub-Signature-256", sign(SECRET, &issue))
+            .body(issue.clone())
+            .send()
+    };
+    assert_eq!(post_issue("head").await.unwrap().status(), 202);
+    wait_for("the first message tried", Duration::from_secs(10), || {
+        roam.recorded()
+            .iter()
+            .any(|r| r.path.ends_with("chat.post"))
+    })
+    .await;
+    app.push_accepted("push").await;
+    assert_eq!(post_issue("issue").await.unwrap().status(), 202);
+    let r: Value = reqwest::get(app.admin_url("/api/outbox?status=pending"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let row = |id: &str| {
+        r["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["delivery_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let (push, issue) = (row("push"), row("issue"));
+    assert_eq!(
+        (push["attempts"].as_i64(), issue["attempts"].as_i64()),
+        (Some(0), Some(0))
+    );
+    assert!(push["render"].is_null(), "{push}");
+    assert!(
+        push["request"]
+            .as_str()
+            .unwrap()
+            .contains("Codertocat/Hello-World"),
+        "{push}"
+    );
+    assert!(issue["render"].is_string(), "{issue}");
+    app.stop().await;
+}
