@@ -168,6 +168,19 @@ pub struct RenderLater<'a> {
     pub data: Cow<'a, Value>,
 }
 
+impl RenderLater<'_> {
+    /// As JSON, if that takes at most `max` bytes. Writing stops as soon as it would
+    /// take more, so a large payload costs `max` bytes of work, not all of its own.
+    pub fn to_json_within(&self, max: usize) -> Option<String> {
+        let mut buf = vec![0u8; max];
+        let mut rest = &mut buf[..];
+        serde_json::to_writer(&mut rest, self).ok()?;
+        let used = max - rest.len();
+        buf.truncate(used);
+        String::from_utf8(buf).ok()
+    }
+}
+
 /// The outbox rows of a message rendered when it is sent, one per destination chat:
 /// no body yet, `render` (a [`RenderLater`] as JSON) instead. `a` must not split
 /// (`split_long`): its parts are only known once rendered.
@@ -315,4 +328,33 @@ fn thread_key(prefix: &str, seed: &str) -> String {
     use sha2::{Digest, Sha256};
     let h = Sha256::digest(seed.as_bytes());
     format!("{prefix}{}", &hex::encode(h)[..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+
+    #[test]
+    fn render_later_json_is_kept_only_within_its_bound() {
+        let data = serde_json::json!({ "title": "x".repeat(100), "_event": { "name": "e" } });
+        let later = RenderLater {
+            template: Cow::Borrowed("t"),
+            format: Format::Text,
+            mentions: Cow::Borrowed(&[]),
+            thread: false,
+            update: false,
+            partial: true,
+            data: Cow::Borrowed(&data),
+        };
+        let whole = serde_json::to_string(&later).unwrap();
+        assert_eq!(
+            later.to_json_within(whole.len()).as_deref(),
+            Some(whole.as_str())
+        );
+        assert_eq!(later.to_json_within(4096).as_deref(), Some(whole.as_str()));
+        assert_eq!(later.to_json_within(whole.len() - 1), None);
+        assert_eq!(later.to_json_within(0), None);
+    }
 }

@@ -176,19 +176,16 @@ impl Pipeline {
                     && muted.is_none()
                     && route.hold.is_none()
                     && !route.split_long)
-                    .then(|| {
-                        serde_json::to_string(&RenderLater {
-                            template: Cow::Borrowed(&template),
-                            format: route.format,
-                            mentions: Cow::Borrowed(&targets.mentions),
-                            thread: route.thread,
-                            update: route.update,
-                            partial: whole.is_some(),
-                            data: Cow::Borrowed(data.data()),
-                        })
+                    .then(|| RenderLater {
+                        template: Cow::Borrowed(&template),
+                        format: route.format,
+                        mentions: Cow::Borrowed(&targets.mentions),
+                        thread: route.thread,
+                        update: route.update,
+                        partial: whole.is_some(),
+                        data: Cow::Borrowed(data.data()),
                     })
-                    .and_then(Result::ok)
-                    .filter(|r| r.len() <= RENDER_LATER_MAX_BYTES);
+                    .and_then(|l| l.to_json_within(RENDER_LATER_MAX_BYTES));
                 if let Some(render) = later {
                     messages.extend(deferred_messages(&addressing, &render));
                     if route.dm_assignees {
