@@ -42,12 +42,14 @@ pub async fn run(cfg: &Config, cmd: OutboxCommand) -> Result<String, String> {
         .await
         .map_err(|e| e.to_string())?;
     // A message rendered when it is sent is shown as the configured templates make it
-    // now (as in the console and the admin API).
-    let templates = crate::render::Templates::load(cfg).ok();
-    let preview = |m: &mut MessageRecord| {
-        if let Some(t) = &templates {
-            crate::compose::fill_preview(t, m);
+    // now (as in the console and the admin API), or says why it cannot be.
+    let templates = crate::render::Templates::load(cfg);
+    let preview = |m: &mut MessageRecord| match &templates {
+        Ok(t) => crate::compose::fill_preview(t, m),
+        Err(e) if m.render.is_some() && m.request.is_empty() => {
+            m.render_error = Some(format!("not shown: the templates cannot be loaded: {e}"));
         }
+        Err(_) => {}
     };
     let out = match cmd {
         OutboxCommand::List {

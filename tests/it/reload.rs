@@ -249,48 +249,41 @@ async fn a_template_reloaded_while_a_message_waits_is_the_one_it_is_sent_with() 
     .unwrap();
     let app = TestApp::spawn_file(&path).await;
     let http = reqwest::Client::new();
-    let outbox = |status: &'static str| {
-        let (http, url) = (
-            http.clone(),
-            app.admin_url(&format!("/api/outbox?status={status}")),
-        );
-        async move {
-            let r: Value = http.get(url).send().await.unwrap().json().await.unwrap();
-            r["messages"].as_array().unwrap().clone()
-        }
-    };
 
     roam.set_down(true);
     app.push_accepted("first").await;
-    wait_for("the first push tried", Duration::from_secs(10), || {
-        roam.recorded()
-            .iter()
-            .any(|r| r.path.ends_with("chat.post"))
-    })
-    .await;
+    first_post_tried(&roam).await;
     app.push_accepted("second").await;
-    let waiting = outbox("pending").await;
-    let second = waiting
-        .iter()
-        .find(|m| m["delivery_id"] == "second")
-        .unwrap();
+    let waiting = outbox(&app, "pending").await;
+    let second = row(&waiting, "second");
     assert!(second["render"].is_string(), "{second}");
     let preview: Value = serde_json::from_str(second["request"].as_str().unwrap()).unwrap();
     assert_eq!(preview["text"], "v1: second by Codertocat", "{second}");
-    let first = waiting
-        .iter()
-        .find(|m| m["delivery_id"] == "first")
-        .unwrap();
+    let first = row(&waiting, "first");
     assert!(first["render"].is_null(), "tried, so rendered: {first}");
 
+    // `outbox show` renders it with the templates the config names, as they are now, or
+    // says why it cannot.
+    let show = || {
+        let out = bin()
+            .args(["--config", path.to_str().unwrap(), "outbox", "show"])
+            .arg(second["id"].to_string())
+            .output()
+            .unwrap();
+        serde_json::from_str::<Value>(&stdout_ok(&out)).unwrap()
+    };
+    std::fs::write(&template, "v2: {{#if pusher}}").unwrap();
+    let shown = show();
+    assert_eq!(shown["request"], "", "{shown}");
+    assert!(
+        shown["render_error"]
+            .as_str()
+            .unwrap()
+            .contains("the templates cannot be loaded"),
+        "{shown}"
+    );
     std::fs::write(&template, "v2: {{_event.delivery_id}} by {{pusher.name}}").unwrap();
-    // `outbox show` renders it with the templates the config names, as they are now.
-    let out = bin()
-        .args(["--config", path.to_str().unwrap(), "outbox", "show"])
-        .arg(second["id"].to_string())
-        .output()
-        .unwrap();
-    let shown: Value = serde_json::from_str(&stdout_ok(&out)).unwrap();
+    let shown = show();
     let preview: Value = serde_json::from_str(shown["request"].as_str().unwrap()).unwrap();
     assert_eq!(preview["text"], "v2: second by Codertocat", "{shown}");
     let r = http.post(app.admin_url("/-/reload")).send().await.unwrap();
@@ -304,7 +297,7 @@ async fn a_template_reloaded_while_a_message_waits_is_the_one_it_is_sent_with() 
         roam.texts(),
         ["v1: first by Codertocat", "v2: second by Codertocat"]
     );
-    for m in outbox("delivered").await {
+    for m in outbox(&app, "delivered").await {
         let id = m["delivery_id"].as_str().unwrap();
         let sent: Value = serde_json::from_str(m["request"].as_str().unwrap()).unwrap();
         assert!(m["render"].is_null(), "{m}");
@@ -348,30 +341,11 @@ async fn a_message_that_would_keep_a_large_payload_is_rendered_when_accepted() {
             .send()
     };
     assert_eq!(post_issue("head").await.unwrap().status(), 202);
-    wait_for("the first message tried", Duration::from_secs(10), || {
-        roam.recorded()
-            .iter()
-            .any(|r| r.path.ends_with("chat.post"))
-    })
-    .await;
+    first_post_tried(&roam).await;
     app.push_accepted("push").await;
     assert_eq!(post_issue("issue").await.unwrap().status(), 202);
-    let r: Value = reqwest::get(app.admin_url("/api/outbox?status=pending"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let row = |id: &str| {
-        r["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["delivery_id"] == id)
-            .unwrap()
-            .clone()
-    };
-    let (push, issue) = (row("push"), row("issue"));
+    let waiting = outbox(&app, "pending").await;
+    let (push, issue) = (row(&waiting, "push"), row(&waiting, "issue"));
     assert_eq!(
         (push["attempts"].as_i64(), issue["attempts"].as_i64()),
         (Some(0), Some(0))
@@ -386,4 +360,28 @@ async fn a_message_that_would_keep_a_large_payload_is_rendered_when_accepted() {
     );
     assert!(issue["render"].is_string(), "{issue}");
     app.stop().await;
+}
+
+/// Waits until Roam was sent a first `chat.post` (tried, whatever it answered).
+async fn first_post_tried(roam: &FakeRoam) {
+    wait_for("a first chat.post tried", Duration::from_secs(10), || {
+        roam.recorded()
+            .iter()
+            .any(|r| r.path.ends_with("chat.post"))
+    })
+    .await;
+}
+
+/// The admin API's outbox listing of messages with this status.
+async fn outbox(app: &TestApp, status: &str) -> Vec<Value> {
+    let url = app.admin_url(&format!("/api/outbox?status={status}"));
+    let r: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    r["messages"].as_array().unwrap().clone()
+}
+
+/// The listed message of this delivery id.
+fn row<'a>(rows: &'a [Value], delivery_id: &str) -> &'a Value {
+    rows.iter()
+        .find(|m| m["delivery_id"] == delivery_id)
+        .unwrap_or_else(|| panic!("no message of {delivery_id} in {rows:?}"))
 }
